@@ -1,1 +1,45 @@
-Console.WriteLine("wf");
+using System.CommandLine;
+using Workflows.Cli.Commands;
+
+namespace Workflows.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => Run(args, CliContext.ForProcess());
+
+    /// <summary>Entry point for tests: the same commands with captured output.</summary>
+    public static int Run(string[] args, CliContext cli)
+    {
+        var root = BuildRoot(cli);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                cli.Err.WriteLine($"error: {error.Message}");
+            }
+
+            cli.Err.WriteLine("Run 'wf --help' or 'wf COMMAND --help' for usage.");
+            return ExitCodes.Usage;
+        }
+
+        return parse.Invoke(new InvocationConfiguration { Output = cli.Out, Error = cli.Err });
+    }
+
+    public static RootCommand BuildRoot(CliContext cli)
+    {
+        var root = new RootCommand("""
+            wf: run long-context data-engineering experiments (Fu et al. 2024) from declarative YAML files.
+
+            An experiment file (experiments/*.yaml) says which base model, source mix, length upsampling, token
+            budget, context, optimiser and evaluation grid to use. wf validates it, plans it, and runs it as a
+            durable workflow: data prep -> training -> needle / domain-loss evaluation -> report.
+
+            Exit codes: 0 ok, 1 invalid input (validation errors), 2 usage error.
+            """);
+        root.Subcommands.Add(ValidateCommand.Create(cli));
+        root.Subcommands.Add(PlanCommand.Create(cli));
+        root.Subcommands.Add(SchemaCommand.Create(cli));
+        return root;
+    }
+}

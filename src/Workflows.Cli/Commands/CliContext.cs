@@ -1,0 +1,36 @@
+using Spectre.Console;
+
+namespace Workflows.Cli.Commands;
+
+/// <summary>
+/// Where a command writes. Colour and live widgets only when stdout is a terminal (and NO_COLOR is unset), so
+/// pipes, CI logs and --json output stay plain.
+/// </summary>
+public sealed class CliContext(TextWriter stdout, TextWriter stderr, bool colour)
+{
+    public TextWriter Out { get; } = stdout;
+    public TextWriter Err { get; } = stderr;
+
+    public IAnsiConsole Console { get; } = AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Out = new AnsiConsoleOutput(stdout),
+        Ansi = colour ? AnsiSupport.Detect : AnsiSupport.No,
+        ColorSystem = colour ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        Interactive = colour ? InteractionSupport.Detect : InteractionSupport.No,
+    });
+
+    public bool Colour { get; } = colour;
+
+    public static CliContext ForProcess() => new(
+        System.Console.Out,
+        System.Console.Error,
+        colour: !System.Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR")));
+}
+
+/// <summary>Exit codes scripts can rely on.</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int InvalidInput = 1;
+    public const int Usage = 2;
+}

@@ -1,0 +1,82 @@
+using Workflows.Experiments.Spec;
+using Workflows.Experiments.Yaml;
+
+namespace Workflows.Experiments.Validation;
+
+public enum PolicyMode
+{
+    /// <summary>Enforce the repository policy for files inside a folder named <c>experiments</c>.</summary>
+    Auto,
+    Enforce,
+    Off,
+}
+
+public sealed record LoadOptions(PolicyMode Policy = PolicyMode.Auto, string? WorkflowsDirectory = null);
+
+public sealed record LoadResult(string File, ExperimentSpec? Spec, IReadOnlyList<Diagnostic> Diagnostics)
+{
+    public bool IsValid => Spec is not null && Diagnostics.Count == 0;
+
+    public ExperimentSpec Require() => IsValid ? Spec! : throw new ValidationException(Diagnostics);
+}
+
+/// <summary>
+/// Reads, binds and validates an experiment file: YAML safety limits, then types and keys, then the cross-field
+/// rules and the repository policy. Every error of the file is returned, sorted by position.
+/// </summary>
+public static class ExperimentLoader
+{
+    public static LoadResult LoadFile(string path, LoadOptions? options = null)
+    {
+        var read = YamlTreeReader.ReadFile(path);
+        return Load(path, read, options ?? new LoadOptions());
+    }
+
+    public static LoadResult LoadText(string displayName, string yaml, LoadOptions? options = null) =>
+        Load(displayName, YamlTreeReader.ReadText(displayName, yaml), options ?? new LoadOptions());
+
+    private static LoadResult Load(string path, YamlTreeReader.Result read, LoadOptions options)
+    {
+        var diagnostics = new List<Diagnostic>(read.Diagnostics);
+        ExperimentSpec? spec = null;
+        if (read.Root is not null || read.Diagnostics.Count == 0)
+        {
+            var binder = new SpecBinder(path);
+            spec = binder.Bind<ExperimentSpec>(read.Root);
+            diagnostics.AddRange(binder.Diagnostics);
+            if (spec is not null)
+            {
+                var enforce = options.Policy switch
+                {
+                    PolicyMode.Enforce => true,
+                    PolicyMode.Off => false,
+                    _ => IsUnderExperimentsFolder(path),
+                };
+                diagnostics.AddRange(SpecRules.Check(spec, path, binder.Locations, enforce, options.WorkflowsDirectory));
+            }
+        }
+
+        var sorted = diagnostics
+            .OrderBy(d => d.Location.Line)
+            .ThenBy(d => d.Location.Column)
+            .ThenBy(d => d.Path, StringComparer.Ordinal)
+            .ToList();
+        return new LoadResult(path, sorted.Count == 0 ? spec : null, sorted);
+    }
+
+    public static bool IsUnderExperimentsFolder(string path)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        while (!string.IsNullOrEmpty(directory))
+        {
+            if (Path.GetFileName(directory) == "experiments")
+            {
+                return true;
+            }
+
+            directory = Path.GetDirectoryName(directory);
+        }
+
+        return false;
+    }
+}

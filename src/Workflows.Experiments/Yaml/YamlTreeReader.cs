@@ -1,0 +1,250 @@
+using System.Text;
+using Workflows.Experiments.Validation;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+
+namespace Workflows.Experiments.Yaml;
+
+/// <summary>
+/// Reads one YAML document into a <see cref="YNode"/> tree with locations, defensively: experiment files come from
+/// pull requests, so size, depth and node count are bounded, binary input is refused before parsing, and anchors and
+/// aliases (the vehicle of "billion laughs" bombs) are not accepted at all: an experiment file never needs them.
+/// Duplicate keys are reported (all of them) rather than silently overwritten.
+/// </summary>
+public static class YamlTreeReader
+{
+    public const long MaxFileBytes = 1 << 20;
+    public const int MaxDepth = 32;
+    public const int MaxNodes = 100_000;
+    public const int MaxScalarChars = 64 * 1024;
+
+    public sealed record Result(YNode? Root, IReadOnlyList<Diagnostic> Diagnostics);
+
+    public static Result ReadFile(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            return Fail(new SourceLocation(path, 0, 0), DiagnosticCode.InvalidValue, "file not found", "check the path");
+        }
+
+        if (info.Length > MaxFileBytes)
+        {
+            return Fail(new SourceLocation(path, 0, 0), DiagnosticCode.HostileInput,
+                $"file is {info.Length:N0} bytes; experiment files are limited to {MaxFileBytes:N0} bytes",
+                "an experiment file holds settings, not data: reference data by path instead");
+        }
+
+        return ReadBytes(path, File.ReadAllBytes(path));
+    }
+
+    public static Result ReadBytes(string fileName, ReadOnlySpan<byte> bytes)
+    {
+        var start = new SourceLocation(fileName, 1, 1);
+        if (bytes.Length > MaxFileBytes)
+        {
+            return Fail(start, DiagnosticCode.HostileInput,
+                $"input is {bytes.Length:N0} bytes; experiment files are limited to {MaxFileBytes:N0} bytes", null);
+        }
+
+        var nul = bytes.IndexOf((byte)0);
+        if (nul >= 0)
+        {
+            return Fail(LocationOfByte(fileName, bytes, nul), DiagnosticCode.HostileInput,
+                "file contains a NUL byte: it is binary, not YAML text", "save the experiment as UTF-8 text");
+        }
+
+        string text;
+        try
+        {
+            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes);
+        }
+        catch (DecoderFallbackException e)
+        {
+            var at = e.Index >= 0 ? e.Index : 0;
+            return Fail(LocationOfByte(fileName, bytes, at), DiagnosticCode.HostileInput,
+                "file is not valid UTF-8", "save the experiment as UTF-8 text");
+        }
+
+        if (text.Length > 0 && text[0] == '\uFEFF')
+        {
+            text = text[1..];
+        }
+
+        return ReadText(fileName, text);
+    }
+
+    public static Result ReadText(string fileName, string text)
+    {
+        var builder = new TreeBuilder(fileName);
+        try
+        {
+            var parser = new Parser(new StringReader(text));
+            var root = builder.Build(parser);
+            return new Result(root, builder.Diagnostics);
+        }
+        catch (TreeLimitException limit)
+        {
+            return new Result(null, [.. builder.Diagnostics, limit.Diagnostic]);
+        }
+        catch (YamlException e)
+        {
+            var location = new SourceLocation(fileName, (int)e.Start.Line, (int)e.Start.Column);
+            var message = e.Message;
+            var colon = message.IndexOf("): ", StringComparison.Ordinal);
+            if (message.StartsWith('(') && colon > 0)
+            {
+                message = message[(colon + 3)..];
+            }
+
+            return new Result(null, [.. builder.Diagnostics,
+                new Diagnostic(location, DiagnosticCode.YamlSyntax, "", $"YAML syntax error: {message}",
+                    "check indentation and quoting near this position")]);
+        }
+    }
+
+    private static Result Fail(SourceLocation location, DiagnosticCode code, string message, string? hint) =>
+        new(null, [new Diagnostic(location, code, "", message, hint)]);
+
+    private static SourceLocation LocationOfByte(string file, ReadOnlySpan<byte> bytes, int index)
+    {
+        var before = bytes[..Math.Min(index, bytes.Length)];
+        var line = before.Count((byte)'\n') + 1;
+        var lastNewline = before.LastIndexOf((byte)'\n');
+        return new SourceLocation(file, line, index - lastNewline);
+    }
+
+    private sealed class TreeLimitException(Diagnostic diagnostic) : Exception(diagnostic.Message)
+    {
+        public Diagnostic Diagnostic { get; } = diagnostic;
+    }
+
+    private sealed class TreeBuilder(string file)
+    {
+        private int nodes;
+
+        public List<Diagnostic> Diagnostics { get; } = [];
+
+        public YNode? Build(IParser parser)
+        {
+            parser.Consume<StreamStart>();
+            if (parser.TryConsume<StreamEnd>(out _))
+            {
+                return null;
+            }
+
+            parser.Consume<DocumentStart>();
+            var root = ReadNode(parser, depth: 0, path: "");
+            parser.Consume<DocumentEnd>();
+            if (parser.Accept<DocumentStart>(out var second))
+            {
+                Diagnostics.Add(new Diagnostic(Loc(second.Start), DiagnosticCode.InvalidValue, "",
+                    "more than one YAML document in the file", "put each experiment in its own file"));
+            }
+
+            return root;
+        }
+
+        private SourceLocation Loc(Mark mark) => new(file, (int)mark.Line, (int)mark.Column);
+
+        private YNode ReadNode(IParser parser, int depth, string path)
+        {
+            if (++nodes > MaxNodes)
+            {
+                throw new TreeLimitException(new Diagnostic(Loc(parser.Current!.Start), DiagnosticCode.HostileInput, path,
+                    $"more than {MaxNodes:N0} YAML nodes", "experiment files are small: remove generated content"));
+            }
+
+            if (depth > MaxDepth)
+            {
+                throw new TreeLimitException(new Diagnostic(Loc(parser.Current!.Start), DiagnosticCode.HostileInput, path,
+                    $"nesting deeper than {MaxDepth} levels", "experiment files are at most a few levels deep"));
+            }
+
+            var current = parser.Current!;
+            if (current is AnchorAlias alias)
+            {
+                throw new TreeLimitException(new Diagnostic(Loc(alias.Start), DiagnosticCode.HostileInput, path,
+                    $"YAML alias '*{alias.Value}' is not allowed in experiment files",
+                    "write the value out; anchors and aliases are refused so that no file can expand into a huge document"));
+            }
+
+            if (current is NodeEvent node)
+            {
+                if (!node.Anchor.IsEmpty)
+                {
+                    throw new TreeLimitException(new Diagnostic(Loc(node.Start), DiagnosticCode.HostileInput, path,
+                        $"YAML anchor '&{node.Anchor.Value}' is not allowed in experiment files",
+                        "write the value out; anchors and aliases are refused so that no file can expand into a huge document"));
+                }
+
+                if (!node.Tag.IsEmpty && !node.Tag.Value.StartsWith("tag:yaml.org,2002:", StringComparison.Ordinal))
+                {
+                    Diagnostics.Add(new Diagnostic(Loc(node.Start), DiagnosticCode.InvalidValue, path,
+                        $"YAML tag '{node.Tag.Value}' is not supported", "remove the tag"));
+                }
+            }
+
+            switch (current)
+            {
+                case Scalar scalar:
+                    parser.MoveNext();
+                    if (scalar.Value.Length > MaxScalarChars)
+                    {
+                        throw new TreeLimitException(new Diagnostic(Loc(scalar.Start), DiagnosticCode.HostileInput, path,
+                            $"a value of {scalar.Value.Length:N0} characters (limit {MaxScalarChars:N0})", null));
+                    }
+
+                    return new YScalar(Loc(scalar.Start), scalar.Value, scalar.Style == ScalarStyle.Plain);
+
+                case SequenceStart sequenceStart:
+                {
+                    parser.MoveNext();
+                    var items = new List<YNode>();
+                    while (!parser.TryConsume<SequenceEnd>(out _))
+                    {
+                        items.Add(ReadNode(parser, depth + 1, $"{path}[{items.Count}]"));
+                    }
+
+                    return new YSequence(Loc(sequenceStart.Start), items);
+                }
+
+                case MappingStart mappingStart:
+                {
+                    parser.MoveNext();
+                    var entries = new List<YEntry>();
+                    var seen = new Dictionary<string, YScalar>(StringComparer.Ordinal);
+                    while (!parser.TryConsume<MappingEnd>(out _))
+                    {
+                        var keyNode = ReadNode(parser, depth + 1, path);
+                        if (keyNode is not YScalar key)
+                        {
+                            Diagnostics.Add(new Diagnostic(keyNode.Location, DiagnosticCode.WrongType, path,
+                                "a mapping key must be a plain name", "use a simple key such as 'name:'"));
+                            ReadNode(parser, depth + 1, path);
+                            continue;
+                        }
+
+                        var childPath = path.Length == 0 ? key.Value : $"{path}.{key.Value}";
+                        var value = ReadNode(parser, depth + 1, childPath);
+                        if (seen.TryGetValue(key.Value, out var first))
+                        {
+                            Diagnostics.Add(new Diagnostic(key.Location, DiagnosticCode.DuplicateKey, childPath,
+                                $"duplicate key '{key.Value}' (first defined at line {first.Location.Line})",
+                                "remove one of the two; YAML keeps only one and which one differs between tools"));
+                            continue;
+                        }
+
+                        seen[key.Value] = key;
+                        entries.Add(new YEntry(key, value));
+                    }
+
+                    return new YMapping(Loc(mappingStart.Start), entries);
+                }
+
+                default:
+                    throw new YamlException(current.Start, current.End, $"unexpected YAML event {current.GetType().Name}");
+            }
+        }
+    }
+}
