@@ -15,8 +15,15 @@ public static class YamlTreeReader
 {
     public const long MaxFileBytes = 1 << 20;
     public const int MaxDepth = 32;
-    public const int MaxNodes = 100_000;
+    public const int MaxNodes = 10_000;
     public const int MaxScalarChars = 64 * 1024;
+
+    /// <summary>The YAML core schema's tags; anything else (e.g. !!python/object) is refused, never interpreted.</summary>
+    private static readonly HashSet<string> CoreTags =
+    [
+        "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:null", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq",
+    ];
 
     public sealed record Result(YNode? Root, IReadOnlyList<Diagnostic> Diagnostics);
 
@@ -178,7 +185,7 @@ public static class YamlTreeReader
                         "write the value out; anchors and aliases are refused so that no file can expand into a huge document"));
                 }
 
-                if (!node.Tag.IsEmpty && !node.Tag.Value.StartsWith("tag:yaml.org,2002:", StringComparison.Ordinal))
+                if (!node.Tag.IsEmpty && !node.Tag.IsNonSpecific && !CoreTags.Contains(node.Tag.Value))
                 {
                     Diagnostics.Add(new Diagnostic(Loc(node.Start), DiagnosticCode.InvalidValue, path,
                         $"YAML tag '{node.Tag.Value}' is not supported", "remove the tag"));
