@@ -39,7 +39,13 @@ public static class SpecModel
     }
 
     /// <summary>YAML name of an enum value: kebab-case (PerSource → per-source) unless [YamlName] says otherwise.</summary>
-    public static string EnumName(Type enumType, object value)
+    public static string EnumName(Type enumType, object value) =>
+        EnumNames.GetOrAdd((enumType, Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture)), _ => ComputeEnumName(enumType, value));
+
+    private static readonly ConcurrentDictionary<(Type, long), string> EnumNames = new();
+    private static readonly ConcurrentDictionary<Type, IReadOnlyList<(string Name, object Value)>> EnumValueLists = new();
+
+    private static string ComputeEnumName(Type enumType, object value)
     {
         var name = Enum.GetName(enumType, value)!;
         if (enumType == typeof(SlimPajamaSource))
@@ -52,7 +58,7 @@ public static class SpecModel
     }
 
     public static IReadOnlyList<(string Name, object Value)> EnumValues(Type enumType) =>
-        Enum.GetValues(enumType).Cast<object>().Select(v => (EnumName(enumType, v), v)).ToList();
+        EnumValueLists.GetOrAdd(enumType, t => Enum.GetValues(t).Cast<object>().Select(v => (EnumName(t, v), v)).ToList());
 
     private static RecordModel Build(Type type)
     {
