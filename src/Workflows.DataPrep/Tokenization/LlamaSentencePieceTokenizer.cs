@@ -560,6 +560,7 @@ public sealed class LlamaSentencePieceTokenizer : ITokenizer
         ArgumentNullException.ThrowIfNull(ids);
         var text = new StringBuilder();
         var pendingBytes = new List<byte>();
+        var atStart = true; // SentencePiece strips the dummy "▁" from the first piece that is not a control piece
         foreach (var id in ids)
         {
             if ((uint)id >= (uint)_vocabularySize)
@@ -567,34 +568,39 @@ public sealed class LlamaSentencePieceTokenizer : ITokenizer
                 throw new ArgumentOutOfRangeException(nameof(ids), id, $"id outside the vocabulary of {_vocabularySize}");
             }
 
-            if (_types[id] == SentencePieceType.Byte)
+            var type = _types[id];
+            if (type == SentencePieceType.Control)
+            {
+                continue; // <s>, </s> are invisible
+            }
+
+            if (type == SentencePieceType.Byte)
             {
                 pendingBytes.Add(ParseBytePiece(_pieces[id]));
+                atStart = false;
                 continue;
             }
 
             FlushBytes();
-            switch (_types[id])
+            if (type == SentencePieceType.Unknown)
             {
-                case SentencePieceType.Control:
-                    break; // <s>, </s> are invisible
-                case SentencePieceType.Unknown:
-                    text.Append(_unknownSurface);
-                    break;
-                default:
-                    var piece = _pieces[id].AsSpan();
-                    if (text.Length == 0 && _addDummyPrefix && piece.Length > 0 && piece[0] == SpaceSymbol)
-                    {
-                        piece = piece[1..]; // the dummy prefix added by encoding
-                    }
-
-                    foreach (var c in piece)
-                    {
-                        text.Append(c == SpaceSymbol ? ' ' : c);
-                    }
-
-                    break;
+                text.Append(_unknownSurface);
             }
+            else
+            {
+                var piece = _pieces[id].AsSpan();
+                if (atStart && _addDummyPrefix && piece[0] == SpaceSymbol)
+                {
+                    piece = piece[1..];
+                }
+
+                foreach (var c in piece)
+                {
+                    text.Append(c == SpaceSymbol ? ' ' : c);
+                }
+            }
+
+            atStart = false;
         }
 
         FlushBytes();

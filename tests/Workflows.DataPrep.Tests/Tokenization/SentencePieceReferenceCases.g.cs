@@ -595,5 +595,12 @@ internal static class SentencePieceReferenceCases
         ([29871], ""),
         ([259, 263], "  a"),
         ([68, 131, 69], "A\ufffdB"),
+        ([1, 15043], "Hello"),
+        ([1, 1, 15043], "Hello"),
+        ([0, 15043], " \u2047  Hello"),
+        ([68, 15043], "A Hello"),
+        ([2, 29871, 15043], " Hello"),
+        ([1, 29871, 15043], " Hello"),
+        ([29871, 29871, 15043], "  Hello"),
     ];
 }

@@ -41,7 +41,8 @@ cases.append(" " * 500)
 cases.append("\u2581" * 257 + "end")
 # decode-only oddities: byte pieces that are not valid UTF-8, control and unknown ids (Text is empty for these)
 odd_ids = [[1, 2, 0, 29871, 263, 2], [0xE2 + 3, 29871], [0xF0 + 3, 0x9F + 3, 263], [0xC3 + 3, 0xA9 + 3, 29871],
-           [29871], [259, 263], [0x41 + 3, 0x80 + 3, 0x42 + 3]]
+           [29871], [259, 263], [0x41 + 3, 0x80 + 3, 0x42 + 3], [1, 15043], [1, 1, 15043], [0, 15043],
+           [0x41 + 3, 15043], [2, 29871, 15043], [1, 29871, 15043], [29871, 29871, 15043]]
 
 
 def cs(s):
