@@ -89,6 +89,15 @@ public sealed class LlamaSentencePieceTokenizerTests
     }
 
     [CorpusFact]
+    public void A_lone_surrogate_is_encoded_as_UTF_8_encoding_replaces_it_with_U_FFFD()
+    {
+        var tokenizer = Shared.Value;
+
+        tokenizer.Encode("a\uD800b c\uDC00").Should().Equal(tokenizer.Encode("a\uFFFDb c\uFFFD"));
+        tokenizer.Encode("\uD83D\uDE00").Should().Equal(new[] { 29871, 243, 162, 155, 131 }, "a valid pair is one code point, sent as 4 bytes");
+    }
+
+    [CorpusFact]
     public void Word_cache_scan_merge_and_heap_merge_give_identical_ids()
     {
         var tokenizer = Shared.Value;
