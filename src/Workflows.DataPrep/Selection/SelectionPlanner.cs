@@ -111,12 +111,21 @@ public static class SelectionPlanner
     private static bool KeepShort(Candidate c, DataPrepOptions options, int epoch) =>
         StableHash.ToUnit(StableHash.Combine(options.Seed, StableHash.PurposeKeep, c.FileHash, c.Line, epoch)) < options.ShortKeepRatio;
 
-    /// <summary>Tokens to take from a candidate when <paramref name="room"/> (length units) is left in its budget.</summary>
+    /// <summary>
+    /// Tokens to take from a candidate when <paramref name="room"/> (length units) is left in its budget; 0 = skip it.
+    /// Truncate: a document longer than the room is cut to it, except that a long document is never cut below the
+    /// long threshold (that would turn it into a short one); it is skipped and shorter documents fill the room.
+    /// </summary>
     private static (int Tokens, double Used) Take(Candidate c, double room, DataPrepOptions options)
     {
         if (options.Overflow == BudgetOverflow.Overshoot || c.Length <= room)
         {
             return (c.Tokens, c.Length);
+        }
+
+        if (c.IsLong && !options.IsLong(room))
+        {
+            return (0, 0);
         }
 
         var tokens = (int)Math.Clamp(Math.Ceiling(c.Tokens * room / c.Length), 1, c.Tokens);
@@ -151,6 +160,11 @@ public static class SelectionPlanner
                 }
 
                 var (tokens, u) = Take(c, budget - used, options);
+                if (tokens == 0)
+                {
+                    continue;
+                }
+
                 selected.Add(new Selected(IndexOf(c), epoch, tokens));
                 used += u;
             }
@@ -165,8 +179,9 @@ public static class SelectionPlanner
     /// PerSource and Upsample: budget[s] = budget × weight[s]. Visiting documents in order, a source whose count
     /// reached its budget takes nothing more; a short document is kept with probability ShortKeepRatio; a kept
     /// document adds its length to its source's count. With TargetLongFraction f instead, each source has a long
-    /// quota max(f, its natural long share) × budget[s] and a short quota for the rest, filled in visit order
-    /// without random draws. Without a given budget, the budget is the largest every source can meet.
+    /// quota max(f, its natural long share) × budget[s] (0 for a source without long documents) and a short quota
+    /// for the rest, filled in visit order without random draws. Without a given budget, the budget is the largest
+    /// every source can meet.
     /// </summary>
     private static (List<Selected>, double) SelectPerSource(Candidate[] candidates, DataPrepOptions options, IReadOnlyDictionary<SlimPajamaSource, double> mix)
     {
@@ -189,7 +204,8 @@ public static class SelectionPlanner
         for (var s = 0; s < sources.Count; s++)
         {
             var natural = longTotal[s] + shortTotal[s] > 0 ? longTotal[s] / (longTotal[s] + shortTotal[s]) : 0;
-            longShare[s] = target is { } f ? Math.Max(f, natural) : double.NaN;
+            // A source without long documents cannot move toward the target: it keeps its (all-short) nature.
+            longShare[s] = target is { } f ? (longTotal[s] > 0 ? Math.Max(f, natural) : 0) : double.NaN;
         }
 
         double budget;
@@ -274,9 +290,23 @@ public static class SelectionPlanner
                     {
                         continue;
                     }
+
+                    if (c.IsLong && !options.IsLong(room) && options.Overflow == BudgetOverflow.Truncate)
+                    {
+                        // Less than one long document's worth of long quota is left: hand it to the short quota so
+                        // the source still meets its budget exactly (its long share ends under target by < threshold).
+                        shortQuota[s] += room;
+                        longQuota[s] = usedLong[s];
+                        continue;
+                    }
                 }
 
                 var (tokens, used) = Take(c, room, options);
+                if (tokens == 0)
+                {
+                    continue;
+                }
+
                 selected.Add(new Selected(indexOf[(c.File, c.Document)], epoch, tokens));
                 if (target is not null && !c.IsLong)
                 {
