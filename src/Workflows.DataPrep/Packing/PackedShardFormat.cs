@@ -11,14 +11,16 @@ public sealed record PackedSequence(long Index, int[] Tokens, IReadOnlyList<Sour
 /// <summary>
 /// The Parquet schema of packed shards. Tokens are one binary value per row (context × int32, little-endian):
 /// a row decodes with one memory copy, where a list&lt;int32&gt; column would decode 80K repetition levels.
-/// Spans are three parallel list columns, readable by any Parquet tool.
+/// Spans are three parallel list&lt;int32&gt; columns (source id, start, end), readable by any Parquet tool; source
+/// names are in the key-value metadata <c>wf.sources</c>.
 /// </summary>
 public static class PackedShardFormat
 {
     public const string FormatName = "wf.packed-sequences/1";
 
     public static readonly DataField Tokens = new("tokens", typeof(byte[]), isNullable: false);
-    public static readonly DataField SpanSource = new("span_source", typeof(string), isNullable: false, isArray: true);
+    /// <summary>Source id per span: the index of its name in the <see cref="Keys.Sources"/> metadata (SlimPajama's seven, in enum order).</summary>
+    public static readonly DataField SpanSource = new("span_source", typeof(int), isNullable: false, isArray: true);
     public static readonly DataField SpanStart = new("span_start", typeof(int), isNullable: false, isArray: true);
     public static readonly DataField SpanEnd = new("span_end", typeof(int), isNullable: false, isArray: true);
 
@@ -38,5 +40,6 @@ public static class PackedShardFormat
         public const string BosId = "wf.bos_id";
         public const string SeparatorId = "wf.separator_id";
         public const string TokenEncoding = "wf.token_encoding";
+        public const string Sources = "wf.sources";
     }
 }

@@ -25,6 +25,8 @@ public sealed class PackedShardReader : IAsyncDisposable
 
     public PackedShardInfo Info { get; }
 
+    private string[] sourceNames = [];
+
     public static async Task<PackedShardReader> OpenAsync(string path, CancellationToken cancellationToken = default)
     {
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
@@ -47,7 +49,7 @@ public sealed class PackedShardReader : IAsyncDisposable
                 m[PackedShardFormat.Keys.Tokenizer],
                 ParseOptional(m.GetValueOrDefault(PackedShardFormat.Keys.BosId)),
                 ParseOptional(m.GetValueOrDefault(PackedShardFormat.Keys.SeparatorId)));
-            return new PackedShardReader(stream, reader, info);
+            return new PackedShardReader(stream, reader, info) { sourceNames = m[PackedShardFormat.Keys.Sources].Split(',') };
         }
         catch
         {
@@ -67,20 +69,21 @@ public sealed class PackedShardReader : IAsyncDisposable
             var blobs = new byte[]?[rows];
             await group.ReadAsync(PackedShardFormat.Tokens, blobs.AsMemory(), null, cancellationToken);
             var spanCount = (int)group.GetMetadata(PackedShardFormat.SpanStart)!.MetaData!.NumValues;
-            var sources = new string?[spanCount];
+            var sources = new int[spanCount];
             var starts = new int[spanCount];
             var ends = new int[spanCount];
             var levels = new int[spanCount];
-            await group.ReadAsync(PackedShardFormat.SpanSource, sources.AsMemory(), levels.AsMemory(), cancellationToken);
-            await group.ReadAsync<int>(PackedShardFormat.SpanStart, starts.AsMemory(), levels.AsMemory(), cancellationToken);
-            await group.ReadAsync<int>(PackedShardFormat.SpanEnd, ends.AsMemory(), levels.AsMemory(), cancellationToken);
+            var definitions = new int[spanCount];
+            await group.ReadRawAsync<int>(PackedShardFormat.SpanSource, sources.AsMemory(), definitions.AsMemory(), levels.AsMemory(), cancellationToken);
+            await group.ReadRawAsync<int>(PackedShardFormat.SpanStart, starts.AsMemory(), definitions.AsMemory(), levels.AsMemory(), cancellationToken);
+            await group.ReadRawAsync<int>(PackedShardFormat.SpanEnd, ends.AsMemory(), definitions.AsMemory(), levels.AsMemory(), cancellationToken);
             var s = 0;
             for (var r = 0; r < rows; r++)
             {
                 var spans = new List<SourceSpan>();
                 do
                 {
-                    spans.Add(new SourceSpan(sources[s] ?? throw new InvalidDataException("null span_source"), starts[s], ends[s]));
+                    spans.Add(new SourceSpan(sourceNames[sources[s]], starts[s], ends[s]));
                     s++;
                 }
                 while (s < spanCount && levels[s] != 0);

@@ -19,7 +19,7 @@ public static class StatisticsChart
         plot.Title($"Token share by document length ({stats.Mode})");
         plot.YLabel("share of tokens");
         plot.XLabel("document length (tokens)");
-        plot.SavePng(path, 1000, 520);
+        SaveAtomically(plot, path);
     }
 
     /// <summary>Share of tokens per source: before, requested (when the mode has a mix) and after.</summary>
@@ -37,7 +37,15 @@ public static class StatisticsChart
         AddGroupedBars(plot, labels, series);
         plot.Title($"Token share by source ({stats.Mode})");
         plot.YLabel("share of tokens");
-        plot.SavePng(path, 1000, 520);
+        SaveAtomically(plot, path);
+    }
+
+    /// <summary>Shard tasks may publish at the same moment: render beside the target, then rename over it.</summary>
+    private static void SaveAtomically(Plot plot, string path)
+    {
+        var temp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8] + ".png";
+        plot.SavePng(temp, 1000, 520);
+        File.Move(temp, path, overwrite: true);
     }
 
     private static void AddGroupedBars(Plot plot, string[] labels, IReadOnlyList<(string Name, double[] Values, Color Color)> series)
