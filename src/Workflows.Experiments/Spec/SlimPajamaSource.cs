@@ -44,4 +44,18 @@ public static class SlimPajama
     };
 
     public static string SetName(this SlimPajamaSource source) => "RedPajama" + source;
+
+    /// <summary>Maps SlimPajama's "RedPajamaArXiv" or the short "ArXiv" (any case) to a source.</summary>
+    public static bool TryParse(string? name, out SlimPajamaSource source)
+    {
+        source = default;
+        if (string.IsNullOrEmpty(name))
+        {
+            return false;
+        }
+
+        var shortName = name.StartsWith("RedPajama", StringComparison.Ordinal) ? name["RedPajama".Length..] : name;
+        return !char.IsAsciiDigit(shortName.FirstOrDefault()) && !shortName.StartsWith('-')
+            && Enum.TryParse(shortName, ignoreCase: true, out source) && Enum.IsDefined(source);
+    }
 }

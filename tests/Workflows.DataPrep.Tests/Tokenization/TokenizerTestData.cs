@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using ZstdSharp;
+using Workflows.Experiments.Spec;
 
 namespace Workflows.DataPrep.Tests.Tokenization;
 
