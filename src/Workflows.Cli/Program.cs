@@ -40,6 +40,8 @@ public static class Program
         root.Subcommands.Add(ValidateCommand.Create(cli));
         root.Subcommands.Add(PlanCommand.Create(cli));
         root.Subcommands.Add(SchemaCommand.Create(cli));
+        root.Subcommands.Add(PrepCommand.Create(cli));
+        root.Subcommands.Add(TokenizeCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         return root;
     }

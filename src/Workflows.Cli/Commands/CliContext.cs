@@ -11,13 +11,25 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr, bool colour
     public TextWriter Out { get; } = stdout;
     public TextWriter Err { get; } = stderr;
 
-    public IAnsiConsole Console { get; } = AnsiConsole.Create(new AnsiConsoleSettings
+    public IAnsiConsole Console { get; } = CreateConsole(stdout, colour);
+
+    private static IAnsiConsole CreateConsole(TextWriter stdout, bool colour)
     {
-        Out = new AnsiConsoleOutput(stdout),
-        Ansi = colour ? AnsiSupport.Detect : AnsiSupport.No,
-        ColorSystem = colour ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-        Interactive = colour ? InteractionSupport.Detect : InteractionSupport.No,
-    });
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout),
+            Ansi = colour ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = colour ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = colour ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!colour)
+        {
+            // Logs and pipes have no width; 80 columns would wrap every table.
+            console.Profile.Width = 160;
+        }
+
+        return console;
+    }
 
     public bool Colour { get; } = colour;
 
