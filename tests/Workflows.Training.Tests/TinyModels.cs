@@ -1,0 +1,18 @@
+using Workflows.Training.Model;
+
+namespace Workflows.Training.Tests;
+
+static class TinyModels
+{
+    /// <summary>2 layers, d=64, 4 query heads sharing 2 KV heads (so GQA is exercised).</summary>
+    public static LlamaConfig Config(int vocab, bool tied = false, RopeScaling? rope = null) =>
+        new(VocabSize: vocab, HiddenSize: 64, IntermediateSize: 172, NumLayers: 2, NumHeads: 4, NumKeyValueHeads: 2,
+            MaxPositionEmbeddings: 256, RmsNormEps: 1e-5, RopeTheta: 10_000, Rope: rope, TieWordEmbeddings: tied);
+
+    public static string TempDirectory()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "wf-training-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+}
