@@ -9,6 +9,10 @@ static class TinyModels
         new(VocabSize: vocab, HiddenSize: 64, IntermediateSize: 172, NumLayers: 2, NumHeads: 4, NumKeyValueHeads: 2,
             MaxPositionEmbeddings: 256, RmsNormEps: 1e-5, RopeTheta: 10_000, Rope: rope, TieWordEmbeddings: tied);
 
+    /// <summary>Same shape, same dtype and every element equal (bit-identical for finite floats).</summary>
+    public static bool Identical(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) =>
+        a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.eq(b).all().item<bool>();
+
     public static string TempDirectory()
     {
         string dir = Path.Combine(Path.GetTempPath(), "wf-training-tests", Guid.NewGuid().ToString("N"));

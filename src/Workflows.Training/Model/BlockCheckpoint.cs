@@ -36,7 +36,8 @@ public sealed class BlockCheckpoint : autograd.SingleTensorFunction<BlockCheckpo
         var input = saved.detach().requires_grad_(true);
         var output = recompute.Block.Forward(input, recompute.Cos, recompute.Sin, recompute.Compute);
         autograd.backward(output, gradOutput);
-        return [input.grad!];
+        // One gradient per argument of apply(): the block input's, and none for the recompute recipe.
+        return [input.grad!, null!];
     }
 
     sealed record Recompute(LlamaDecoderLayer Block, Tensor Cos, Tensor Sin, ScalarType Compute);

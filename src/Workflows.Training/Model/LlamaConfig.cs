@@ -91,21 +91,22 @@ public sealed record LlamaConfig(
             InitializerRange: Dbl(o["initializer_range"], 0.02)).Validated();
     }
 
-    static RopeScaling ParseRopeScaling(JsonObject? s)
+    static RopeScaling? ParseRopeScaling(JsonObject? s)
     {
-        if (s is null) return RopeScaling.None;
+        if (s is null) return null;
         // transformers < 4.45 wrote "type", later versions "rope_type".
         string type = (s["rope_type"] ?? s["type"])?.GetValue<string>() ?? "default";
         var kind = type switch
         {
-            "default" => RopeScalingKind.None,
+            "default" => (RopeScalingKind?)null,
             "linear" => RopeScalingKind.Linear,
             "dynamic" => RopeScalingKind.DynamicNtk,
             "yarn" => RopeScalingKind.Yarn,
             _ => throw new JsonException($"rope_scaling type \"{type}\" is not supported (default, linear, dynamic, yarn)"),
         };
+        if (kind is not RopeScalingKind k) return null;
         double? D(string key) => s[key]?.GetValue<double>();
-        return new RopeScaling(kind, D("factor") ?? 1.0, s["original_max_position_embeddings"]?.GetValue<int>(),
+        return new RopeScaling(k, D("factor") ?? 1.0, s["original_max_position_embeddings"]?.GetValue<int>(),
             D("beta_fast"), D("beta_slow"), D("attention_factor"));
     }
 
