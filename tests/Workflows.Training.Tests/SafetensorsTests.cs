@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace Workflows.Training.Tests;
 
-public class SafetensorsTests
+public class SafetensorsTests : UsesTempDirectories
 {
     static Tensor SomeTokens() { manual_seed(11); return randint(83, [2, 24], dtype: ScalarType.Int64); }
 
@@ -22,7 +22,7 @@ public class SafetensorsTests
     [InlineData(true)]
     public void Save_then_load_gives_identical_logits(bool tied)
     {
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         manual_seed(12);
         using var original = new LlamaModel(TinyModels.Config(vocab: 83, tied: tied));
         var files = HuggingFaceCheckpoint.Save(original, dir);
@@ -39,7 +39,7 @@ public class SafetensorsTests
     [Fact]
     public void Sharded_save_writes_an_index_that_loading_follows()
     {
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         manual_seed(13);
         using var original = new LlamaModel(TinyModels.Config(vocab: 83));
         var files = HuggingFaceCheckpoint.Save(original, dir, maxShardBytes: 40_000);
@@ -62,7 +62,7 @@ public class SafetensorsTests
     [Fact]
     public void Files_carry_the_format_metadata_transformers_checks_and_are_8_byte_aligned()
     {
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         using var model = new LlamaModel(TinyModels.Config(vocab: 83));
         HuggingFaceCheckpoint.Save(model, dir);
 
@@ -82,7 +82,7 @@ public class SafetensorsTests
     [Fact]
     public void A_bf16_checkpoint_loads_into_float32_weights()
     {
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         manual_seed(14);
         using var original = new LlamaModel(TinyModels.Config(vocab: 83));
         HuggingFaceCheckpoint.Save(original, dir, dtype: ScalarType.BFloat16);
@@ -96,7 +96,7 @@ public class SafetensorsTests
     [Fact]
     public void Loading_weights_of_another_shape_fails_with_the_tensor_name()
     {
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         using var small = new LlamaModel(TinyModels.Config(vocab: 83));
         HuggingFaceCheckpoint.Save(small, dir);
         using var bigger = new LlamaModel(TinyModels.Config(vocab: 84));

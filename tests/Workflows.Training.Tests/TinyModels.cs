@@ -12,11 +12,25 @@ static class TinyModels
     /// <summary>Same shape, same dtype and every element equal (bit-identical for finite floats).</summary>
     public static bool Identical(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) =>
         a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.eq(b).all().item<bool>();
+}
 
-    public static string TempDirectory()
+/// <summary>Temporary folders a test class creates, removed when xUnit disposes the class.</summary>
+public abstract class UsesTempDirectories : IDisposable
+{
+    readonly List<string> created = new();
+
+    protected string NewTempDirectory()
     {
         string dir = Path.Combine(Path.GetTempPath(), "wf-training-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
+        created.Add(dir);
         return dir;
+    }
+
+    public void Dispose()
+    {
+        foreach (string dir in created)
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        GC.SuppressFinalize(this);
     }
 }

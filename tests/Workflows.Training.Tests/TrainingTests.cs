@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Workflows.Training.Tests;
 
 /// <summary>The loop on packed sequences of real SlimPajama text (GPT-2 BPE), with a 2-layer d=64 model.</summary>
-public class TrainingTests
+public class TrainingTests : UsesTempDirectories
 {
     const int Context = 64;
 
@@ -31,7 +31,7 @@ public class TrainingTests
         sequences.Count.Should().BeGreaterThan(300);
         var heldOut = sequences.TakeLast(32).ToList();   // never trained on
         var training = sequences.SkipLast(32).ToList();
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         var options = Options(steps: 40) with { BatchTokens = 16 * Context, MicroBatchSequences = 8 };
 
         using var model = NewModel(text.VocabularySize);
@@ -93,14 +93,14 @@ public class TrainingTests
         const int total = 8;
 
         // Uninterrupted reference.
-        string straightDir = TinyModels.TempDirectory();
+        string straightDir = NewTempDirectory();
         using var straight = NewModel(text.VocabularySize);
         using (var trainer = new Trainer(straight, Options(total, checkpointEvery: 2), new InMemoryPackedSequenceSource(sequences), straightDir))
             trainer.Run();
 
         // Killed: cancelled after step 5, with no checkpoint on cancel (a kill gives no chance to save), so the
         // newest complete checkpoint is step 4 and step 5 is redone.
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         var killedOptions = Options(total, checkpointEvery: 2) with { CheckpointOnCancel = false };
         using (var cts = new CancellationTokenSource())
         using (var model = NewModel(text.VocabularySize))
@@ -135,7 +135,7 @@ public class TrainingTests
     public void The_runner_trains_reports_progress_and_writes_a_loadable_final_model()
     {
         var text = RealText.Shared;
-        string dir = TinyModels.TempDirectory();
+        string dir = NewTempDirectory();
         var job = new TrainingJob(TinyModels.Config(text.VocabularySize), Options(steps: 6), dir);
         var reports = new List<TrainingProgress>();
 
