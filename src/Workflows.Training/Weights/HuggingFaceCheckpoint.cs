@@ -157,7 +157,9 @@ public static class HuggingFaceCheckpoint
         string temp = path + ".partial";
         using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
         {
-            stream.Write(BitConverter.GetBytes((ulong)padded));
+            var length = new byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
+            stream.Write(length);
             stream.Write(json);
             for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
             foreach (var (_, t) in tensors) stream.Write(t.bytes);
