@@ -1,0 +1,64 @@
+namespace Workflows.Training.Loop;
+
+/// <summary>Compute precision. Weights and optimizer state are float32 in both.</summary>
+public enum Precision
+{
+    /// <summary>Everything in float32 (the CPU default).</summary>
+    Fp32,
+    /// <summary>Matmuls and attention in bfloat16 on float32 master weights (the GPU path; see LlamaModel).</summary>
+    Bf16,
+}
+
+/// <summary>
+/// How to train. Sizes are in tokens and sequences of <see cref="TrainingOptions.Context"/> tokens; the paper's
+/// recipe is <c>Context = 81920, BatchTokens = 4M, LearningRate = 2e-5</c>, constant, no warmup.
+/// </summary>
+/// <param name="Context">Training context T (sequences from the source are T+1 tokens).</param>
+/// <param name="BatchTokens">Tokens per optimizer step; the step uses round(BatchTokens / Context) sequences (at least 1).</param>
+/// <param name="MicroBatchSequences">Sequences per forward/backward pass; gradients of the micro-batches are accumulated.</param>
+/// <param name="TotalSteps">Optimizer steps of the whole run.</param>
+/// <param name="LearningRate">Peak (constant) learning rate.</param>
+/// <param name="WarmupSteps">Linear warmup from lr/WarmupSteps at step 1 to lr at step WarmupSteps; 0 = none.</param>
+/// <param name="MaxGradNorm">Clip the global L2 norm of the gradients to this; 0 or less = no clipping (the norm is still logged).</param>
+/// <param name="CheckpointEvery">Save a resumable checkpoint every this many steps; 0 = only at the end and on cancellation.</param>
+/// <param name="CheckpointOnCancel">Save a checkpoint when the run is cancelled (SIGTERM) between steps.</param>
+/// <param name="Device">"cpu", "cuda" or "cuda:N".</param>
+/// <param name="Seed">Seed of torch's generator (weight init when not loading a base model).</param>
+public sealed record TrainingOptions(
+    int Context,
+    long BatchTokens,
+    int MicroBatchSequences,
+    int TotalSteps,
+    double LearningRate,
+    int WarmupSteps = 0,
+    double Beta1 = 0.9,
+    double Beta2 = 0.95,
+    double Epsilon = 1e-8,
+    double WeightDecay = 0.0,
+    double MaxGradNorm = 1.0,
+    Precision Precision = Precision.Fp32,
+    bool ActivationCheckpointing = false,
+    int CheckpointEvery = 0,
+    bool CheckpointOnCancel = true,
+    string Device = "cpu",
+    long Seed = 0)
+{
+    public int SequencesPerStep => (int)Math.Max(1, Math.Round((double)BatchTokens / Context));
+    public int MicroBatchesPerStep => (SequencesPerStep + MicroBatchSequences - 1) / MicroBatchSequences;
+    public long TokensPerStep => (long)SequencesPerStep * Context;
+
+    /// <summary>Learning rate of (1-based) <paramref name="step"/>: linear warmup, then constant.</summary>
+    public double LearningRateAt(int step) =>
+        WarmupSteps > 0 && step < WarmupSteps ? LearningRate * step / WarmupSteps : LearningRate;
+
+    public TrainingOptions Validated()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(Context, 1, nameof(Context));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MicroBatchSequences, 1, nameof(MicroBatchSequences));
+        ArgumentOutOfRangeException.ThrowIfLessThan(TotalSteps, 1, nameof(TotalSteps));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(LearningRate, nameof(LearningRate));
+        ArgumentOutOfRangeException.ThrowIfNegative(WarmupSteps, nameof(WarmupSteps));
+        ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
+        return this;
+    }
+}

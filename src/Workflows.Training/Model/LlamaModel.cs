@@ -1,0 +1,245 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Workflows.Training.Model;
+
+/// <summary>
+/// A LLaMA-architecture causal language model, readable top to bottom (see <see cref="forward"/>). Submodules are
+/// registered under HuggingFace's names, so <c>state_dict()</c> keys are exactly those of
+/// <c>LlamaForCausalLM</c>: <c>model.embed_tokens.weight</c>, <c>model.layers.N.self_attn.q_proj.weight</c>, …,
+/// <c>model.norm.weight</c>, <c>lm_head.weight</c> (absent from saved files when tied, as in HF).
+/// <para>
+/// Weights are always float32 ("master weights"). <see cref="ComputeType"/> = BFloat16 runs every projection and
+/// attention in bf16 by casting weights and activations at each matmul, the way PyTorch's autocast does
+/// (TorchSharp 0.107 has no autocast); norms, RoPE tables, softmax statistics of the loss and the residual
+/// stream stay in float32, and gradients flow back into the float32 weights.
+/// </para>
+/// </summary>
+public sealed class LlamaModel : nn.Module<Tensor, Tensor>
+{
+    public LlamaConfig Config { get; }
+    public ScalarType ComputeType { get; set; } = ScalarType.Float32;
+    /// <summary>Recompute each block in the backward pass instead of keeping its activations (see <see cref="BlockCheckpoint"/>).</summary>
+    public bool CheckpointBlocks { get; set; }
+
+    readonly Embedding embedTokens;
+    readonly ModuleList<LlamaDecoderLayer> layers;
+    readonly RmsNorm norm;
+    readonly Linear? lmHead; // null when tied to the embeddings
+
+    readonly Dictionary<(int Length, string Device, ScalarType Type), (Tensor Cos, Tensor Sin)> ropeTables = new();
+
+    public LlamaModel(LlamaConfig config) : base("LlamaModel")
+    {
+        Config = config.Validated();
+        embedTokens = nn.Embedding(config.VocabSize, config.HiddenSize);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(_ => new LlamaDecoderLayer(config)).ToArray());
+        norm = new RmsNorm(config.HiddenSize, config.RmsNormEps);
+
+        var trunk = new ModuleContainer("model");
+        trunk.Add("embed_tokens", embedTokens);
+        trunk.Add("layers", layers);
+        trunk.Add("norm", norm);
+        register_module("model", trunk);
+        if (!config.TieWordEmbeddings)
+        {
+            lmHead = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+            register_module("lm_head", lmHead);
+        }
+        InitializeWeights();
+    }
+
+    /// <summary>The LM head weight: its own matrix, or the embedding matrix when tied.</summary>
+    public Parameter LmHeadWeight => lmHead?.weight ?? embedTokens.weight!;
+
+    /// <summary>HF's init: every Linear and Embedding weight ~ N(0, initializer_range²), norms at 1.</summary>
+    public void InitializeWeights()
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in named_parameters())
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            else p.normal_(0, Config.InitializerRange);
+    }
+
+    /// <summary>Token ids [batch, T] → logits [batch, T, vocab] (float32).</summary>
+    public override Tensor forward(Tensor inputIds)
+    {
+        int length = (int)inputIds.shape[1];
+        var (cos, sin) = RopeTables(length, inputIds.device);
+
+        Tensor hidden = embedTokens.forward(inputIds);
+        foreach (var layer in layers)
+            hidden = CheckpointBlocks && is_grad_enabled()
+                ? BlockCheckpoint.Apply(layer, hidden, cos, sin, ComputeType)
+                : layer.Forward(hidden, cos, sin, ComputeType);
+        hidden = norm.forward(hidden);
+
+        return Projection.Apply(hidden, LmHeadWeight, ComputeType).to(ScalarType.Float32);
+    }
+
+    /// <summary>Mean next-token cross-entropy of <paramref name="targets"/> [batch, T] given <paramref name="inputIds"/>.</summary>
+    public Tensor Loss(Tensor inputIds, Tensor targets)
+    {
+        var logits = forward(inputIds);
+        return F.cross_entropy(logits.view(-1, Config.VocabSize), targets.reshape(-1));
+    }
+
+    // cos/sin tables depend only on the length (dynamic NTK changes the base with it), so they are cached.
+    (Tensor Cos, Tensor Sin) RopeTables(int length, Device device)
+    {
+        var key = (length, device.ToString(), ComputeType);
+        if (!ropeTables.TryGetValue(key, out var tables))
+        {
+            tables = RotaryEmbedding.Tables(Config, length, device, ComputeType);
+            tables.Cos.DetachFromDisposeScope();
+            tables.Sin.DetachFromDisposeScope();
+            ropeTables[key] = tables;
+        }
+        return tables;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            foreach (var (cos, sin) in ropeTables.Values) { cos.Dispose(); sin.Dispose(); }
+            ropeTables.Clear();
+        }
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>One transformer block: x + attn(norm(x)), then + mlp(norm(x)) (pre-norm, as in LLaMA).</summary>
+public sealed class LlamaDecoderLayer : nn.Module
+{
+    readonly RmsNorm inputLayernorm;
+    readonly LlamaAttention selfAttn;
+    readonly RmsNorm postAttentionLayernorm;
+    readonly LlamaMlp mlp;
+
+    public LlamaDecoderLayer(LlamaConfig config) : base("LlamaDecoderLayer")
+    {
+        inputLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps);
+        selfAttn = new LlamaAttention(config);
+        postAttentionLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps);
+        mlp = new LlamaMlp(config);
+        register_module("self_attn", selfAttn);
+        register_module("mlp", mlp);
+        register_module("input_layernorm", inputLayernorm);
+        register_module("post_attention_layernorm", postAttentionLayernorm);
+    }
+
+    public Tensor Forward(Tensor hidden, Tensor cos, Tensor sin, ScalarType compute)
+    {
+        hidden = hidden + selfAttn.Forward(inputLayernorm.forward(hidden), cos, sin, compute);
+        hidden = hidden + mlp.Forward(postAttentionLayernorm.forward(hidden), compute);
+        return hidden;
+    }
+}
+
+/// <summary>
+/// Grouped-query attention: <c>num_heads</c> query heads share <c>num_key_value_heads</c> key/value heads
+/// (each K/V head serves num_heads/num_kv_heads consecutive query heads, as HF's repeat_kv). RoPE rotates q and
+/// k; <c>scaled_dot_product_attention(is_causal)</c> picks the fused (flash / memory-efficient) kernel on GPU.
+/// </summary>
+public sealed class LlamaAttention : nn.Module
+{
+    readonly int heads, kvHeads, headDim;
+    readonly Linear qProj, kProj, vProj, oProj;
+
+    public LlamaAttention(LlamaConfig config) : base("LlamaAttention")
+    {
+        heads = config.NumHeads;
+        kvHeads = config.NumKeyValueHeads;
+        headDim = config.HeadDim;
+        qProj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: false);
+        kProj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: false);
+        vProj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: false);
+        oProj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false);
+        register_module("q_proj", qProj);
+        register_module("k_proj", kProj);
+        register_module("v_proj", vProj);
+        register_module("o_proj", oProj);
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, ScalarType compute)
+    {
+        long batch = x.shape[0], length = x.shape[1];
+        Tensor Heads(Linear proj, int count) =>
+            Projection.Apply(x, proj.weight!, compute).view(batch, length, count, headDim).transpose(1, 2);
+
+        var q = RotaryEmbedding.Apply(Heads(qProj, heads), cos, sin);
+        var k = RotaryEmbedding.Apply(Heads(kProj, kvHeads), cos, sin);
+        var v = Heads(vProj, kvHeads);
+        if (kvHeads != heads)
+        {
+            k = k.repeat_interleave(heads / kvHeads, dim: 1);
+            v = v.repeat_interleave(heads / kvHeads, dim: 1);
+        }
+        var attended = F.scaled_dot_product_attention(q, k, v, null, 0.0, true);
+        var merged = attended.transpose(1, 2).reshape(batch, length, heads * headDim);
+        return Projection.Apply(merged, oProj.weight!, compute);
+    }
+}
+
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) · up(x)).</summary>
+public sealed class LlamaMlp : nn.Module
+{
+    readonly Linear gateProj, upProj, downProj;
+
+    public LlamaMlp(LlamaConfig config) : base("LlamaMlp")
+    {
+        gateProj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
+        upProj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
+        downProj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false);
+        register_module("gate_proj", gateProj);
+        register_module("up_proj", upProj);
+        register_module("down_proj", downProj);
+    }
+
+    public Tensor Forward(Tensor x, ScalarType compute)
+    {
+        var gate = F.silu(Projection.Apply(x, gateProj.weight!, compute));
+        var up = Projection.Apply(x, upProj.weight!, compute);
+        return Projection.Apply(gate * up, downProj.weight!, compute);
+    }
+}
+
+/// <summary>RMSNorm as HF computes it: in float32, x·rsqrt(mean(x²)+ε), then scaled by a learned weight.</summary>
+public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly double eps;
+
+    public RmsNorm(int size, double eps) : base("RmsNorm")
+    {
+        this.eps = eps;
+        weight = nn.Parameter(ones(size));
+        register_parameter("weight", weight);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var x32 = x.to(ScalarType.Float32);
+        var normalized = x32 * (x32.pow(2).mean([-1L], keepdim: true) + eps).rsqrt();
+        return weight * normalized;
+    }
+}
+
+/// <summary>A bias-free linear map computed in the requested type (the manual equivalent of autocast).</summary>
+static class Projection
+{
+    public static Tensor Apply(Tensor x, Tensor weight, ScalarType compute) =>
+        compute == x.dtype && compute == weight.dtype
+            ? F.linear(x, weight)
+            : F.linear(x.to(compute), weight.to(compute));
+}
+
+/// <summary>A module that only groups named children (HF's <c>model.</c> prefix); it has no forward of its own.</summary>
+sealed class ModuleContainer : nn.Module
+{
+    public ModuleContainer(string name) : base(name) { }
+    public void Add(string name, nn.Module child) => register_module(name, child);
+}

@@ -1,0 +1,80 @@
+using System.Runtime.InteropServices;
+using Workflows.Training.Data;
+using Workflows.Training.Loop;
+using Workflows.Training.Model;
+using Workflows.Training.Weights;
+using static TorchSharp.torch;
+
+namespace Workflows.Training;
+
+/// <summary>A training run, independent of how it was described (experiment file, engine job, test).</summary>
+/// <param name="Model">The architecture. Ignored in favour of the base model's config.json when <paramref name="BaseModelDirectory"/> is set.</param>
+/// <param name="Training">Loop settings.</param>
+/// <param name="OutputDirectory">Receives metrics.jsonl, checkpoints/ and final-model/.</param>
+/// <param name="BaseModelDirectory">A HuggingFace folder (config.json + safetensors) to continue pretraining from; null = random init from the seed.</param>
+/// <param name="Resume">Continue from the newest complete checkpoint in OutputDirectory/checkpoints, if there is one.</param>
+public sealed record TrainingJob(
+    LlamaConfig Model,
+    TrainingOptions Training,
+    string OutputDirectory,
+    string? BaseModelDirectory = null,
+    bool Resume = false);
+
+/// <summary>How a run ended.</summary>
+/// <param name="StepsCompleted">Optimizer steps done in total (including those before a resume).</param>
+/// <param name="Finished">True when TotalSteps were reached (false when cancelled).</param>
+/// <param name="ResumedFrom">The checkpoint the run continued from, if any.</param>
+/// <param name="FinalModelDirectory">The trained weights in HuggingFace layout (only when finished).</param>
+/// <param name="LastLoss">Loss of the last step run by this call.</param>
+public sealed record TrainingResult(int StepsCompleted, bool Finished, string? ResumedFrom, string? FinalModelDirectory, double? LastLoss);
+
+/// <summary>
+/// The one entry point for training: used by <c>wf train</c> and by the engine's GPU agent. It builds or loads
+/// the model, optionally resumes, runs the loop with progress reports, checkpoints on cancellation, and on
+/// completion writes <c>final-model/</c> in HuggingFace layout.
+/// </summary>
+public static class TrainingRunner
+{
+    public const string FinalModelFolder = "final-model";
+
+    public static TrainingResult Run(TrainingJob job, IPackedSequenceSource data,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        manual_seed(job.Training.Seed);
+        using var model = job.BaseModelDirectory is null
+            ? new LlamaModel(job.Model)
+            : HuggingFaceCheckpoint.LoadModel(job.BaseModelDirectory);
+        using var trainer = new Trainer(model, job.Training, data, job.OutputDirectory);
+
+        string? resumedFrom = job.Resume ? trainer.ResumeFromNewestCheckpoint() : null;
+        var steps = trainer.Run(progress, cancellation);
+        double? lastLoss = steps.Count > 0 ? steps[^1].Loss : null;
+        if (trainer.Step < job.Training.TotalSteps)
+            return new TrainingResult(trainer.Step, false, resumedFrom, null, lastLoss);
+
+        trainer.SaveCheckpoint();
+        string final = Path.Combine(job.OutputDirectory, FinalModelFolder);
+        HuggingFaceCheckpoint.Save(model, final);
+        return new TrainingResult(trainer.Step, true, resumedFrom, final, lastLoss);
+    }
+
+    /// <summary>
+    /// Cancels <paramref name="source"/> on SIGTERM (and SIGINT) instead of letting the process die, so the loop
+    /// stops between steps and writes a checkpoint. Dispose the result to restore the default handling.
+    /// </summary>
+    public static IDisposable CancelOnTermination(CancellationTokenSource source)
+    {
+        void Handler(PosixSignalContext context) { context.Cancel = true; source.Cancel(); }
+        var registrations = new[]
+        {
+            PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler),
+            PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler),
+        };
+        return new Registrations(registrations);
+    }
+
+    sealed class Registrations(PosixSignalRegistration[] items) : IDisposable
+    {
+        public void Dispose() { foreach (var r in items) r.Dispose(); }
+    }
+}
