@@ -1,6 +1,13 @@
 namespace Workflows.Training.Loop;
 
 /// <summary>Compute precision. Weights and optimizer state are float32 in both.</summary>
+public enum LearningRateSchedule
+{
+    Constant,
+    Cosine,
+    Linear,
+}
+
 public enum Precision
 {
     /// <summary>Everything in float32 (the CPU default).</summary>
@@ -41,15 +48,33 @@ public sealed record TrainingOptions(
     int CheckpointEvery = 0,
     bool CheckpointOnCancel = true,
     string Device = "cpu",
-    long Seed = 0)
+    long Seed = 0,
+    LearningRateSchedule Schedule = LearningRateSchedule.Constant)
 {
     public int SequencesPerStep => (int)Math.Max(1, Math.Round((double)BatchTokens / Context));
     public int MicroBatchesPerStep => (SequencesPerStep + MicroBatchSequences - 1) / MicroBatchSequences;
     public long TokensPerStep => (long)SequencesPerStep * Context;
 
-    /// <summary>Learning rate of (1-based) <paramref name="step"/>: linear warmup, then constant.</summary>
-    public double LearningRateAt(int step) =>
-        WarmupSteps > 0 && step < WarmupSteps ? LearningRate * step / WarmupSteps : LearningRate;
+    /// <summary>
+    /// Learning rate of (1-based) <paramref name="step"/>: linear warmup, then constant (the paper), or a cosine or
+    /// linear decay from the peak to 0 at <see cref="TotalSteps"/>.
+    /// </summary>
+    public double LearningRateAt(int step)
+    {
+        if (WarmupSteps > 0 && step < WarmupSteps)
+        {
+            return LearningRate * step / WarmupSteps;
+        }
+
+        var decaySteps = Math.Max(1, TotalSteps - WarmupSteps);
+        var progress = Math.Clamp((double)(step - WarmupSteps) / decaySteps, 0, 1);
+        return Schedule switch
+        {
+            LearningRateSchedule.Cosine => LearningRate * 0.5 * (1 + Math.Cos(Math.PI * progress)),
+            LearningRateSchedule.Linear => LearningRate * (1 - progress),
+            _ => LearningRate,
+        };
+    }
 
     public TrainingOptions Validated()
     {
