@@ -1,0 +1,132 @@
+using System.Text.Json;
+using Workflows.Cli.Commands;
+
+namespace Workflows.Cli.Tests;
+
+/// <summary>wf prep and wf train end to end on the shipped public-domain sample (no shared corpus needed).</summary>
+public sealed class PrepAndTrainCommandTests : IDisposable
+{
+    private static readonly string Root = FindRoot();
+    private readonly string temp = Directory.CreateTempSubdirectory("wf-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(temp, recursive: true);
+
+    private static string FindRoot()
+    {
+        var d = AppContext.BaseDirectory;
+        while (d is not null && !File.Exists(Path.Combine(d, "Workflows.sln")))
+        {
+            d = Path.GetDirectoryName(d);
+        }
+
+        return d!;
+    }
+
+    private static (int Exit, string Out, string Err) Wf(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var exit = Program.Run(args, new CliContext(stdout, stderr, colour: false));
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>A 1-layer model at 256 tokens, 3 steps: small enough for CI, same code path as the smoke run.</summary>
+    private string TinyExperiment()
+    {
+        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst").Replace("\\", "/", StringComparison.Ordinal);
+        var path = Path.Combine(temp, "tiny-run.yaml");
+        File.WriteAllText(path, $$"""
+            name: tiny-run
+            profile: smoke
+            model:
+              base: tiny
+              architecture: { layers: 1, hidden_size: 64, heads: 2, intermediate_size: 128 }
+            data:
+              paths: ["{{sample}}"]
+              mix: { Book: 0.5, Github: 0.5 }
+              upsampling: { mode: per-source, long_threshold: 1K, short_keep_ratio: 0.5, length_measure: tokens }
+              token_budget: 16K
+              context: 256
+              tokenizer: gpt2
+            training:
+              lr: 1.0e-3
+              batch_tokens: 512
+              micro_batch: 2
+              precision: fp32
+              max_steps: 3
+              checkpoint_interval: 2
+              activation_checkpointing: false
+            """);
+        return path;
+    }
+
+    [Fact]
+    public void Prep_then_train_writes_shards_manifest_checkpoints_and_a_model()
+    {
+        var experiment = TinyExperiment();
+        var data = Path.Combine(temp, "data");
+        var train = Path.Combine(temp, "train");
+
+        var prep = Wf("prep", experiment, "--out", data, "--threads", "1");
+
+        prep.Exit.Should().Be(ExitCodes.Ok, prep.Err + prep.Out);
+        prep.Out.Should().Contain("| Book").And.Contain("| Github").And.Contain("manifest:");
+        using (var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "manifest.json"))))
+        {
+            manifest.RootElement.GetProperty("contextLength").GetInt32().Should().Be(256);
+            manifest.RootElement.GetProperty("tokens").GetInt64().Should().BeGreaterThan(15_000);
+        }
+
+        var run = Wf("train", experiment, "--data", data, "--out", train);
+
+        run.Exit.Should().Be(ExitCodes.Ok, run.Err + run.Out);
+        run.Out.Should().Contain("finished 3 steps");
+        File.ReadAllLines(Path.Combine(train, "metrics.jsonl")).Should().HaveCount(3);
+        File.Exists(Path.Combine(train, "final-model", "model.safetensors")).Should().BeTrue();
+        Directory.GetDirectories(Path.Combine(train, "checkpoints")).Should().NotBeEmpty();
+    }
+
+    [Fact]
+    public void Train_refuses_data_packed_at_another_context()
+    {
+        var experiment = TinyExperiment();
+        var data = Path.Combine(temp, "data");
+        Wf("prep", experiment, "--out", data).Exit.Should().Be(ExitCodes.Ok);
+        var other = Path.Combine(temp, "other.yaml");
+        File.WriteAllText(other, File.ReadAllText(experiment).Replace("context: 256", "context: 512", StringComparison.Ordinal).Replace("name: tiny-run", "name: other-run", StringComparison.Ordinal)
+            .Replace("batch_tokens: 512", "batch_tokens: 1024", StringComparison.Ordinal));
+
+        var run = Wf("train", other, "--data", data, "--out", Path.Combine(temp, "t"));
+
+        run.Exit.Should().Be(ExitCodes.InvalidInput);
+        run.Err.Should().Contain("packed at 256 tokens but the experiment trains at 512");
+    }
+
+    [Fact]
+    public void Prep_of_a_missing_input_is_a_clear_error()
+    {
+        var experiment = File.ReadAllText(TinyExperiment()).Replace("sample.jsonl.zst", "missing.jsonl.zst", StringComparison.Ordinal);
+        var path = Path.Combine(temp, "missing.yaml");
+        File.WriteAllText(path, experiment.Replace("name: tiny-run", "name: missing", StringComparison.Ordinal));
+
+        var prep = Wf("prep", path, "--out", Path.Combine(temp, "d"));
+
+        prep.Exit.Should().Be(ExitCodes.InvalidInput);
+        prep.Err.Should().Contain("missing.jsonl.zst");
+    }
+
+    [Fact]
+    public void Tokenize_prints_one_json_line_per_document()
+    {
+        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst");
+
+        var result = Wf("tokenize", "--tokenizer", "gpt2", sample);
+
+        result.Exit.Should().Be(ExitCodes.Ok, result.Err);
+        var lines = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Should().HaveCount(29);
+        using var first = JsonDocument.Parse(lines[0]);
+        first.RootElement.GetProperty("ids").GetArrayLength().Should().BeGreaterThan(100);
+        first.RootElement.GetProperty("line").GetInt64().Should().Be(1);
+    }
+}
