@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using Microsoft.ML.Tokenizers;
 using Workflows.DataPrep.Corpus;
 using Workflows.DataPrep.Pipeline;
 using Workflows.DataPrep.Selection;
@@ -13,34 +12,6 @@ using Workflows.Experiments.Spec;
 using LengthMeasure = Workflows.DataPrep.Selection.LengthMeasure;
 
 namespace Workflows.DataPrep.Tests;
-
-/// <summary>
-/// Microsoft.ML.Tokenizers' LLaMA SentencePiece for the benchmark's token counts only: it matches the reference on
-/// 283 of 298 validation documents (DESIGN.md), so counts are LLaMA-2's to within a few tokens per document. The
-/// product tokenizer (exact ids) lives in src/Workflows.DataPrep/Tokenization.
-/// </summary>
-public sealed class MlLlamaBenchTokenizer : ITokenizer
-{
-    private readonly SentencePieceTokenizer tokenizer;
-
-    public MlLlamaBenchTokenizer(string modelPath)
-    {
-        using var stream = File.OpenRead(modelPath);
-        tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
-    }
-
-    public string Id => "llama2-mltokenizers-bench";
-
-    public int VocabularySize => 32000;
-
-    public int? BosId => 1;
-
-    public int? EosId => 2;
-
-    public void Encode(string text, List<int> ids) => ids.AddRange(tokenizer.EncodeToIds(text, false, false, true, true));
-
-    public string Decode(IReadOnlyList<int> ids) => tokenizer.Decode(ids) ?? string.Empty;
-}
 
 /// <summary>
 /// The numbers for docs/dataprep.md: every mixture on the full shared train split, plus end-to-end throughput and
@@ -55,7 +26,7 @@ public sealed class PrepBenchmark(ITestOutputHelper output)
         using var temp = new TempFolder();
         ITokenizer tokenizer = Environment.GetEnvironmentVariable("WF_BENCH_TOKENIZER") == "gpt2"
             ? new Gpt2TestTokenizer()
-            : new MlLlamaBenchTokenizer(Path.Combine(SharedCorpus.Root!, "tokenizers", "llama2", "tokenizer.model"));
+            : LlamaSentencePieceTokenizer.Load(Path.Combine(SharedCorpus.Root!, "tokenizers", "llama2", "tokenizer.model"));
         var inputs = InputFile.FromPaths(SharedCorpus.TrainFiles);
         var report = new StringBuilder();
         var baseOptions = new DataPrepOptions { ContextLength = 81920, SequencesPerShard = 8 };
