@@ -63,7 +63,8 @@ public static class CommentSections
                 continue;
             }
 
-            sb.Append(Start(name)).Append('\n').Append(text.Trim('\n')).Append('\n').Append(End(name)).Append('\n');
+            // The blank line before the end marker closes any table or list the section ends with.
+            sb.Append(Start(name)).Append('\n').Append(text.Trim('\n')).Append("\n\n").Append(End(name)).Append('\n');
         }
 
         return Fit(sb.ToString());

@@ -79,7 +79,7 @@ public static class PlanComment
             sb.Append('\n');
         }
 
-        sb.Append("\nRun `wf validate ").Append(Md.Text(input.File)).Append("` locally to see the same list.\n");
+        sb.Append("\nRun ").Append(Md.Code($"wf validate {input.File}")).Append(" locally to see the same list.\n");
     }
 
     private static void RenderCompute(StringBuilder sb, ComputePlan compute)
