@@ -165,4 +165,50 @@ public sealed class PullRequestBotTests : IAsyncLifetime
         gh.Statuses[0].TargetUrl.Should().Be(gh.Comments.Single().Id is var id ? $"https://github.example.com/acme/longctx/pull/16#issuecomment-{id}" : null,
             "without a details URL the status links to the comment");
     }
+
+    [Fact]
+    public async Task Submit_refuses_when_the_head_moved_since_the_guard_approved_it()
+    {
+        gh.AddPullRequest(17, "alice", Sha, null, ("experiments/smoke.yaml", "added"));
+        var guard = await bot.DecideAsync(new TriggerContext("issue_comment", "created", "maria", 17, "/run"));
+        gh.PullRequests[17].HeadSha = new string('d', 40);
+
+        var outcome = await bot.HandleTriggerAsync(
+            new TriggerContext("issue_comment", "created", "maria", 17, "/run", ExpectedHeadSha: guard.PullRequest!.HeadSha), submitter, PathOf);
+
+        guard.Decision.Verdict.Should().Be(GuardVerdict.Run);
+        outcome.Decision.Verdict.Should().Be(GuardVerdict.Refuse);
+        submitter.Requests.Should().BeEmpty();
+        gh.Requests.Should().OnlyContain(r => r.Method == "GET", "the guard writes nothing");
+    }
+
+    [Fact]
+    public async Task Plan_inputs_come_from_files_through_the_real_loader_and_planner()
+    {
+        var dir = Directory.CreateTempSubdirectory("wf-gitops-");
+        try
+        {
+            var good = Path.Combine(dir.FullName, "tiny-run.yaml");
+            var bad = Path.Combine(dir.FullName, "broken.yaml");
+            File.WriteAllText(good, "name: tiny-run\nprofile: smoke\nmodel: { base: tiny }\ndata: { token_budget: 96K, context: 1K, tokenizer: gpt2 }\n");
+            File.WriteAllText(bad, "name: broken\nmodel: { base: tiny }\ndata: { token_budget: 96K, context: 1K, colour: blue }\n");
+            var off = new LoadOptions(PolicyMode.Off);
+
+            var valid = PlanCommentInputs.FromFile(good, "experiments/tiny-run.yaml", Sha, p => $"plan of {p.Experiment}", off);
+            var invalid = PlanCommentInputs.FromFile(bad, "experiments/broken.yaml", Sha, p => "unused", off);
+            gh.AddPullRequest(18, "alice", Sha);
+            await bot.PostPlansAsync(18, [valid, invalid]);
+
+            valid.Errors.Should().BeEmpty();
+            valid.Plan!.Experiment.Should().Be("tiny-run");
+            invalid.Errors.Should().NotBeEmpty().And.OnlyContain(d => d.Location.File == "experiments/broken.yaml");
+            gh.Comments.Select(c => CommentMarker.ExperimentOf(c.Body)).Should().Equal("tiny-run", "broken");
+            gh.Comments[0].Body.Should().Contain("plan of tiny-run").And.Contain("GPU-hours");
+            gh.Comments[1].Body.Should().Contain("validation failed").And.Contain($"`experiments/broken.yaml:{invalid.Errors[0].Location.Line}:{invalid.Errors[0].Location.Column}`");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
 }

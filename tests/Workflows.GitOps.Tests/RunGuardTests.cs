@@ -180,4 +180,33 @@ public class RunGuardTests
 
         RunGuard.ExperimentsIn(files).Should().Equal("moved", "new-one", "smoke");
     }
+
+    [Fact]
+    public void A_head_that_moved_after_approval_is_refused()
+    {
+        var approved = RunGuard.Decide(Comment("/run") with { ExpectedHeadSha = Sha.ToUpperInvariant() });
+        var moved = RunGuard.Decide(Comment("/run") with { ExpectedHeadSha = "ffffffffffffffffffffffffffffffffffffffff" });
+
+        approved.Verdict.Should().Be(GuardVerdict.Run);
+        moved.Verdict.Should().Be(GuardVerdict.Refuse);
+        moved.Reason.Should().Contain("moved from fffffff to 0123456");
+    }
+
+    [Fact]
+    public void Outputs_for_the_workflow_cannot_be_forged_through_the_reason()
+    {
+        var decision = GuardDecision.Refuse("'x\nverdict=run' is not an experiment name");
+
+        var text = GitHubOutputs.Format(decision, Sha);
+        var lines = text.Split('\n');
+
+        lines[0].Should().Be("verdict=refuse");
+        lines[1].Should().Be("experiments=");
+        lines[2].Should().Be($"head_sha={Sha}");
+        lines[3].Should().StartWith("reason<<WF_REASON_");
+        var delimiter = lines[3]["reason<<".Length..];
+        text.Should().EndWith($"\n{delimiter}\n");
+        lines.Count(l => l == delimiter).Should().Be(1);
+        GitHubOutputs.Format(GuardDecision.Run("ok", ["a", "b"]), Sha).Should().StartWith("verdict=run\nexperiments=a b\n");
+    }
 }

@@ -113,3 +113,24 @@ public static class PlanComment
         ? (hours / 24).ToString("#,0.0", CultureInfo.InvariantCulture) + " d"
         : hours.ToString("#,0.0", CultureInfo.InvariantCulture) + " h";
 }
+
+/// <summary>Builds <see cref="PlanCommentInput"/>s from files on disk with the real loader and planner.</summary>
+public static class PlanCommentInputs
+{
+    /// <param name="path">The experiment file on disk.</param>
+    /// <param name="displayPath">How the comment names it (repository-relative, e.g. experiments/smoke.yaml).</param>
+    /// <param name="headSha">The commit the file was read at.</param>
+    /// <param name="toMarkdown">The planner's Markdown rendering (the CLI's <c>wf plan --markdown</c>), so comment and CLI agree.</param>
+    public static PlanCommentInput FromFile(string path, string displayPath, string? headSha, Func<Plan, string> toMarkdown, LoadOptions? options = null, PlanOptions? planOptions = null)
+    {
+        var loaded = ExperimentLoader.LoadFile(path, options);
+        var errors = loaded.Diagnostics.Select(d => d with { Location = d.Location with { File = displayPath } }).ToList();
+        if (!loaded.IsValid)
+        {
+            return new PlanCommentInput(displayPath, headSha, null, null, errors);
+        }
+
+        var plan = Planner.Create(loaded.Spec!, planOptions);
+        return new PlanCommentInput(displayPath, headSha, plan, toMarkdown(plan), []);
+    }
+}

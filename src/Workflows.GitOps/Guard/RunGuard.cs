@@ -36,6 +36,8 @@ public sealed record GuardDecision(GuardVerdict Verdict, string Reason, IReadOnl
 /// (<c>github.event_name</c>, <c>github.event.action</c>). <see cref="PullRequest"/> is read from the API (an
 /// <c>issue_comment</c> payload has no head SHA or fork flag); null when the comment is on a plain issue.
 /// <see cref="ChangedExperiments"/>: names of the experiment files the PR adds or modifies (not deletes).
+/// <see cref="ExpectedHeadSha"/>: the head the guard job approved; the submit job passes it so that a push between the
+/// two jobs cannot slip an unapproved commit into the run.
 /// </summary>
 public sealed record GuardInput(
     string EventName,
@@ -46,7 +48,8 @@ public sealed record GuardInput(
     string? CommentBody = null,
     string? Label = null,
     IReadOnlyList<string>? ChangedExperiments = null,
-    string RunLabel = RunGuard.DefaultRunLabel);
+    string RunLabel = RunGuard.DefaultRunLabel,
+    string? ExpectedHeadSha = null);
 
 /// <summary>
 /// Decides what a trigger may do. Pure: every fact comes in through <see cref="GuardInput"/>, so the whole policy is
@@ -157,6 +160,12 @@ public static partial class RunGuard
         {
             return GuardDecision.Refuse(
                 $"pull request #{pr.Number} comes from a fork ({pr.HeadRepoFullName ?? "deleted repository"}): forks never trigger runs. A maintainer can push the branch to this repository and open the pull request from there");
+        }
+
+        if (input.ExpectedHeadSha is { } expected && !string.Equals(expected, pr.HeadSha, StringComparison.OrdinalIgnoreCase))
+        {
+            return GuardDecision.Refuse(
+                $"the head of pull request #{pr.Number} moved from {Short(expected)} to {Short(pr.HeadSha)} after the run was approved; ask again (/run) for the new commit");
         }
 
         if (!pr.IsOpen)

@@ -16,11 +16,12 @@ public sealed record TriggerContext(
     string? CommentBody = null,
     string? Label = null,
     string TriggerId = "",
-    string RunLabel = RunGuard.DefaultRunLabel);
+    string RunLabel = RunGuard.DefaultRunLabel,
+    string? ExpectedHeadSha = null);
 
 public sealed record SubmittedExperiment(string Experiment, SubmittedRun Run, StickyCommentResult Comment);
 
-public sealed record TriggerOutcome(GuardDecision Decision, IReadOnlyList<SubmittedExperiment> Submitted);
+public sealed record TriggerOutcome(GuardDecision Decision, IReadOnlyList<SubmittedExperiment> Submitted, PullRequestInfo? PullRequest = null);
 
 /// <summary>
 /// The pull-request side of an experiment's life: plan comments, the /run trigger, the results report. Every write
@@ -60,14 +61,14 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
     }
 
     /// <summary>
-    /// Reads what the guard needs from the API (only for possible run requests: an ordinary comment costs no call),
-    /// decides, and on Run submits each experiment, marks its status pending and says so in its comment. A label
-    /// trigger is removed afterwards, so adding it again asks for another run.
+    /// Reads what the guard needs from the API and decides; writes nothing (<c>wf pr guard</c>). Only a possible run
+    /// request costs API calls (PR, its files, then the actor's permission unless the PR is a fork); an ordinary
+    /// comment or a plan event is decided from the trigger alone.
     /// </summary>
-    public async Task<TriggerOutcome> HandleTriggerAsync(TriggerContext trigger, IRunSubmitter submitter, Func<string, string> experimentPath, CancellationToken cancellationToken = default)
+    public async Task<TriggerOutcome> DecideAsync(TriggerContext trigger)
     {
         var input = new GuardInput(trigger.EventName, trigger.Action, trigger.Actor, RepoPermission.None,
-            CommentBody: trigger.CommentBody, Label: trigger.Label, RunLabel: trigger.RunLabel);
+            CommentBody: trigger.CommentBody, Label: trigger.Label, RunLabel: trigger.RunLabel, ExpectedHeadSha: trigger.ExpectedHeadSha);
         if (!MayBeRunRequest(trigger) || trigger.PullRequest is not { } number)
         {
             return new TriggerOutcome(RunGuard.Decide(input), []);
@@ -77,13 +78,23 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
         var experiments = RunGuard.ExperimentsIn(await GitHub.ListChangedFilesAsync(number).ConfigureAwait(false));
         var permission = pr.IsFork ? RepoPermission.None : await GitHub.GetPermissionAsync(trigger.Actor).ConfigureAwait(false);
         var decision = RunGuard.Decide(input with { PullRequest = pr, ChangedExperiments = experiments, ActorPermission = permission });
-        if (decision.Verdict != GuardVerdict.Run)
+        return new TriggerOutcome(decision, [], pr);
+    }
+
+    /// <summary>
+    /// <see cref="DecideAsync"/>, then on Run: submits each experiment, marks its status pending and says so in its
+    /// comment (<c>wf pr submit</c>). A label trigger is removed afterwards, so adding it again asks for another run.
+    /// </summary>
+    public async Task<TriggerOutcome> HandleTriggerAsync(TriggerContext trigger, IRunSubmitter submitter, Func<string, string> experimentPath, CancellationToken cancellationToken = default)
+    {
+        var decided = await DecideAsync(trigger).ConfigureAwait(false);
+        if (decided.Decision.Verdict != GuardVerdict.Run || decided.PullRequest is not { } pr)
         {
-            return new TriggerOutcome(decision, []);
+            return decided;
         }
 
         var submitted = new List<SubmittedExperiment>();
-        foreach (var experiment in decision.Experiments)
+        foreach (var experiment in decided.Decision.Experiments)
         {
             var request = new RunRequest(experiment, experimentPath(experiment), GitHub.Repository, pr.Number, pr.HeadSha, pr.Author, trigger.Actor, trigger.TriggerId);
             var run = await submitter.SubmitAsync(request, cancellationToken).ConfigureAwait(false);
@@ -97,7 +108,7 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
             await GitHub.RemoveLabelAsync(pr.Number, trigger.RunLabel).ConfigureAwait(false);
         }
 
-        return new TriggerOutcome(decision, submitted);
+        return decided with { Submitted = submitted };
     }
 
     private static bool MayBeRunRequest(TriggerContext t) => t.EventName switch
