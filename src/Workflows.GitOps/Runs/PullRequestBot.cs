@@ -1,0 +1,120 @@
+using Workflows.GitOps.Comments;
+using Workflows.GitOps.GitHub;
+using Workflows.GitOps.Guard;
+
+namespace Workflows.GitOps.Runs;
+
+/// <summary>
+/// A trigger as the workflow sees it: <c>github.event_name</c>, <c>github.event.action</c>, <c>github.actor</c> (for
+/// comments: the comment's author), the PR number, the comment body or the label, and an id for the trigger.
+/// </summary>
+public sealed record TriggerContext(
+    string EventName,
+    string? Action,
+    string Actor,
+    int? PullRequest,
+    string? CommentBody = null,
+    string? Label = null,
+    string TriggerId = "",
+    string RunLabel = RunGuard.DefaultRunLabel,
+    string? ExpectedHeadSha = null);
+
+public sealed record SubmittedExperiment(string Experiment, SubmittedRun Run, StickyCommentResult Comment);
+
+public sealed record TriggerOutcome(GuardDecision Decision, IReadOnlyList<SubmittedExperiment> Submitted, PullRequestInfo? PullRequest = null);
+
+/// <summary>
+/// The pull-request side of an experiment's life: plan comments, the /run trigger, the results report. Every write
+/// goes to the experiment's one sticky comment (its own section of it) and to the commit status
+/// <c>wf/experiment/NAME</c> on the head SHA.
+/// </summary>
+public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = null)
+{
+    public GitHubRepoClient GitHub { get; } = github;
+
+    /// <summary>Sets the plan section of each experiment's comment (creates the comment on first use).</summary>
+    public async Task<IReadOnlyList<StickyCommentResult>> PostPlansAsync(int pullRequest, IEnumerable<PlanCommentInput> plans)
+    {
+        var results = new List<StickyCommentResult>();
+        foreach (var plan in plans)
+        {
+            results.Add(await GitHub.UpsertSectionAsync(pullRequest, plan.Experiment, CommentSections.Plan, PlanComment.Render(plan), botLogin).ConfigureAwait(false));
+        }
+
+        return results;
+    }
+
+    /// <summary>
+    /// Sets the run section of the experiment's comment and the commit status on the run's head SHA. Idempotent: the
+    /// same report twice changes nothing the second time but re-sends the status (GitHub keeps the latest per context).
+    /// </summary>
+    public async Task<StickyCommentResult> ReportAsync(int pullRequest, RunReport report)
+    {
+        var comment = await GitHub.UpsertSectionAsync(pullRequest, report.Experiment, CommentSections.Run, ResultsComment.Render(report), botLogin).ConfigureAwait(false);
+        if (report.HeadSha is not null)
+        {
+            var target = report.DetailsUrl ?? (Uri.TryCreate(comment.HtmlUrl, UriKind.Absolute, out var u) ? u : null);
+            await GitHub.SetCommitStatusAsync(report.HeadSha, report.Experiment, report.StatusState, report.StatusDescription, target).ConfigureAwait(false);
+        }
+
+        return comment;
+    }
+
+    /// <summary>
+    /// Reads what the guard needs from the API and decides; writes nothing (<c>wf pr guard</c>). Only a possible run
+    /// request costs API calls (PR, its files, then the actor's permission unless the PR is a fork); an ordinary
+    /// comment or a plan event is decided from the trigger alone.
+    /// </summary>
+    public async Task<TriggerOutcome> DecideAsync(TriggerContext trigger)
+    {
+        var input = new GuardInput(trigger.EventName, trigger.Action, trigger.Actor, RepoPermission.None,
+            CommentBody: trigger.CommentBody, Label: trigger.Label, RunLabel: trigger.RunLabel, ExpectedHeadSha: trigger.ExpectedHeadSha);
+        if (!MayBeRunRequest(trigger) || trigger.PullRequest is not { } number)
+        {
+            return new TriggerOutcome(RunGuard.Decide(input), []);
+        }
+
+        var pr = await GitHub.GetPullRequestAsync(number).ConfigureAwait(false);
+        var experiments = RunGuard.ExperimentsIn(await GitHub.ListChangedFilesAsync(number).ConfigureAwait(false));
+        var permission = pr.IsFork ? RepoPermission.None : await GitHub.GetPermissionAsync(trigger.Actor).ConfigureAwait(false);
+        var decision = RunGuard.Decide(input with { PullRequest = pr, ChangedExperiments = experiments, ActorPermission = permission });
+        return new TriggerOutcome(decision, [], pr);
+    }
+
+    /// <summary>
+    /// <see cref="DecideAsync"/>, then on Run: submits each experiment, marks its status pending and says so in its
+    /// comment (<c>wf pr submit</c>). A label trigger is removed afterwards, so adding it again asks for another run.
+    /// </summary>
+    public async Task<TriggerOutcome> HandleTriggerAsync(TriggerContext trigger, IRunSubmitter submitter, Func<string, string> experimentPath, CancellationToken cancellationToken = default)
+    {
+        var decided = await DecideAsync(trigger).ConfigureAwait(false);
+        if (decided.Decision.Verdict != GuardVerdict.Run || decided.PullRequest is not { } pr)
+        {
+            return decided;
+        }
+
+        var submitted = new List<SubmittedExperiment>();
+        foreach (var experiment in decided.Decision.Experiments)
+        {
+            var request = new RunRequest(experiment, experimentPath(experiment), GitHub.Repository, pr.Number, pr.HeadSha, pr.Author, trigger.Actor, trigger.TriggerId);
+            var run = await submitter.SubmitAsync(request, cancellationToken).ConfigureAwait(false);
+            var report = new RunReport(experiment, run.RunId, RunState.Submitted, pr.HeadSha, trigger.Actor, DetailsUrl: run.DetailsUrl);
+            var comment = await ReportAsync(pr.Number, report).ConfigureAwait(false);
+            submitted.Add(new SubmittedExperiment(experiment, run, comment));
+        }
+
+        if (trigger.EventName == "pull_request" && trigger.Action == "labeled")
+        {
+            await GitHub.RemoveLabelAsync(pr.Number, trigger.RunLabel).ConfigureAwait(false);
+        }
+
+        return decided with { Submitted = submitted };
+    }
+
+    private static bool MayBeRunRequest(TriggerContext t) => t.EventName switch
+    {
+        "issue_comment" => t.Action == "created" && RunGuard.ParseRunCommand(t.CommentBody).Names is not null && !t.Actor.EndsWith("[bot]", StringComparison.Ordinal),
+        "pull_request" => t.Action == "labeled" && t.Label == t.RunLabel && !t.Actor.EndsWith("[bot]", StringComparison.Ordinal),
+        _ => false,
+    };
+}
