@@ -131,7 +131,8 @@ start() {
 stop_pid() {
   local pid="$1"
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
+  # Azurite saves its databases right after SIGTERM but may linger while idle keep-alive connections time out.
+  for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done

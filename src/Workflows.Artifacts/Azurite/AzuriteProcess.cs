@@ -41,9 +41,10 @@ public sealed class AzuriteProcess : IAsyncDisposable
     /// Azurite 3.37.0 accepts at most 2026-06-06; skipping the check on the emulator fixes our clients and the
     /// queue/table/blob clients DTFx builds internally at once, and changes nothing against real Azure (pinning
     /// BlobClientOptions.ServiceVersion would do neither). --loose ignores headers Azurite does not implement.
-    /// --disableTelemetry: the emulator must not phone home. --silent: no per-request access log (costs throughput).
+    /// --disableTelemetry: the emulator must not phone home. Not --silent: it also mutes the "successfully closed" lines
+    /// that tell <see cref="DisposeAsync"/> the databases are saved; the access log goes to a small in-memory tail.
     /// </summary>
-    private static readonly string[] FixedArguments = ["--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"];
+    private static readonly string[] FixedArguments = ["--skipApiVersionCheck", "--loose", "--disableTelemetry"];
 
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output;
@@ -67,7 +68,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
     public int TablePort { get; }
     public string DataDirectory { get; }
     public int ProcessId => _process.Id;
-    public bool HasExited => _process.HasExited;
+    public bool HasExited => Volatile.Read(ref _disposed) == 1 || _process.HasExited;
 
     /// <summary>The development-account connection for this instance.</summary>
     public StorageConnection Connection { get; }
@@ -189,7 +190,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
                 return;
             }
             output.Enqueue(e.Data);
-            while (output.Count > 60 && output.TryDequeue(out var _))
+            while (output.Count > 200 && output.TryDequeue(out var _))
             {
             }
         }
@@ -267,7 +268,11 @@ public sealed class AzuriteProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops Azurite: SIGTERM (it closes its databases cleanly), then a hard kill after 10 s.</summary>
+    /// <summary>
+    /// Stops Azurite: SIGTERM, upon which it closes its databases (saving metadata) and prints "successfully closed"
+    /// per service; it would then linger until idle keep-alive connections time out (5 s), so once all three services
+    /// report closed (or after 10 s) the process is killed.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -281,21 +286,17 @@ public sealed class AzuriteProcess : IAsyncDisposable
                 if (!OperatingSystem.IsWindows())
                 {
                     _ = NativeMethods.Kill(_process.Id, NativeMethods.SigTerm);
-                }
-                using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                try
-                {
-                    if (OperatingSystem.IsWindows())
+                    var deadline = Stopwatch.StartNew();
+                    while (!_process.HasExited && deadline.Elapsed < TimeSpan.FromSeconds(10) && CountClosed() < 3)
                     {
-                        throw new OperationCanceledException();
+                        await Task.Delay(50).ConfigureAwait(false);
                     }
-                    await _process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException)
+                if (!_process.HasExited)
                 {
                     _process.Kill(entireProcessTree: true);
-                    await _process.WaitForExitAsync().ConfigureAwait(false);
                 }
+                await _process.WaitForExitAsync().ConfigureAwait(false);
                 _log?.WriteLine($"Stopped Azurite (pid {_process.Id}).");
             }
         }
@@ -308,6 +309,8 @@ public sealed class AzuriteProcess : IAsyncDisposable
             _process.Dispose();
         }
     }
+
+    private int CountClosed() => _output.Count(line => line.Contains("successfully closed", StringComparison.Ordinal));
 }
 
 internal static class NativeMethods
