@@ -4,11 +4,13 @@
 #   scripts/azurite.sh start  [--dir DIR] [--blob-port N] [--queue-port N] [--table-port N]
 #   scripts/azurite.sh stop   [--dir DIR]
 #   scripts/azurite.sh status [--dir DIR]
+#   scripts/azurite.sh connection-string [--dir DIR]
 #
 # DIR (default: .wf/azurite under the repository root) holds the on-disk data (data/), the log (azurite.log) and the
-# pid file (azurite.pid). `start` prints the connection string for the started emulator on its last line, in the
-# form WF_STORAGE_CONNECTION_STRING=..., so CI can `eval`/export it (it contains only Azurite's well-known
-# development key, never a real secret).
+# pid file (azurite.pid). `start` and `connection-string` print the emulator's connection string, alone on stdout
+# (messages go to stderr), so CI can do
+#   export WF_TEST_AZURITE_CONNECTION_STRING="$(scripts/azurite.sh start)"
+# It holds only Azurite's public, well-known development key, never a real secret.
 #
 # Flags passed to Azurite, and why:
 #   --location DIR/data       on-disk persistence. NOT --inMemoryPersistence: under DTFx load it stalls for 20-45 s.
@@ -34,7 +36,7 @@ queue_port=10001
 table_port=10002
 ready_timeout_s="${AZURITE_READY_TIMEOUT_S:-60}"
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -86,7 +88,7 @@ start() {
   if pid="$(running_pid)"; then
     read -r b q t < "$ports_file"
     echo "azurite.sh: already running (pid $pid, blob port $b)" >&2
-    connection_string "$b" "$q" "$t" | sed 's/^/WF_STORAGE_CONNECTION_STRING=/'
+    connection_string "$b" "$q" "$t"
     return 0
   fi
   ensure_installed
@@ -125,7 +127,7 @@ start() {
     sleep 0.2
   done
   echo "azurite.sh: Azurite 3.37.0 listening on 127.0.0.1:$blob_port (blob) $queue_port (queue) $table_port (table), pid $pid, data in $work_dir/data" >&2
-  connection_string "$blob_port" "$queue_port" "$table_port" | sed 's/^/WF_STORAGE_CONNECTION_STRING=/'
+  connection_string "$blob_port" "$queue_port" "$table_port"
 }
 
 stop_pid() {
@@ -165,8 +167,19 @@ status() {
   return 3
 }
 
+print_connection_string() {
+  if running_pid >/dev/null; then
+    read -r b q t < "$ports_file"
+    connection_string "$b" "$q" "$t"
+  else
+    echo "azurite.sh: not running" >&2
+    return 3
+  fi
+}
+
 case "$cmd" in
   start) start ;;
+  connection-string) print_connection_string ;;
   stop) stop ;;
   status) status ;;
   *) usage ;;

@@ -79,10 +79,8 @@ public class AzuriteProcessTests(AzuriteFixture azurite)
         var process = await AzuriteProcess.StartAsync(new AzuriteOptions { DataDirectory = TempDir(), Installation = azurite.Installation });
         var port = process.BlobPort;
         (await StorageSession.IsAzuriteListeningAsync(port)).Should().BeTrue();
-        var stopping = System.Diagnostics.Stopwatch.StartNew();
         await process.DisposeAsync();
-        stopping.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5), "a clean stop should not wait for idle keep-alive connections");
-        process.OutputTail.Should().Contain("Blob service successfully closed");
+        process.OutputTail.Should().Contain("Blob service successfully closed", "SIGTERM lets Azurite close its databases cleanly");
         process.HasExited.Should().BeTrue();
         AzuriteProcess.IsPortFree(port).Should().BeTrue();
         Directory.Delete(process.DataDirectory, recursive: true);

@@ -146,7 +146,10 @@ public sealed class AzuriteProcess : IAsyncDisposable
     {
         try
         {
-            var l = new TcpListener(IPAddress.Loopback, port) { ExclusiveAddressUse = true };
+            // SO_REUSEADDR, as node uses when Azurite listens: then only a live listener makes the bind fail, not
+            // connections of a just-stopped server lingering in TIME_WAIT.
+            var l = new TcpListener(IPAddress.Loopback, port);
+            l.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             l.Start();
             l.Stop();
             return true;
