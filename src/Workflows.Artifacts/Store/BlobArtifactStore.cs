@@ -248,16 +248,21 @@ public sealed class BlobArtifactStore : IArtifactStore
             using var body = new MemoryStream(buffer, 0, length, writable: false);
             // A transactional checksum per block: integrity in transit; see BlobArtifactStoreOptions.BlockChecksum
             // for why it is MD5 against Azurite.
+            // The MD5 is computed here in one shot over the pooled buffer (cheaper than letting the SDK re-read the
+            // stream through its own incremental hasher) and handed over as precalculated.
             var stageOptions = new BlockBlobStageBlockOptions
             {
-                TransferValidation = new UploadTransferValidationOptions
+                TransferValidation = _options.BlockChecksum switch
                 {
-                    ChecksumAlgorithm = _options.BlockChecksum switch
+                    BlockChecksum.Md5 => new UploadTransferValidationOptions
                     {
-                        BlockChecksum.Md5 => StorageChecksumAlgorithm.MD5,
-                        BlockChecksum.Crc64 => StorageChecksumAlgorithm.StorageCrc64,
-                        _ => StorageChecksumAlgorithm.None,
+                        ChecksumAlgorithm = StorageChecksumAlgorithm.MD5,
+#pragma warning disable CA5351 // MD5 here is the storage protocol's transit checksum, not a security measure (SHA-256 is)
+                        PrecalculatedChecksum = MD5.HashData(buffer.AsSpan(0, length)),
+#pragma warning restore CA5351
                     },
+                    BlockChecksum.Crc64 => new UploadTransferValidationOptions { ChecksumAlgorithm = StorageChecksumAlgorithm.StorageCrc64 },
+                    _ => new UploadTransferValidationOptions { ChecksumAlgorithm = StorageChecksumAlgorithm.None },
                 },
             };
             await blob.StageBlockAsync(blockId, body, stageOptions, cancellationToken).ConfigureAwait(false);
