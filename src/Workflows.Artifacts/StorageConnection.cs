@@ -142,15 +142,15 @@ public sealed class StorageConnection
         var hint = e.Status switch
         {
             403 => "the account key or SAS was refused (AuthenticationFailed): check the key in " + ConnectionStringVariable,
-            400 when e.ErrorCode == "InvalidHeaderValue" && connection.IsLocalAzurite =>
-                "Azurite rejected the SDK's API version: start it with --skipApiVersionCheck (scripts/azurite.sh does)",
+            400 when e.Message.Contains("API version", StringComparison.OrdinalIgnoreCase) =>
+                "the emulator rejected the SDK's API version: start Azurite with --skipApiVersionCheck (scripts/azurite.sh and wf do)",
             _ => $"the service answered {e.Status} {e.ErrorCode}",
         };
         return new StorageConfigurationException($"Failed {doing} on {connection.Description}: {hint}.", e);
     }
 
     internal static StorageConfigurationException Unreachable(StorageConnection connection, Exception e) =>
-        new($"Cannot reach {connection.Description}: {e.Message}" +
+        new($"Cannot reach {connection.Description}: {(e.InnerException ?? e).Message.TrimEnd('.')}." +
             (connection.IsLocalAzurite ? " Is Azurite running? (scripts/azurite.sh start, or unset the connection string and let wf start it)" : ""), e);
 }
 

@@ -86,3 +86,49 @@ public class AzuriteProcessTests(AzuriteFixture azurite)
         Directory.Delete(process.DataDirectory, recursive: true);
     }
 }
+
+[Collection(AzuriteCollection.Name)]
+public class AzuriteApiVersionTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task An_azurite_without_skipApiVersionCheck_gives_a_clear_error()
+    {
+        // Started by hand without the flag, as a user's own Azurite might be.
+        var port = FreePort();
+        var dataDir = Path.Combine(Path.GetTempPath(), "wf-azurite-strict-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dataDir);
+        var psi = new System.Diagnostics.ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { azurite.Installation.EntryScript, "--location", dataDir, "--blobPort", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--queuePort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--tablePort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--disableTelemetry" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var node = System.Diagnostics.Process.Start(psi)!;
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (AzuriteProcess.IsPortFree(port) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+            var connection = StorageConnection.FromConnectionString(StorageConnection.ForLocalAzurite(port, 1, 2).ConnectionString);
+            var act = () => BlobArtifactStore.OpenAsync(connection, "strict");
+            (await act.Should().ThrowAsync<StorageConfigurationException>()).Which.Message
+                .Should().Contain("--skipApiVersionCheck").And.NotContain(StorageConnection.DevelopmentAccountKey);
+        }
+        finally
+        {
+            node.Kill(entireProcessTree: true);
+            await node.WaitForExitAsync();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+}

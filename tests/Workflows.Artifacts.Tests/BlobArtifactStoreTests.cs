@@ -20,14 +20,16 @@ public class BlobArtifactStoreTests(AzuriteFixture azurite)
         var store = await azurite.NewStoreAsync(new BlobArtifactStoreOptions { BlockSizeBytes = 4 * 1024 * 1024, MaxConcurrency = 4 });
         var expected = Convert.ToHexStringLower(await SHA256.HashDataAsync(new ArtifactThroughputBenchmark.GeneratedStream(size, 7)));
 
+        // Warm the buffer pool with a small multi-block upload, so the measured upload shows its steady state.
+        await store.PutAsync("big/warm-up.bin", new ArtifactThroughputBenchmark.GeneratedStream(20L * 1024 * 1024, 1));
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         var stored = await store.PutAsync("big/blob.bin", new ArtifactThroughputBenchmark.GeneratedStream(size, 7));
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
 
         stored.Length.Should().Be(size);
         stored.Sha256.Should().Be(expected);
-        // Streaming, not buffering: the upload allocates far less than the blob (pooled blocks are reused).
-        allocated.Should().BeLessThan(size / 2, "an upload must not buffer the whole stream");
+        // Streaming, not buffering: pooled blocks are reused, so the upload allocates far less than the blob.
+        allocated.Should().BeLessThan(size / 4, "an upload must not buffer the whole stream");
 
         var props = await store.GetPropertiesAsync("big/blob.bin");
         props!.Length.Should().Be(size);

@@ -82,13 +82,17 @@ public sealed class BlobArtifactStore : IArtifactStore
         {
             await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         }
+        catch (RequestFailedException e) when (e.Status == 0)
+        {
+            throw StorageConnection.Unreachable(connection, e); // no HTTP answer at all (connection refused, DNS, TLS)
+        }
         catch (RequestFailedException e)
         {
             throw StorageConnection.Explain(e, connection, $"creating container '{containerName}'");
         }
-        catch (AggregateException e) when (e.InnerException is HttpRequestException)
+        catch (AggregateException e)
         {
-            throw StorageConnection.Unreachable(connection, e.InnerException);
+            throw StorageConnection.Unreachable(connection, e); // the SDK's "retry failed after N tries"
         }
         catch (HttpRequestException e)
         {
