@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Workflows.Artifacts.Store;
 
@@ -93,6 +92,4 @@ public sealed record ArtifactKey
         var text = CanonicalJson.Canonicalize(envelope);
         return new ArtifactKey(activity, activityVersion, Sha256Hex.Of(text));
     }
-
-    internal static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 }
