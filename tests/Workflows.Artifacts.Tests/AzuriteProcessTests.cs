@@ -19,10 +19,12 @@ public class AzuriteProcessTests(AzuriteFixture azurite)
         try
         {
             var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
-            var act = () => AzuriteProcess.StartAsync(new AzuriteOptions { DataDirectory = TempDir(), Installation = azurite.Installation, BlobPort = port });
+            var dataDir = TempDir();
+            var act = () => AzuriteProcess.StartAsync(new AzuriteOptions { DataDirectory = dataDir, Installation = azurite.Installation, BlobPort = port });
             var error = (await act.Should().ThrowAsync<AzuritePortInUseException>()).Which;
             error.Port.Should().Be(port);
             error.Message.Should().Contain($"port {port}").And.Contain("already in use");
+            Directory.Exists(dataDir).Should().BeFalse("nothing is created when the start is refused");
         }
         finally
         {

@@ -88,8 +88,6 @@ public sealed class AzuriteProcess : IAsyncDisposable
             }
             await installation.InstallAsync(options.Log, cancellationToken).ConfigureAwait(false);
         }
-        Directory.CreateDirectory(options.DataDirectory);
-
         var autoPorts = options.BlobPort == 0 || options.QueuePort == 0 || options.TablePort == 0;
         for (var attempt = 1; ; attempt++)
         {
@@ -163,6 +161,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
     private static async Task<AzuriteProcess> StartOnceAsync(
         AzuriteInstallation installation, AzuriteOptions options, int blobPort, int queuePort, int tablePort, CancellationToken cancellationToken)
     {
+        Directory.CreateDirectory(options.DataDirectory);
         var psi = new ProcessStartInfo("node")
         {
             RedirectStandardOutput = true,
