@@ -1,0 +1,69 @@
+using System.Globalization;
+using System.Text.Json.Serialization;
+
+namespace Workflows.Artifacts.Runs;
+
+[JsonConverter(typeof(JsonStringEnumConverter<RunStatus>))]
+public enum RunStatus
+{
+    Submitted,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// <summary>One step (or one shard of a fanned-out step) of a run, as shown by <c>wf status</c>.</summary>
+public sealed record StepRecord
+{
+    public required string Step { get; init; }
+    public string? Shard { get; init; }
+    public required string Status { get; init; }
+    public bool Cached { get; init; }
+
+    /// <summary>The output's content address (<c>cas/&lt;activity&gt;/&lt;hash&gt;/</c>) once known.</summary>
+    public string? OutputPrefix { get; init; }
+
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? CompletedAt { get; init; }
+    public string? Error { get; init; }
+}
+
+/// <summary>
+/// What is known about one run, stored as <c>runs/&lt;run-id&gt;/run.json</c> next to <c>experiment.yaml</c> (the
+/// experiment exactly as submitted).
+/// </summary>
+public sealed record RunRecord
+{
+    public const int CurrentSchemaVersion = 1;
+
+    public int SchemaVersion { get; init; } = CurrentSchemaVersion;
+    public required string RunId { get; init; }
+    public required string ExperimentName { get; init; }
+
+    /// <summary>Hash of the experiment's canonical form (computed by the spec layer), so re-submissions can be matched.</summary>
+    public required string ExperimentHash { get; init; }
+
+    /// <summary>The git commit of the code that runs it.</summary>
+    public required string CodeCommit { get; init; }
+
+    /// <summary>The DTFx orchestration instance id.</summary>
+    public string? EngineInstanceId { get; init; }
+
+    public RunStatus Status { get; init; } = RunStatus.Submitted;
+    public required DateTimeOffset SubmittedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? CompletedAt { get; init; }
+    public IReadOnlyList<StepRecord> Steps { get; init; } = [];
+    public string? Error { get; init; }
+
+    [JsonIgnore]
+    public TimeSpan? Duration => StartedAt is { } s && CompletedAt is { } c ? c - s : null;
+
+    [JsonIgnore]
+    public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled;
+
+    /// <summary>A new run id: UTC time (sorts chronologically) plus 6 random hex digits, e.g. <c>20260301-142501-3fa9c2</c>.</summary>
+    public static string NewRunId(DateTimeOffset? now = null) =>
+        (now ?? DateTimeOffset.UtcNow).UtcDateTime.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6];
+}
