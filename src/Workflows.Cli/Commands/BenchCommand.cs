@@ -11,8 +11,10 @@ public static class BenchCommand
 {
     public static Command Create(CliContext cli)
     {
-        var bench = new Command("bench", "Benchmarks: wf bench validate (more arrive with data prep, storage, engine and training).");
+        var bench = new Command("bench", "Benchmarks: wf bench validate | prep | storage. Each prints what it measured and the machine.");
         bench.Subcommands.Add(Validate(cli));
+        bench.Subcommands.Add(BenchPrepCommand.Create(cli));
+        bench.Subcommands.Add(BenchStorageCommand.Create(cli));
         return bench;
     }
 
