@@ -48,7 +48,7 @@ public static class CanonicalForm
     private static void WriteFields(Utf8JsonWriter writer, object record, bool topLevel, bool includeCosmetic)
     {
         var model = SpecModel.Record(record.GetType());
-        foreach (var field in model.Fields.OrderBy(f => f.Key, StringComparer.Ordinal))
+        foreach (var field in model.FieldsByKey)
         {
             if ((field.Cosmetic && !includeCosmetic) || (topLevel && ExcludedTopLevel.Contains(field.Key)))
             {

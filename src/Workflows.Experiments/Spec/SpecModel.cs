@@ -95,6 +95,9 @@ public static class SpecModel
 
 public sealed record RecordModel(Type Type, ConstructorInfo Constructor, IReadOnlyList<FieldModel> Fields, string? Doc)
 {
+    /// <summary>Fields in ordinal order of their keys (the canonical form's order), computed once.</summary>
+    public IReadOnlyList<FieldModel> FieldsByKey { get; } = [.. Fields.OrderBy(f => f.Key, StringComparer.Ordinal)];
+
     public FieldModel? Field(string key) => Fields.FirstOrDefault(f => f.Key == key);
 }
 
