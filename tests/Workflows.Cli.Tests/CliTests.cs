@@ -1,30 +1,12 @@
 using System.Text.Json;
 using Workflows.Cli.Commands;
 
+using static Workflows.Cli.Tests.CliHarness;
+
 namespace Workflows.Cli.Tests;
 
 public sealed class CliTests
 {
-    private static readonly string Root = FindRoot();
-
-    private static string FindRoot()
-    {
-        var d = AppContext.BaseDirectory;
-        while (d is not null && !File.Exists(Path.Combine(d, "Workflows.sln")))
-        {
-            d = Path.GetDirectoryName(d);
-        }
-
-        return d ?? throw new InvalidOperationException("repository root not found");
-    }
-
-    private static (int Exit, string Out, string Err) Wf(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var exit = Program.Run(args, new CliContext(stdout, stderr, colour: false));
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
 
     private static string Example(string name) => Path.Combine(Root, "experiments", name);
 

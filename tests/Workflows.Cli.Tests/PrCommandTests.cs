@@ -1,13 +1,14 @@
 using Workflows.Cli.Commands;
 using Workflows.GitOps.Tests.Fakes;
 
+using static Workflows.Cli.Tests.CliHarness;
+
 namespace Workflows.Cli.Tests;
 
 /// <summary>wf pr against a local server that answers with GitHub's documented REST shapes.</summary>
 [Collection(nameof(EnvironmentVariables))]
 public sealed class PrCommandTests : IAsyncLifetime
 {
-    private static readonly string Root = FindRoot();
     private FakeGitHub gh = null!;
 
     public async Task InitializeAsync()
@@ -22,25 +23,6 @@ public sealed class PrCommandTests : IAsyncLifetime
         Environment.SetEnvironmentVariable("GITHUB_TOKEN", null);
         Environment.SetEnvironmentVariable("WF_GITHUB_API_URL", null);
         await gh.DisposeAsync();
-    }
-
-    private static string FindRoot()
-    {
-        var d = AppContext.BaseDirectory;
-        while (d is not null && !File.Exists(Path.Combine(d, "Workflows.sln")))
-        {
-            d = Path.GetDirectoryName(d);
-        }
-
-        return d!;
-    }
-
-    private static (int Exit, string Out, string Err) Wf(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var exit = Program.Run(args, new CliContext(stdout, stderr, colour: false));
-        return (exit, stdout.ToString(), stderr.ToString());
     }
 
     [Fact]

@@ -1,34 +1,16 @@
 using System.Text.Json;
 using Workflows.Cli.Commands;
 
+using static Workflows.Cli.Tests.CliHarness;
+
 namespace Workflows.Cli.Tests;
 
 /// <summary>wf prep and wf train end to end on the shipped public-domain sample (no shared corpus needed).</summary>
 public sealed class PrepAndTrainCommandTests : IDisposable
 {
-    private static readonly string Root = FindRoot();
     private readonly string temp = Directory.CreateTempSubdirectory("wf-cli-").FullName;
 
     public void Dispose() => Directory.Delete(temp, recursive: true);
-
-    private static string FindRoot()
-    {
-        var d = AppContext.BaseDirectory;
-        while (d is not null && !File.Exists(Path.Combine(d, "Workflows.sln")))
-        {
-            d = Path.GetDirectoryName(d);
-        }
-
-        return d!;
-    }
-
-    private static (int Exit, string Out, string Err) Wf(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var exit = Program.Run(args, new CliContext(stdout, stderr, colour: false));
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
 
     /// <summary>A 1-layer model at 256 tokens, 3 steps: small enough for CI, same code path as the smoke run.</summary>
     private string TinyExperiment()
