@@ -96,7 +96,7 @@ public static class PythonTwin
             if (process.ExitCode != 0 || last is null || !last.StartsWith('{'))
             {
                 string tail;
-                lock (errors) tail = string.Join('\n', errors.ToString().Split('\n').TakeLast(12));
+                lock (errors) tail = string.Join(" | ", errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(2));
                 throw new TwinFailedException($"the twin ({python} {Path.GetFileName(script)} {mode}) exited with {process.ExitCode}: {tail.Trim()}");
             }
             return JsonNode.Parse(last)!.AsObject();

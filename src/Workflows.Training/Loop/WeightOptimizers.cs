@@ -69,21 +69,27 @@ public sealed class FlatAdamW : IWeightOptimizer
         if (parameters.Any(p => p.dtype != ScalarType.Float32)) throw new ArgumentException("flat AdamW expects float32 weights");
         var device = parameters[0].device;
         long total = parameters.Sum(p => p.numel());
-        weights = empty(total, ScalarType.Float32, device).DetachFromDisposeScope();
-        gradients = zeros(total, ScalarType.Float32, device).DetachFromDisposeScope();
-        expAvg = zeros(total, ScalarType.Float32, device).DetachFromDisposeScope();
-        expAvgSq = zeros(total, ScalarType.Float32, device).DetachFromDisposeScope();
+        // Weights first, each parameter's old storage released as it moves in, then the other buffers: at 7B the
+        // old and new weights together are 54 GB, everything at once would be 135 GB of a 139 GB card.
         using var _ = no_grad();
+        weights = empty(total, ScalarType.Float32, device).DetachFromDisposeScope();
         long offset = 0;
         foreach (var p in parameters)
         {
-            long n = p.numel();
-            var slot = weights.narrow(0, offset, n).view(p.shape);
+            var slot = weights.narrow(0, offset, p.numel()).view(p.shape);
             slot.copy_(p);
             p.set_(slot);
-            p.grad = gradients.narrow(0, offset, n).view(p.shape);
-            offset += n;
+            offset += p.numel();
         }
+        gradients = zeros(total, ScalarType.Float32, device).DetachFromDisposeScope();
+        offset = 0;
+        foreach (var p in parameters)
+        {
+            p.grad = gradients.narrow(0, offset, p.numel()).view(p.shape);
+            offset += p.numel();
+        }
+        expAvg = zeros(total, ScalarType.Float32, device).DetachFromDisposeScope();
+        expAvgSq = zeros(total, ScalarType.Float32, device).DetachFromDisposeScope();
     }
 
     public string StateFileName => "optimizer-flat.bin";
