@@ -31,7 +31,7 @@ public sealed class Trainer : IDisposable
     readonly TrainingOptions options;
     readonly IPackedSequenceSource data;
     readonly Device device;
-    readonly AdamW optimizer;
+    readonly IWeightOptimizer optimizer;
     readonly string outputDirectory;
 
     public Trainer(LlamaModel model, TrainingOptions options, IPackedSequenceSource data, string outputDirectory)
@@ -46,9 +46,9 @@ public sealed class Trainer : IDisposable
         model.to(device);
         model.ComputeType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
         model.CheckpointBlocks = options.ActivationCheckpointing;
+        model.LossChunkTokens = options.LossChunkTokens;
         model.train();
-        optimizer = optim.AdamW(model.parameters(), options.LearningRate, options.Beta1, options.Beta2,
-            options.Epsilon, options.WeightDecay);
+        optimizer = IWeightOptimizer.Create(options.Optimizer, model, options);
         Directory.CreateDirectory(outputDirectory);
     }
 
@@ -109,12 +109,10 @@ public sealed class Trainer : IDisposable
 
         int step = Step + 1;
         double lr = options.LearningRateAt(step);
-        foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-
-        double loss = AccumulateGradients(model, sequences, options.MicroBatchSequences, device);
-        double gradNorm = nn.utils.clip_grad_norm_(model.parameters(),
-            options.MaxGradNorm > 0 ? options.MaxGradNorm : double.PositiveInfinity);
-        optimizer.step();
+        optimizer.ZeroGradients();
+        double loss = AccumulateGradients(model, sequences, options.MicroBatchSequences, device, zeroGradients: false);
+        double gradNorm = optimizer.ClipGradientNorm(options.MaxGradNorm > 0 ? options.MaxGradNorm : double.PositiveInfinity);
+        optimizer.Step(lr);
 
         Step = step;
         long tokens = (long)sequences.Length * options.Context;
@@ -127,9 +125,10 @@ public sealed class Trainer : IDisposable
     /// <paramref name="sequences"/> (each Context+1 tokens), <paramref name="microBatchSequences"/> at a time.
     /// Returns that mean loss.
     /// </summary>
-    public static double AccumulateGradients(LlamaModel model, IReadOnlyList<int[]> sequences, int microBatchSequences, Device device)
+    public static double AccumulateGradients(LlamaModel model, IReadOnlyList<int[]> sequences, int microBatchSequences, Device device,
+        bool zeroGradients = true)
     {
-        model.zero_grad();
+        if (zeroGradients) model.zero_grad();
         double total = 0;
         for (int start = 0; start < sequences.Count; start += microBatchSequences)
         {

@@ -15,7 +15,7 @@ public sealed record TrainerState(int Step, long DataPosition, long TokensSeen);
 
 /// <summary>
 /// Resumable checkpoints: <c>checkpoints/checkpoint-&lt;step&gt;/</c> with the weights (<c>model.safetensors</c>
-/// + <c>config.json</c>, float32, HF names), the optimizer state (<c>optimizer.bin</c>, TorchSharp's format),
+/// + <c>config.json</c>, float32, HF names), the optimizer state (<c>optimizer.bin</c> in TorchSharp's format, or <c>optimizer-flat.bin</c> for FlatAdamW),
 /// torch's CPU generator state (<c>rng.bin</c>), <c>trainer-state.json</c> (step, data position, tokens) and a
 /// <c>COMPLETE</c> marker.
 /// <para>
@@ -29,13 +29,12 @@ public static partial class TrainingCheckpoints
 {
     public const string CompleteMarker = "COMPLETE";
     const string StateFile = "trainer-state.json";
-    const string OptimizerFile = "optimizer.bin";
     const string RngFile = "rng.bin";
 
     public static string PathFor(string checkpointsDirectory, int step) =>
         Path.Combine(checkpointsDirectory, $"checkpoint-{step}");
 
-    public static string Save(string checkpointsDirectory, TrainerState state, LlamaModel model, OptimizerHelper optimizer)
+    public static string Save(string checkpointsDirectory, TrainerState state, LlamaModel model, IWeightOptimizer optimizer)
     {
         string final = PathFor(checkpointsDirectory, state.Step);
         if (IsComplete(final)) return final;
@@ -43,7 +42,7 @@ public static partial class TrainingCheckpoints
         string temp = Path.Combine(checkpointsDirectory, $".checkpoint-{state.Step}.tmp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         HuggingFaceCheckpoint.Save(model, temp, maxShardBytes: long.MaxValue);
-        optimizer.save_state_dict(Path.Combine(temp, OptimizerFile));
+        optimizer.SaveState(Path.Combine(temp, optimizer.StateFileName));
         using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.bytes.ToArray());
         File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state));
         using (var marker = new FileStream(Path.Combine(temp, CompleteMarker), FileMode.CreateNew))
@@ -73,12 +72,12 @@ public static partial class TrainingCheckpoints
     }
 
     /// <summary>Loads weights, optimizer and RNG state into existing objects and returns the trainer state.</summary>
-    public static TrainerState Restore(string checkpointDirectory, LlamaModel model, OptimizerHelper optimizer)
+    public static TrainerState Restore(string checkpointDirectory, LlamaModel model, IWeightOptimizer optimizer)
     {
         if (!IsComplete(checkpointDirectory))
             throw new InvalidOperationException($"{checkpointDirectory} has no {CompleteMarker} marker: it was not fully written");
         HuggingFaceCheckpoint.Load(model, checkpointDirectory);
-        optimizer.load_state_dict(Path.Combine(checkpointDirectory, OptimizerFile));
+        optimizer.LoadState(Path.Combine(checkpointDirectory, optimizer.StateFileName));
         using (var rng = get_rng_state())
         {
             byte[] saved = File.ReadAllBytes(Path.Combine(checkpointDirectory, RngFile));

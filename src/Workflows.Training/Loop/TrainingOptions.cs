@@ -8,6 +8,15 @@ public enum LearningRateSchedule
     Linear,
 }
 
+/// <summary>Which AdamW implementation steps the weights (same update rule; see FlatAdamW for the difference).</summary>
+public enum OptimizerKind
+{
+    /// <summary>TorchSharp's optim.AdamW: a dozen tensor ops per parameter tensor per step.</summary>
+    TorchSharpAdamW,
+    /// <summary>Weights, gradients and AdamW state in flat buffers: a dozen ops per step in total.</summary>
+    FlatAdamW,
+}
+
 public enum Precision
 {
     /// <summary>Everything in float32 (the CPU default).</summary>
@@ -31,6 +40,8 @@ public enum Precision
 /// <param name="CheckpointOnCancel">Save a checkpoint when the run is cancelled (SIGTERM) between steps.</param>
 /// <param name="Device">"cpu", "cuda" or "cuda:N".</param>
 /// <param name="Seed">Seed of torch's generator (weight init when not loading a base model).</param>
+/// <param name="LossChunkTokens">Positions per chunk of the LM head + cross-entropy when a micro-batch has more (see ChunkedCrossEntropy); 0 = all logits at once.</param>
+/// <param name="Optimizer">AdamW over the parameters one by one (TorchSharp's) or over one flat buffer (see FlatAdamW).</param>
 public sealed record TrainingOptions(
     int Context,
     long BatchTokens,
@@ -49,7 +60,9 @@ public sealed record TrainingOptions(
     bool CheckpointOnCancel = true,
     string Device = "cpu",
     long Seed = 0,
-    LearningRateSchedule Schedule = LearningRateSchedule.Constant)
+    LearningRateSchedule Schedule = LearningRateSchedule.Constant,
+    int LossChunkTokens = 8192,
+    OptimizerKind Optimizer = OptimizerKind.TorchSharpAdamW)
 {
     public int SequencesPerStep => (int)Math.Max(1, Math.Round((double)BatchTokens / Context));
     public int MicroBatchesPerStep => (SequencesPerStep + MicroBatchSequences - 1) / MicroBatchSequences;
@@ -84,6 +97,7 @@ public sealed record TrainingOptions(
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(LearningRate, nameof(LearningRate));
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupSteps, nameof(WarmupSteps));
         ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
+        ArgumentOutOfRangeException.ThrowIfNegative(LossChunkTokens, nameof(LossChunkTokens));
         return this;
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using Workflows.Training.Inference;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -23,6 +24,11 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     public ScalarType ComputeType { get; set; } = ScalarType.Float32;
     /// <summary>Recompute each block in the backward pass instead of keeping its activations (see <see cref="BlockCheckpoint"/>).</summary>
     public bool CheckpointBlocks { get; set; }
+    /// <summary>
+    /// <see cref="Loss"/> computes the LM head and cross-entropy over this many token positions at a time (see
+    /// <see cref="ChunkedCrossEntropy"/>) when a batch has more positions; 0 = always the plain path (all logits at once).
+    /// </summary>
+    public int LossChunkTokens { get; set; }
 
     readonly Embedding embedTokens;
     readonly ModuleList<LlamaDecoderLayer> layers;
@@ -64,7 +70,10 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Token ids [batch, T] → logits [batch, T, vocab] (float32).</summary>
-    public override Tensor forward(Tensor inputIds)
+    public override Tensor forward(Tensor inputIds) => Logits(Hidden(inputIds));
+
+    /// <summary>Token ids [batch, T] → the final-norm output [batch, T, hidden], the LM head's input.</summary>
+    public Tensor Hidden(Tensor inputIds)
     {
         int length = (int)inputIds.shape[1];
         var (cos, sin) = RopeTables(length, inputIds.device);
@@ -74,16 +83,55 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
             hidden = CheckpointBlocks && is_grad_enabled()
                 ? BlockCheckpoint.Apply(layer, hidden, cos, sin, ComputeType)
                 : layer.Forward(hidden, cos, sin, ComputeType);
-        hidden = norm.forward(hidden);
-
-        return Projection.Apply(hidden, LmHeadWeight, ComputeType).to(ScalarType.Float32);
+        return norm.forward(hidden);
     }
 
-    /// <summary>Mean next-token cross-entropy of <paramref name="targets"/> [batch, T] given <paramref name="inputIds"/>.</summary>
+    /// <summary>LM head: final-norm output [..., hidden] → logits [..., vocab] in float32.</summary>
+    public Tensor Logits(Tensor hidden) => Projection.Apply(hidden, LmHeadWeight, ComputeType).to(ScalarType.Float32);
+
+    /// <summary>
+    /// Mean next-token cross-entropy of <paramref name="targets"/> [batch, T] given <paramref name="inputIds"/>.
+    /// With <see cref="LossChunkTokens"/> &gt; 0 and more positions than that, the logits are never materialised
+    /// for the whole batch (80K positions × 32K vocabulary in float32 are 10 GB): see <see cref="ChunkedCrossEntropy"/>.
+    /// </summary>
     public Tensor Loss(Tensor inputIds, Tensor targets)
     {
-        var logits = forward(inputIds);
-        return F.cross_entropy(logits.view(-1, Config.VocabSize), targets.reshape(-1));
+        var hidden = Hidden(inputIds);
+        var flatTargets = targets.reshape(-1);
+        if (LossChunkTokens > 0 && flatTargets.shape[0] > LossChunkTokens)
+            return ChunkedCrossEntropy.Loss(hidden.view(-1, Config.HiddenSize), LmHeadWeight, flatTargets, ComputeType, LossChunkTokens);
+        return F.cross_entropy(Logits(hidden).view(-1, Config.VocabSize), flatTargets);
+    }
+
+    /// <summary>
+    /// Cached inference: runs <paramref name="inputIds"/> [batch, n] as positions start..start+n-1 of sequences
+    /// whose earlier positions are in <paramref name="cache"/>, writes their keys and values there, and returns the
+    /// final-norm output [batch, n, hidden]. RoPE uses the frequencies of a sequence of
+    /// <paramref name="ropeScalingLength"/> tokens (it matters for dynamic NTK only; see LlamaGenerator).
+    /// Queries attend to every cached key and causally within the chunk; no [T, T] matrix is ever built: the
+    /// first chunk (start = 0) is plain causal attention, a later chunk passes a boolean mask of [n, start+n].
+    /// </summary>
+    public Tensor HiddenWithCache(Tensor inputIds, KvCache cache, int start, int ropeScalingLength)
+    {
+        if (cache.Layers.Count != layers.Count) throw new ArgumentException("the cache was made for another model", nameof(cache));
+        long n = inputIds.shape[1];
+        var device = inputIds.device;
+        var (cos, sin) = RotaryEmbedding.Tables(Config, ropeScalingLength, start, n, device, ComputeType);
+        Tensor? mask = null;
+        if (start > 0 && n > 1)
+        {
+            // Query i (position start+i) may see key j iff j <= start+i. With grouped heads folded into the query
+            // axis (see LlamaAttention), the rows repeat once per query head of a KV head.
+            mask = arange(start + n, device: device).unsqueeze(0) <= arange(start, start + n, device: device).unsqueeze(1);
+            int groups = Config.NumHeads / Config.NumKeyValueHeads;
+            if (groups > 1) mask = mask.repeat(groups, 1);
+        }
+        var step = new CachedStep(start, mask);
+
+        Tensor hidden = embedTokens.forward(inputIds);
+        for (int i = 0; i < layers.Count; i++)
+            hidden = layers[i].Forward(hidden, cos, sin, ComputeType, cache.Layers[i], step);
+        return norm.forward(hidden);
     }
 
     // cos/sin tables depend only on the length (dynamic NTK changes the base with it), so they are cached.
@@ -131,9 +179,9 @@ public sealed class LlamaDecoderLayer : nn.Module
         register_module("post_attention_layernorm", postAttentionLayernorm);
     }
 
-    public Tensor Forward(Tensor hidden, Tensor cos, Tensor sin, ScalarType compute)
+    public Tensor Forward(Tensor hidden, Tensor cos, Tensor sin, ScalarType compute, LayerKvCache? cache = null, CachedStep? step = null)
     {
-        hidden = hidden + selfAttn.Forward(inputLayernorm.forward(hidden), cos, sin, compute);
+        hidden = hidden + selfAttn.Forward(inputLayernorm.forward(hidden), cos, sin, compute, cache, step);
         hidden = hidden + mlp.Forward(postAttentionLayernorm.forward(hidden), compute);
         return hidden;
     }
@@ -164,7 +212,7 @@ public sealed class LlamaAttention : nn.Module
         register_module("o_proj", oProj);
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, ScalarType compute)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, ScalarType compute, LayerKvCache? cache = null, CachedStep? step = null)
     {
         long batch = x.shape[0], length = x.shape[1];
         Tensor Heads(Linear proj, int count) =>
@@ -173,16 +221,39 @@ public sealed class LlamaAttention : nn.Module
         var q = RotaryEmbedding.Apply(Heads(qProj, heads), cos, sin);
         var k = RotaryEmbedding.Apply(Heads(kProj, kvHeads), cos, sin);
         var v = Heads(vProj, kvHeads);
-        if (kvHeads != heads)
+        long start = step?.Start ?? 0;
+        if (cache is not null) cache.Write(k, v, start);
+
+        Tensor attended;
+        if (start == 0)
         {
-            k = k.repeat_interleave(heads / kvHeads, dim: 1);
-            v = v.repeat_interleave(heads / kvHeads, dim: 1);
+            // Training, or the first chunk of a prefill: the chunk sees only itself, causally (flash on GPU).
+            attended = F.scaled_dot_product_attention(q, Repeat(k), Repeat(v), null, 0.0, true);
         }
-        var attended = F.scaled_dot_product_attention(q, k, v, null, 0.0, true);
+        else
+        {
+            // A later chunk or a decoded token: attend to all cached keys (this chunk's included). The K/V heads
+            // are not repeated (that would copy the whole cache per layer per token); instead the query heads
+            // that share a K/V head are folded into the query axis: [B, kv, groups·n, D]. A single token needs no
+            // mask; a chunk needs "key position <= query position" (CachedStep.Mask, already repeated per group).
+            var keys = cache!.Keys(start + length);
+            var values = cache.Values(start + length);
+            int groups = heads / kvHeads;
+            var folded = groups == 1 ? q : q.reshape(batch, kvHeads, groups * length, headDim);
+            var mask = length == 1 ? null : step!.Mask;
+            attended = F.scaled_dot_product_attention(folded, keys, values, mask, 0.0, false);
+            if (groups > 1) attended = attended.view(batch, heads, length, headDim);
+        }
         var merged = attended.transpose(1, 2).reshape(batch, length, heads * headDim);
         return Projection.Apply(merged, oProj.weight!, compute);
     }
+
+    // HF's repeat_kv: each K/V head serves heads/kvHeads consecutive query heads.
+    Tensor Repeat(Tensor kv) => kvHeads == heads ? kv : kv.repeat_interleave(heads / kvHeads, dim: 1);
 }
+
+/// <summary>Where a cached forward pass is: the chunk's first position and, for a chunk after the first, its attention mask.</summary>
+public sealed record CachedStep(long Start, Tensor? Mask);
 
 /// <summary>SwiGLU feed-forward: down(silu(gate(x)) · up(x)).</summary>
 public sealed class LlamaMlp : nn.Module

@@ -90,11 +90,19 @@ public static class RotaryEmbedding
     }
 
     /// <summary>cos and sin tables of shape [sequenceLength, headDim] for positions 0..sequenceLength-1.</summary>
-    public static (Tensor Cos, Tensor Sin) Tables(LlamaConfig config, int sequenceLength, Device device, ScalarType dtype)
+    public static (Tensor Cos, Tensor Sin) Tables(LlamaConfig config, int sequenceLength, Device device, ScalarType dtype) =>
+        Tables(config, sequenceLength, 0, sequenceLength, device, dtype);
+
+    /// <summary>
+    /// cos and sin tables of shape [count, headDim] for positions start..start+count-1, with the frequencies of a
+    /// sequence of <paramref name="scalingLength"/> tokens (only dynamic NTK depends on it: the base follows the
+    /// length). Cached inference uses this: a chunk at an offset gets the rows a full-length table would have.
+    /// </summary>
+    public static (Tensor Cos, Tensor Sin) Tables(LlamaConfig config, int scalingLength, long start, long count, Device device, ScalarType dtype)
     {
-        var (inv, attentionFactor) = Frequencies(config, sequenceLength);
+        var (inv, attentionFactor) = Frequencies(config, scalingLength);
         using var scope = NewDisposeScope();
-        var positions = arange(sequenceLength, dtype: ScalarType.Float64);
+        var positions = arange(start, start + count, dtype: ScalarType.Float64);
         var angles = outer(positions, tensor(inv, dtype: ScalarType.Float64));
         var both = cat([angles, angles], dim: -1);
         var cos = (both.cos() * attentionFactor).to(dtype, device);

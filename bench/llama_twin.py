@@ -1,0 +1,517 @@
+#!/usr/bin/env python3
+"""Python twin of Workflows.Training's LLaMA model, for `wf bench train` and `wf bench prefill`.
+
+The same architecture and the same numerics, op for op, in plain PyTorch (no dependency beyond torch):
+- RMSNorm in float32: weight * (x32 * rsqrt(mean(x32^2) + eps)); SwiGLU MLP; grouped-query attention with RoPE
+  (HF conventions: cat(freqs, freqs), rotate_half), tables computed in float64 then cast to the compute type;
+  causal attention through scaled_dot_product_attention(is_causal=True) (flash kernels on GPU).
+- Precision ("explicit", the default, what ours does): float32 master weights; every projection casts its input and
+  weight to bf16 (like autocast, which TorchSharp lacks), attention runs on bf16 q/k/v, norms, the residual stream
+  and the loss stay float32. "--scheme autocast" instead runs the fp32 model under torch.autocast(bf16), the
+  idiomatic PyTorch way, as an extra reference.
+- Activation checkpointing per block: torch.utils.checkpoint with use_reentrant=True (ours is the reentrant
+  variant); --no-reentrant for the non-reentrant one.
+- Loss: cross-entropy in float32; with --loss-chunk N > 0 and more positions than N, the same chunked
+  cross-entropy as ours (gradients computed chunk by chunk in the forward pass, logits never all materialised).
+- Optimizer: AdamW(betas=(0.9, 0.95), eps=1e-8, weight_decay=0) with fused=True, foreach=True or the plain
+  per-parameter loop; clip_grad_norm_(1.0) every step, loss.item() every step, as our Trainer does.
+- Inference (prefill mode): the same KV cache (preallocated [B, kv_heads, capacity, head_dim]), the same chunked
+  prefill (first chunk is_causal, later chunks a boolean mask [n, start+n], GQA heads folded into the query axis),
+  greedy decoding and prefix reuse by truncation.
+
+Modes: train, prefill, peak. Each prints one JSON object on the last line of stdout.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="llama_twin.py", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="mode", required=True)
+
+    def shape(sp):
+        sp.add_argument("--vocab", type=int, default=32000)
+        sp.add_argument("--hidden", type=int, default=1024)
+        sp.add_argument("--intermediate", type=int, default=2816)
+        sp.add_argument("--layers", type=int, default=12)
+        sp.add_argument("--heads", type=int, default=16)
+        sp.add_argument("--kv-heads", type=int, default=16)
+        sp.add_argument("--rope-theta", type=float, default=10000.0)
+        sp.add_argument("--rms-eps", type=float, default=1e-5)
+        sp.add_argument("--tied", action="store_true")
+        sp.add_argument("--device", default="cuda")
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+
+    t = sub.add_parser("train", help="time training steps")
+    shape(t)
+    t.add_argument("--context", type=int, required=True)
+    t.add_argument("--micro-batch", type=int, default=1)
+    t.add_argument("--warmup", type=int, default=2)
+    t.add_argument("--steps", type=int, default=5)
+    t.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    t.add_argument("--scheme", choices=["explicit", "autocast"], default="explicit")
+    t.add_argument("--checkpointing", dest="checkpointing", action="store_true", default=True)
+    t.add_argument("--no-checkpointing", dest="checkpointing", action="store_false")
+    t.add_argument("--no-reentrant", dest="reentrant", action="store_false", default=True)
+    t.add_argument("--optimizer", choices=["fused", "foreach", "plain"], default="fused")
+    t.add_argument("--loss-chunk", type=int, default=8192)
+    t.add_argument("--lr", type=float, default=1e-5)
+    t.add_argument("--max-grad-norm", type=float, default=1.0)
+
+    f = sub.add_parser("prefill", help="time prefill and a synthetic needle grid")
+    shape(f)
+    f.add_argument("--lengths", default="", help="comma-separated prompt lengths to time")
+    f.add_argument("--chunk", type=int, default=4096)
+    f.add_argument("--weights", choices=["bf16", "fp32"], default="bf16")
+    f.add_argument("--repeats", type=int, default=2)
+    f.add_argument("--grid-lengths", default="", help="comma-separated lengths of the synthetic grid")
+    f.add_argument("--grid-depths", type=int, default=0)
+    f.add_argument("--needle-tokens", type=int, default=24)
+    f.add_argument("--question-tokens", type=int, default=16)
+    f.add_argument("--new-tokens", type=int, default=50)
+
+    k = sub.add_parser("peak", help="measure the matmul peak")
+    k.add_argument("--device", default="cuda")
+    k.add_argument("--size", type=int, default=8192)
+    k.add_argument("--iters", type=int, default=50)
+    k.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
+    k.add_argument("--threads", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def ints(text):
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch  # imported after parsing, so --help works without torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    result = {"mode": args.mode, "torch": torch.__version__, "device": args.device}
+    if args.device.startswith("cuda"):
+        result["device_name"] = torch.cuda.get_device_name(torch.device(args.device))
+    if args.mode == "peak":
+        result.update(peak(torch, args))
+    elif args.mode == "train":
+        result.update(train(torch, args))
+    else:
+        result.update(prefill(torch, args))
+    if args.device.startswith("cuda"):
+        free, total = torch.cuda.mem_get_info(torch.device(args.device))
+        result.update(max_memory_allocated=torch.cuda.max_memory_allocated(), max_memory_reserved=torch.cuda.max_memory_reserved(),
+                      device_used_bytes=total - free, device_total_bytes=total)
+    print(json.dumps(result), flush=True)
+
+
+def sync(torch, device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def peak(torch, args):
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    n = args.size
+    a = torch.randn(n, n, dtype=dtype, device=args.device)
+    b = torch.randn(n, n, dtype=dtype, device=args.device)
+    for _ in range(3):
+        a @ b
+    sync(torch, args.device)
+    start = time.perf_counter()
+    for _ in range(args.iters):
+        a @ b
+    sync(torch, args.device)
+    seconds = time.perf_counter() - start
+    return {"matmul_size": n, "matmul_dtype": args.dtype, "peak_flops": 2.0 * n ** 3 * args.iters / seconds}
+
+
+# ---------------------------------------------------------------- the model (mirrors src/Workflows.Training/Model)
+
+def build(torch, args, compute):
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    def linear(x, w):
+        if x.dtype == compute and w.dtype == compute:
+            return F.linear(x, w)
+        return F.linear(x.to(compute), w.to(compute))
+
+    head_dim = args.hidden // args.heads
+    groups = args.heads // args.kv_heads
+
+    class RMSNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(args.hidden))
+
+        def forward(self, x):
+            x32 = x.to(torch.float32)
+            return self.weight * (x32 * (x32.pow(2).mean(-1, keepdim=True) + args.rms_eps).rsqrt())
+
+    def rope(x, cos, sin):
+        half = x.shape[-1] // 2
+        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+        return x * cos + rotated * sin
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj = nn.Linear(args.hidden, args.heads * head_dim, bias=False)
+            self.k_proj = nn.Linear(args.hidden, args.kv_heads * head_dim, bias=False)
+            self.v_proj = nn.Linear(args.hidden, args.kv_heads * head_dim, bias=False)
+            self.o_proj = nn.Linear(args.heads * head_dim, args.hidden, bias=False)
+
+        def forward(self, x, cos, sin, cache=None, start=0, mask=None):
+            b, n = x.shape[0], x.shape[1]
+
+            def heads(proj, count):
+                return linear(x, proj.weight).view(b, n, count, head_dim).transpose(1, 2)
+
+            q = rope(heads(self.q_proj, args.heads), cos, sin)
+            k = rope(heads(self.k_proj, args.kv_heads), cos, sin)
+            v = heads(self.v_proj, args.kv_heads)
+            if cache is not None:
+                cache.write(k, v, start)
+            if start == 0:
+                if groups > 1:
+                    k = k.repeat_interleave(groups, dim=1)
+                    v = v.repeat_interleave(groups, dim=1)
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                keys, values = cache.keys(start + n), cache.values(start + n)
+                folded = q if groups == 1 else q.reshape(b, args.kv_heads, groups * n, head_dim)
+                out = F.scaled_dot_product_attention(folded, keys, values, attn_mask=None if n == 1 else mask)
+                if groups > 1:
+                    out = out.view(b, args.heads, n, head_dim)
+            return linear(out.transpose(1, 2).reshape(b, n, args.heads * head_dim), self.o_proj.weight)
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate_proj = nn.Linear(args.hidden, args.intermediate, bias=False)
+            self.up_proj = nn.Linear(args.hidden, args.intermediate, bias=False)
+            self.down_proj = nn.Linear(args.intermediate, args.hidden, bias=False)
+
+        def forward(self, x):
+            return linear(F.silu(linear(x, self.gate_proj.weight)) * linear(x, self.up_proj.weight), self.down_proj.weight)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.self_attn = Attention()
+            self.mlp = Mlp()
+            self.input_layernorm = RMSNorm()
+            self.post_attention_layernorm = RMSNorm()
+
+        def forward(self, h, cos, sin, cache=None, start=0, mask=None):
+            h = h + self.self_attn(self.input_layernorm(h), cos, sin, cache, start, mask)
+            return h + self.mlp(self.post_attention_layernorm(h))
+
+    class Llama(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(args.vocab, args.hidden)
+            self.layers = nn.ModuleList([Block() for _ in range(args.layers)])
+            self.norm = RMSNorm()
+            self.lm_head = None if args.tied else nn.Linear(args.hidden, args.vocab, bias=False)
+            self.checkpointing = False
+            self.reentrant = True
+            with torch.no_grad():  # HF init, as ours: N(0, 0.02^2), norms at 1
+                for name, p in self.named_parameters():
+                    if name.endswith("norm.weight"):
+                        p.fill_(1.0)
+                    else:
+                        p.normal_(0, 0.02)
+
+        def head_weight(self):
+            return self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+
+        def tables(self, scaling_length, start, n, device, dtype):
+            inv = torch.tensor([1.0 / args.rope_theta ** (2.0 * i / head_dim) for i in range(head_dim // 2)], dtype=torch.float64)
+            angles = torch.outer(torch.arange(start, start + n, dtype=torch.float64), inv)
+            both = torch.cat([angles, angles], dim=-1)
+            return both.cos().to(dtype=dtype, device=device), both.sin().to(dtype=dtype, device=device)
+
+        def hidden(self, ids):
+            n = ids.shape[1]
+            cos, sin = self.tables(n, 0, n, ids.device, compute)
+            h = self.embed_tokens(ids)
+            for layer in self.layers:
+                if self.checkpointing and torch.is_grad_enabled():
+                    import torch.utils.checkpoint as cp
+                    h = cp.checkpoint(layer, h, cos, sin, use_reentrant=self.reentrant)
+                else:
+                    h = layer(h, cos, sin)
+            return self.norm(h)
+
+        def logits(self, h):
+            return linear(h, self.head_weight()).to(torch.float32)
+
+        def loss(self, ids, targets, chunk):
+            h = self.hidden(ids)
+            flat = targets.reshape(-1)
+            if chunk > 0 and flat.shape[0] > chunk:
+                return ChunkedCrossEntropy.apply(h.reshape(-1, args.hidden), self.head_weight(), flat, chunk)
+            return F.cross_entropy(self.logits(h).view(-1, args.vocab), flat)
+
+        def hidden_with_cache(self, ids, cache, start, scaling_length):
+            n = ids.shape[1]
+            cos, sin = self.tables(scaling_length, start, n, ids.device, compute)
+            mask = None
+            if start > 0 and n > 1:
+                mask = torch.arange(start + n, device=ids.device).unsqueeze(0) <= torch.arange(start, start + n, device=ids.device).unsqueeze(1)
+                if groups > 1:
+                    mask = mask.repeat(groups, 1)
+            h = self.embed_tokens(ids)
+            for i, layer in enumerate(self.layers):
+                h = layer(h, cos, sin, cache.layer(i), start, mask)
+            return self.norm(h)
+
+    class ChunkedCrossEntropy(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, hidden, weight, targets, chunk):
+            n = hidden.shape[0]
+            loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            grad_hidden = torch.empty_like(hidden)
+            grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+            wc = weight.to(compute)
+            for s in range(0, n, chunk):
+                h = hidden[s:s + chunk].to(compute)
+                t = targets[s:s + chunk]
+                log_probs = F.log_softmax(F.linear(h, wc).to(torch.float32), -1)
+                loss -= log_probs.gather(1, t.unsqueeze(1)).sum()
+                g = log_probs.exp_()
+                g.scatter_add_(1, t.unsqueeze(1), torch.full((t.shape[0], 1), -1.0, device=g.device))
+                g = g.div_(n).to(compute)
+                grad_hidden[s:s + chunk].copy_(g @ wc)
+                grad_weight.add_(g.t() @ h)
+            ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
+            return loss / n
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            grad_hidden, grad_weight = ctx.saved_tensors
+            return grad_hidden * grad_output, grad_weight * grad_output, None, None
+
+    return Llama()
+
+
+def matmul_parameters(args):
+    d, head_dim = args.hidden, args.hidden // args.heads
+    kv = args.kv_heads * head_dim
+    return args.layers * (2 * d * d + 2 * d * kv + 3 * d * args.intermediate) + args.vocab * d
+
+
+# ---------------------------------------------------------------- train
+
+def train(torch, args):
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    bf16 = args.precision == "bf16"
+    explicit = args.scheme == "explicit"
+    compute = torch.bfloat16 if bf16 and explicit else torch.float32
+    model = build(torch, args, compute).to(device)
+    model.checkpointing = args.checkpointing
+    model.reentrant = args.reentrant
+    model.train()
+    opt_kwargs = dict(lr=args.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
+    if args.optimizer == "fused":
+        opt_kwargs["fused"] = True
+    elif args.optimizer == "foreach":
+        opt_kwargs["foreach"] = True
+    else:
+        opt_kwargs.update(foreach=False, fused=False)
+    opt = torch.optim.AdamW(model.parameters(), **opt_kwargs)
+    batch = torch.randint(args.vocab, (args.micro_batch, args.context + 1), device=device)
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        if bf16 and not explicit:
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+                loss = model.loss(inputs, targets, args.loss_chunk)
+        else:
+            loss = model.loss(inputs, targets, args.loss_chunk)
+        loss.backward()
+        value = loss.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        opt.step()
+        return value
+
+    losses = [step() for _ in range(args.warmup)]
+    sync(torch, device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        losses.append(step())
+    sync(torch, device)
+    seconds = time.perf_counter() - start
+    tokens = args.steps * args.micro_batch * args.context
+    return {"tokens_per_s": tokens / seconds, "step_s": seconds / args.steps, "steps": args.steps, "warmup": args.warmup,
+            "loss_first": losses[0], "loss_last": losses[-1], "optimizer": args.optimizer, "scheme": args.scheme,
+            "parameters": sum(p.numel() for p in model.parameters()), "matmul_parameters": matmul_parameters(args)}
+
+
+# ---------------------------------------------------------------- prefill
+
+class LayerCache:
+    """One layer's keys and values, [batch, kv_heads, capacity, head_dim] (see KvCache)."""
+
+    def __init__(self, owner):
+        self.owner, self.k, self.v = owner, None, None
+
+    def write(self, k, v, start):
+        end = start + k.shape[2]
+        if self.k is None or self.k.shape[0] != k.shape[0] or self.k.shape[2] < end:
+            capacity = max(end, self.owner.reserved)
+            shape = (k.shape[0], k.shape[1], capacity, k.shape[3])
+            new_k = self.owner.torch.empty(shape, dtype=k.dtype, device=k.device)
+            new_v = self.owner.torch.empty(shape, dtype=k.dtype, device=k.device)
+            if self.k is not None and self.k.shape[0] == k.shape[0] and start > 0:
+                new_k[:, :, :start].copy_(self.k[:, :, :start])
+                new_v[:, :, :start].copy_(self.v[:, :, :start])
+            self.k, self.v = new_k, new_v
+        self.k[:, :, start:end].copy_(k)
+        self.v[:, :, start:end].copy_(v)
+
+    def keys(self, n):
+        return self.k[:, :, :n]
+
+    def values(self, n):
+        return self.v[:, :, :n]
+
+
+class KvCache:
+    """The same cache as ours: allocated at the first write with the reserved capacity, truncation only moves length."""
+
+    def __init__(self, torch, layers):
+        self.torch = torch
+        self.length = 0
+        self.reserved = 0
+        self.layers = [LayerCache(self) for _ in range(layers)]
+
+    def layer(self, i):
+        return self.layers[i]
+
+
+class Generator:
+    def __init__(self, torch, model, layers, chunk):
+        self.torch, self.model, self.chunk = torch, model, chunk
+        self.cache = KvCache(torch, layers)
+        self.rope_scaling_length = 0
+
+    def prefill(self, ids):
+        n = ids.shape[1]
+        end = self.cache.length + n
+        scaling = max(end, self.rope_scaling_length)
+        self.cache.reserved = max(self.cache.reserved, end)
+        last = None
+        for s in range(0, n, self.chunk):
+            piece = ids[:, s:s + self.chunk]
+            h = self.model.hidden_with_cache(piece, self.cache, self.cache.length, scaling)
+            self.cache.length += piece.shape[1]
+            if s + piece.shape[1] == n:
+                last = self.model.logits(h[:, -1])
+        return last
+
+    def generate_greedy(self, prompt, max_new):
+        self.cache.reserved = max(self.cache.reserved, self.cache.length + prompt.shape[1] + max_new)
+        logits = self.prefill(prompt)
+        out = []
+        for step in range(max_new):
+            nxt = logits.argmax(-1)
+            out.append(nxt.cpu())
+            if step == max_new - 1:
+                break
+            logits = self.prefill(nxt.unsqueeze(1))
+        return self.torch.stack(out, 1).tolist()
+
+    def truncate(self, length):
+        self.cache.length = length
+
+
+def grid_cells(torch, length, depths, needle_tokens, question_tokens, vocab, generator):
+    """Synthetic needle cells of one length: haystack + needle at each depth + question, as in wf bench prefill."""
+    hay_len = length - needle_tokens - question_tokens
+    hay = torch.randint(vocab, (1, hay_len), generator=generator)
+    needle = torch.randint(vocab, (1, needle_tokens), generator=generator)
+    question = torch.randint(vocab, (1, question_tokens), generator=generator)
+    positions = [round(d / (depths - 1) * hay_len) if depths > 1 else 0 for d in range(depths)]
+    return hay, needle, question, positions
+
+
+def prefill(torch, args):
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    weights = torch.bfloat16 if args.weights == "bf16" else torch.float32
+    model = build(torch, args, weights).to(device=device, dtype=weights)
+    model.eval()
+    result = {"weights": args.weights, "chunk": args.chunk, "matmul_parameters": matmul_parameters(args)}
+    lengths = ints(args.lengths)
+    with torch.inference_mode():
+        gen = Generator(torch, model, args.layers, args.chunk)
+        runs = []
+        if lengths:
+            warm = torch.randint(args.vocab, (1, min(lengths[0], 2 * args.chunk)), device=device)
+            gen.prefill(warm)
+            gen.truncate(0)
+        for length in lengths:
+            ids = torch.randint(args.vocab, (1, length), device=device)
+            best = math.inf
+            for _ in range(args.repeats):
+                gen.truncate(0)
+                sync(torch, device)
+                start = time.perf_counter()
+                gen.prefill(ids)
+                sync(torch, device)
+                best = min(best, time.perf_counter() - start)
+            runs.append({"length": length, "seconds": best, "tokens_per_s": length / best})
+        result["prefill"] = runs
+
+        grid_lengths = ints(args.grid_lengths)
+        if grid_lengths and args.grid_depths > 0:
+            rng = torch.Generator().manual_seed(args.seed)
+            cells = [(length,) + grid_cells(torch, length, args.grid_depths, args.needle_tokens, args.question_tokens, args.vocab, rng)
+                     for length in grid_lengths]
+            outputs = {}
+            timings = {}
+            for reuse in (False, True):
+                sync(torch, device)
+                start = time.perf_counter()
+                prefilled = 0
+                for length, hay, needle, question, positions in cells:
+                    hay, needle, question = hay.to(device), needle.to(device), question.to(device)
+                    gen.rope_scaling_length = length
+                    gen.truncate(0)
+                    cached = 0
+                    for depth, pos in sorted(enumerate(positions), key=lambda x: x[1]):
+                        if reuse:
+                            gen.truncate(cached)
+                            if pos > cached:
+                                gen.prefill(hay[:, cached:pos])
+                                prefilled += pos - cached
+                                cached = pos
+                            rest = torch.cat([needle, hay[:, pos:], question], 1)
+                        else:
+                            gen.truncate(0)
+                            rest = torch.cat([hay[:, :pos], needle, hay[:, pos:], question], 1)
+                        prefilled += rest.shape[1]
+                        tokens = gen.generate_greedy(rest, args.new_tokens)[0]
+                        key = (length, depth)
+                        if reuse:
+                            outputs[key] = outputs[key] == tokens
+                        else:
+                            outputs[key] = tokens
+                sync(torch, device)
+                timings["with_reuse" if reuse else "without_reuse"] = {"seconds": time.perf_counter() - start, "prefilled_tokens": prefilled}
+            result["grid"] = dict(timings, cells=len(outputs), identical_outputs=sum(1 for v in outputs.values() if v is True),
+                                  new_tokens=args.new_tokens)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+using Workflows.Training.Bench;
+using Workflows.Training.Data;
+using Workflows.Training.Loop;
+using Workflows.Training.Model;
+using static TorchSharp.torch;
+
+namespace Workflows.Training.Tests;
+
+public class BenchAndOptimizerTests : UsesTempDirectories
+{
+    static readonly LlamaConfig Tiny = TinyModels.Config(vocab: 97);
+
+    static TrainingOptions Options(OptimizerKind kind, int steps, int checkpointEvery = 0) =>
+        new(Context: 16, BatchTokens: 4 * 16, MicroBatchSequences: 2, TotalSteps: steps, LearningRate: 1e-2, WarmupSteps: 2,
+            MaxGradNorm: 0.5, WeightDecay: 0.1, CheckpointEvery: checkpointEvery, Optimizer: kind, CheckpointOnCancel: false);
+
+    static List<int[]> Data() => BenchModels.RandomSequences(12, 17, 97, seed: 3).ToList();
+
+    LlamaModel Train(OptimizerKind kind, int steps, out List<StepMetrics> metrics)
+    {
+        manual_seed(41);
+        var model = new LlamaModel(Tiny);
+        using var trainer = new Trainer(model, Options(kind, steps), new InMemoryPackedSequenceSource(Data()), NewTempDirectory());
+        metrics = trainer.Run().ToList();
+        return model;
+    }
+
+    [Fact]
+    public void Flat_AdamW_takes_the_same_steps_as_TorchSharps_AdamW_with_clipping_and_weight_decay()
+    {
+        using var reference = Train(OptimizerKind.TorchSharpAdamW, 4, out var referenceMetrics);
+        using var flat = Train(OptimizerKind.FlatAdamW, 4, out var flatMetrics);
+
+        referenceMetrics.Should().OnlyContain(m => m.GradNorm > 0.5, "the gradients were clipped, so clipping is compared too");
+        for (int i = 0; i < 4; i++)
+        {
+            flatMetrics[i].Loss.Should().BeApproximately(referenceMetrics[i].Loss, 1e-5);
+            flatMetrics[i].GradNorm.Should().BeApproximately(referenceMetrics[i].GradNorm, 1e-4 * referenceMetrics[i].GradNorm);
+        }
+        var expected = reference.state_dict();
+        foreach (var (name, weight) in flat.state_dict())
+            weight.allclose(expected[name], rtol: 1e-4, atol: 1e-6).Should().BeTrue($"{name} after 4 steps");
+    }
+
+    [Fact]
+    public void Flat_AdamW_resumes_from_a_checkpoint_bit_identically()
+    {
+        using var straight = Train(OptimizerKind.FlatAdamW, 4, out _);
+
+        string dir = NewTempDirectory();
+        manual_seed(41);
+        using (var first = new LlamaModel(Tiny))
+        using (var trainer = new Trainer(first, Options(OptimizerKind.FlatAdamW, 2, checkpointEvery: 2), new InMemoryPackedSequenceSource(Data()), dir))
+            trainer.Run();
+        File.Exists(Path.Combine(dir, "checkpoints", "checkpoint-2", "optimizer-flat.bin")).Should().BeTrue();
+
+        manual_seed(5);
+        using var resumed = new LlamaModel(Tiny);
+        using (var trainer = new Trainer(resumed, Options(OptimizerKind.FlatAdamW, 4), new InMemoryPackedSequenceSource(Data()), dir))
+        {
+            trainer.ResumeFromNewestCheckpoint().Should().EndWith("checkpoint-2");
+            trainer.Run().Select(m => m.Step).Should().Equal(3, 4);
+        }
+        var expected = straight.state_dict();
+        foreach (var (name, weight) in resumed.state_dict())
+            TinyModels.Identical(weight, expected[name]).Should().BeTrue(name);
+    }
+
+    [Fact]
+    public void Train_benchmark_runs_the_real_loop_on_cpu()
+    {
+        var result = TrainBenchmark.Run(new TrainBenchSettings(BenchModels.Preset("tiny") with { NumLayers = 1 }, Context: 32, MicroBatch: 2,
+            WarmupSteps: 1, Steps: 2, Device: "cpu", Precision.Fp32, ActivationCheckpointing: true, LossChunkTokens: 16, OptimizerKind.FlatAdamW));
+        result.TokensPerSecond.Should().BeGreaterThan(0);
+        result.FirstLoss.Should().BeApproximately(Math.Log(1024), 0.5, "a fresh model on random ids is near uniform");
+        result.DeviceMemoryUsed.Should().BeNull("no CUDA here");
+        BenchModels.MatmulPeak(CPU, 64, 2, ScalarType.Float32).Should().BeGreaterThan(0);
+    }
+
+    [Fact]
+    public void Prefill_benchmark_grid_gives_identical_outputs_with_prefix_reuse_and_prefills_fewer_tokens()
+    {
+        var settings = new PrefillBenchSettings(Tiny, "cpu", Bf16Weights: false, Lengths: [40, 60], ChunkTokens: 16, Repeats: 1,
+            GridLengths: [48, 64], GridDepths: 4, NeedleTokens: 5, QuestionTokens: 3, NewTokens: 6);
+        var result = PrefillBenchmark.Run(settings);
+
+        result.Prefill.Select(r => r.Length).Should().Equal(40, 60);
+        result.Prefill.Should().OnlyContain(r => r.TokensPerSecond > 0);
+        var grid = result.Grid!;
+        grid.Cells.Should().Be(8);
+        grid.IdenticalOutputs.Should().Be(8, "reusing the cached prefix must not change any answer");
+        grid.WithoutReuse.PrefilledTokens.Should().Be(4 * 48 + 4 * 64);
+        // Haystacks of 40 and 56 tokens, insertion points 0, 13, 27, 40 and 0, 19, 37, 56: the haystack once, plus
+        // needle + rest + question per cell.
+        long reusePrefill = 40 + (48 + 35 + 21 + 8) + 56 + (64 + 45 + 27 + 8);
+        grid.WithReuse.PrefilledTokens.Should().Be(reusePrefill);
+    }
+
+    [Fact]
+    public void Flop_counts_follow_the_documented_formulas()
+    {
+        var c = LlamaConfig.Llama2Shape7B;
+        BenchModels.MatmulParameters(c).Should().Be(c.ParameterCount() - 32000L * 4096 - 65 * 4096L, "all but the embedding table and the norms");
+        BenchModels.TrainingFlopsPerToken(c, 32768).Should().Be(6.0 * BenchModels.MatmulParameters(c) + 6.0 * 32 * 4096 * 32768);
+        BenchModels.TrainingFlopsPerToken(c, 32768, palm: true).Should().Be(6.0 * BenchModels.MatmulParameters(c) + 12.0 * 32 * 4096 * 32768);
+    }
+
+    [PythonFact]
+    public void The_shipped_twin_parses_the_arguments_the_benchmark_passes()
+    {
+        string script = PythonTwin.ExtractScript();
+        var args = PythonTwin.ShapeArguments(Tiny, "cpu", 0, 1);
+        var psi = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("import sys, runpy; m = runpy.run_path(sys.argv[1]); a = m['parse_args'](sys.argv[2:]); print(a.mode, a.layers, a.kv_heads, a.context, a.optimizer)");
+        psi.ArgumentList.Add(script);
+        psi.ArgumentList.Add("train");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--context");
+        psi.ArgumentList.Add("32");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        (p.ExitCode, output.Trim()).Should().Be((0, "train 2 2 32 fused"), p.StandardError.ReadToEnd());
+    }
+}
+
+/// <summary>A fact that needs python3 on PATH (torch is not needed: only argument parsing runs).</summary>
+public sealed class PythonFactAttribute : FactAttribute
+{
+    public PythonFactAttribute()
+    {
+        bool found = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
+            .Any(dir => dir.Length > 0 && File.Exists(Path.Combine(dir, "python3")));
+        if (!found) Skip = "python3 is not on PATH";
+    }
+}
