@@ -24,7 +24,9 @@ public interface IGreedyGenerator
 /// and the new prefix, drops the rest, and prefills only what is missing; the following
 /// <see cref="IGreedyGenerator.Generate"/> then prefills only the prompt tokens after the prefix.
 /// <para>The runner visits the cells of one (trial, length) from the deepest needle to the shallowest, so each
-/// prefix is a prefix of the previous prompt: the cache is only ever truncated, never recomputed. The
+/// prefix is a prefix of the previous prompt (at depth 0 all but possibly its last token: the template's space before
+/// the needle may merge with the next word when haystack follows instead): the cache is truncated, and at most a
+/// token is recomputed. The
 /// generator must keep the prompt part of its cache after <see cref="IGreedyGenerator.Generate"/> (generated
 /// tokens may be dropped).</para>
 /// </summary>
