@@ -78,7 +78,7 @@ public sealed class HaystackTests : IDisposable
             prompt.PromptIds[span.Start].Should().Be(1, "the leaked BOS opens the needle");
             // Re-encoding "<s> \nThe" gave the piece after "<s>" its own dummy "▁": "▁▁" (259) decodes to two spaces.
             hf.Decode(prompt.PromptIds.Skip(span.Start).Take(span.Length).ToList()).Should().Be("<s>  \nThe best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.\n");
-            prompt.PromptIds.Count.Should().BeLessThanOrEqualTo(4256 - 200 + 40, "context trimmed to L - 200, plus the template");
+            prompt.PromptIds.Count.Should().BeInRange(4256 - 200 + 40, 4256 - 200 + 60, "context and needle trimmed to L - 200, plus the template (about 50 ids)");
             builder.Build(4256, depth).PromptIds.Should().Equal(prompt.PromptIds, "deterministic");
         }
     }
