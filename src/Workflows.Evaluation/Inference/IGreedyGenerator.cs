@@ -23,7 +23,8 @@ public interface IGreedyGenerator
 /// hold exactly that prefix: it keeps the longest common prefix of what it holds (the previous prompt's tokens)
 /// and the new prefix, drops the rest, and prefills only what is missing; the following
 /// <see cref="IGreedyGenerator.Generate"/> then prefills only the prompt tokens after the prefix.
-/// <para>The runner visits the cells of one (trial, length) from the deepest needle to the shallowest, so each
+/// <para>The runner visits the cells of one (trial, length) from the deepest needle to the shallowest (or, with
+/// <see cref="Needle.NeedleRunOrder.ByNeedlePosition"/>, all cells by needle position), so each
 /// prefix is a prefix of the previous prompt (at depth 0 all but possibly its last token: the template's space before
 /// the needle may merge with the next word when haystack follows instead): the cache is truncated, and at most a
 /// token is recomputed. The

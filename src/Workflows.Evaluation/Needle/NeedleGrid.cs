@@ -3,6 +3,19 @@ using Workflows.Experiments.Spec;
 
 namespace Workflows.Evaluation.Needle;
 
+/// <summary>The order in which cells are run; results do not depend on it, prefill work does.</summary>
+public enum NeedleRunOrder
+{
+    /// <summary>Length ascending, depth descending within a length: the pre-needle prefix is reused within a length.</summary>
+    ByLength,
+
+    /// <summary>
+    /// Needle position descending over all lengths (position ≈ depth × length): every context is a prefix of the same
+    /// haystack, so a cell's pre-needle prefix is (almost always) a prefix of the previous prompt whatever its length.
+    /// </summary>
+    ByNeedlePosition,
+}
+
 /// <summary>One cell of the grid: a context length, a needle depth and a trial.</summary>
 public readonly record struct NeedleCell(long ContextLength, int DepthPercent, int Trial);
 
@@ -32,7 +45,21 @@ public sealed record NeedleGrid(IReadOnlyList<long> Lengths, IReadOnlyList<int> 
     /// prefix of the prompt before it, so a KV cache is reused by truncation alone (see
     /// <see cref="Inference.IPrefixReuseGenerator"/>).
     /// </summary>
-    public IEnumerable<NeedleCell> RunOrder()
+    public IEnumerable<NeedleCell> RunOrder(NeedleRunOrder order = NeedleRunOrder.ByLength)
+    {
+        if (order == NeedleRunOrder.ByNeedlePosition)
+        {
+            // Ties (e.g. every depth-0 cell) keep length order so the result is deterministic.
+            return Enumerable.Range(0, Trials).SelectMany(t =>
+                Lengths.Distinct().SelectMany(l => Depths.Distinct().Select(d => new NeedleCell(l, d, t)))
+                    .OrderByDescending(c => (double)c.DepthPercent * c.ContextLength)
+                    .ThenByDescending(c => c.ContextLength));
+        }
+
+        return ByLength();
+    }
+
+    private IEnumerable<NeedleCell> ByLength()
     {
         for (var t = 0; t < Trials; t++)
         {

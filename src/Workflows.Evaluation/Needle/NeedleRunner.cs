@@ -18,7 +18,8 @@ public sealed record NeedleRunOptions(
     NeedleScoreKind Scorer = NeedleScoreKind.WordRecall,
     int MaxNewTokens = PaperNeedle.MaxNewTokens,
     int Version = 1,
-    bool SaveContexts = false);
+    bool SaveContexts = false,
+    NeedleRunOrder Order = NeedleRunOrder.ByLength);
 
 /// <summary>Progress after each cell (run or skipped because its result already existed).</summary>
 public sealed record NeedleProgress(int Done, int Total, int Skipped, NeedleCell Cell, NeedleResult Result, bool WasSkipped);
@@ -70,11 +71,10 @@ public sealed class NeedleRunner
     {
         ArgumentNullException.ThrowIfNull(grid);
         var clock = Stopwatch.StartNew();
-        var cells = grid.RunOrder().ToList();
+        var cells = grid.RunOrder(_options.Order).ToList();
         var results = new List<NeedleResult>(cells.Count);
         int ran = 0, skipped = 0;
-        long promptTokens = 0, prefillWithReuse = 0;
-        IReadOnlyList<int> cached = [];
+        var ledger = new PrefixReuseLedger();
         var reuse = _generator as IPrefixReuseGenerator;
 
         foreach (var cell in cells)
@@ -93,9 +93,7 @@ public sealed class NeedleRunner
             var prompt = _builder.Build(cell.ContextLength, cell.DepthPercent, cell.Trial);
             var prefixLength = prompt.PrefixBeforeNeedle;
             var ids = prompt.PromptIds;
-            promptTokens += ids.Count;
-            prefillWithReuse += ids.Count - Math.Min(CommonPrefix(cached, ids), prefixLength);
-            cached = ids;
+            ledger.Add(ids, prefixLength);
 
             var start = Stopwatch.GetTimestamp();
             if (reuse is not null)
@@ -142,19 +140,54 @@ public sealed class NeedleRunner
             progress?.Report(new NeedleProgress(ran + skipped, cells.Count, skipped, cell, result, false));
         }
 
-        return new NeedleRunSummary(cells.Count, ran, skipped, promptTokens, prefillWithReuse, clock.Elapsed, results);
+        return new NeedleRunSummary(cells.Count, ran, skipped, ledger.PromptTokens, ledger.PrefillTokensWithReuse, clock.Elapsed, results);
     }
 
-    private static int CommonPrefix(IReadOnlyList<int> a, IReadOnlyList<int> b)
+    /// <summary>
+    /// Builds every prompt of <paramref name="grid"/> in run order without a model: the prompt-building time and the
+    /// prefill token counts with and without prefix reuse (for <c>wf eval needle --dry-run</c> and benchmarks).
+    /// </summary>
+    public static NeedleRunSummary DryRun(NeedlePromptBuilder builder, NeedleGrid grid, NeedleRunOrder order = NeedleRunOrder.ByLength, IProgress<NeedleCell>? progress = null, CancellationToken cancellationToken = default)
     {
-        var n = Math.Min(a.Count, b.Count);
-        var i = 0;
-        while (i < n && a[i] == b[i])
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(grid);
+        var clock = Stopwatch.StartNew();
+        var ledger = new PrefixReuseLedger();
+        var cells = 0;
+        foreach (var cell in grid.RunOrder(order))
         {
-            i++;
+            cancellationToken.ThrowIfCancellationRequested();
+            var prompt = builder.Build(cell.ContextLength, cell.DepthPercent, cell.Trial);
+            ledger.Add(prompt.PromptIds, prompt.PrefixBeforeNeedle);
+            cells++;
+            progress?.Report(cell);
         }
 
-        return i;
+        return new NeedleRunSummary(cells, 0, 0, ledger.PromptTokens, ledger.PrefillTokensWithReuse, clock.Elapsed, []);
+    }
+
+    /// <summary>Counts what an ideal prefix-reusing generator prefills: each prompt minus what it shares with the cache.</summary>
+    private sealed class PrefixReuseLedger
+    {
+        private IReadOnlyList<int> _cached = [];
+
+        public long PromptTokens { get; private set; }
+
+        public long PrefillTokensWithReuse { get; private set; }
+
+        public void Add(IReadOnlyList<int> ids, int prefixLength)
+        {
+            var n = Math.Min(_cached.Count, ids.Count);
+            var shared = 0;
+            while (shared < n && _cached[shared] == ids[shared])
+            {
+                shared++;
+            }
+
+            PromptTokens += ids.Count;
+            PrefillTokensWithReuse += ids.Count - Math.Min(shared, prefixLength);
+            _cached = ids;
+        }
     }
 
     private static string ComputeConfigHash(string model, string tokenizerId, string haystackHash, NeedleTask task, NeedleBuildOptions build, int maxNewTokens)

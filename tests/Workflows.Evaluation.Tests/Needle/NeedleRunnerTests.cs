@@ -185,6 +185,32 @@ public sealed class NeedleRunnerTests : IDisposable
         far.StandardDeviation.Should().Be(0);
     }
 
+    [Fact]
+    public void Ordering_by_needle_position_gives_the_same_results_with_less_prefill()
+    {
+        var (_, runner, generator, grid) = Setup(failAfterCalls: int.MaxValue);
+        var byLength = runner.Run(grid);
+        var other = TestData.NewTempDirectory();
+        try
+        {
+            var hf = HfTokenizerBehaviour.For(TestData.Gpt2);
+            var haystack = Haystack.LoadDirectory(TestData.SampleHaystack);
+            var builder = new NeedlePromptBuilder(hf, haystack, NeedleTask.Paper, 1000);
+            var positional = new LookupGenerator(TestData.Gpt2, attentionSpan: 400);
+            var summary = new NeedleRunner(builder, positional, new NeedleRunOptions(other, Order: NeedleRunOrder.ByNeedlePosition), TestData.Gpt2.Id, haystack.ContentHash).Run(grid);
+
+            summary.Results.Select(r => (r.ContextLength, r.DepthPercent, r.ModelResponse, r.PromptTokens))
+                .Should().BeEquivalentTo(byLength.Results.Select(r => (r.ContextLength, r.DepthPercent, r.ModelResponse, r.PromptTokens)));
+            positional.PrefilledTokens.Should().Be(summary.PrefillTokensWithReuse);
+            summary.PrefillTokensWithReuse.Should().BeLessThan(byLength.PrefillTokensWithReuse);
+            generator.PrefilledTokens.Should().Be(byLength.PrefillTokensWithReuse);
+        }
+        finally
+        {
+            Directory.Delete(other, recursive: true);
+        }
+    }
+
     private (NeedlePromptBuilder Builder, NeedleRunner Runner, LookupGenerator Generator, NeedleGrid Grid) Setup(int failAfterCalls, bool fixBosLeak = false)
     {
         var hf = HfTokenizerBehaviour.For(TestData.Gpt2);
