@@ -164,26 +164,58 @@ public sealed class HfTokenizerBehaviour
             }
 
             // Decoding the first k ids of a piece gives its first characters (SentencePiece and byte-level BPE both
-            // round-trip), so the token holding character c is the last k whose prefix ends at or before c.
+            // round-trip). Walk the piece in chunks (a chunk decoded as a continuation of the previous one adds
+            // exactly its characters), then binary-search inside the chunk that reaches the character: linear in
+            // the distance to it, instead of decoding ever longer prefixes.
+            const int ChunkTokens = 2048;
             var target = charIndex - s.CharStart;
-            int lo = 1, hi = s.TokenCount;
-            while (lo < hi)
+            var start = 0;
+            var chars = 0;
+            while (start < s.TokenCount)
             {
-                var mid = (lo + hi) / 2;
-                if (Tokenizer.Decode(ids.GetRange(s.TokenStart, mid)).Length > target)
-                {
-                    hi = mid;
-                }
-                else
-                {
-                    lo = mid + 1;
-                }
-            }
+                var end = Math.Min(start + ChunkTokens, s.TokenCount);
+                var text = DecodePart(ids, s.TokenStart, start, end);
 
-            return s.TokenStart + lo - 1;
+                // Never cut a multi-byte character's byte pieces apart: they would decode as U+FFFD on both sides.
+                for (var extra = 0; extra < 8 && end < s.TokenCount && text.EndsWith('\uFFFD'); extra++)
+                {
+                    end++;
+                    text = DecodePart(ids, s.TokenStart, start, end);
+                }
+
+                if (chars + text.Length > target)
+                {
+                    int lo = start + 1, hi = end;
+                    while (lo < hi)
+                    {
+                        var mid = (lo + hi) / 2;
+                        if (chars + DecodePart(ids, s.TokenStart, start, mid).Length > target)
+                        {
+                            hi = mid;
+                        }
+                        else
+                        {
+                            lo = mid + 1;
+                        }
+                    }
+
+                    return s.TokenStart + lo - 1;
+                }
+
+                chars += text.Length;
+                start = end;
+            }
         }
 
         throw new ArgumentOutOfRangeException(nameof(charIndex), charIndex, "no segment holds this character");
+    }
+
+    // Tokens [from, to) of the piece that starts at ids[pieceStart]: at the piece start decoded as the piece's own
+    // first tokens (dummy prefix stripped), later as a continuation.
+    private string DecodePart(List<int> ids, int pieceStart, int from, int to)
+    {
+        var part = ids.GetRange(pieceStart + from, to - from);
+        return from == 0 ? Tokenizer.Decode(part) : DecodeContinuation(part);
     }
 
     private string Decode(IReadOnlyList<int> ids, bool atStart)
