@@ -54,7 +54,8 @@ public static class RunReport
         var scorer = NeedleScorers.Name(input.Scorer);
         var paperRow = PaperNumbers.MatchExperiment(input.Experiment, out var exact);
         md.AppendLine(CultureInfo.InvariantCulture, $"# Evaluation: {input.Experiment}").AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Model `{input.Model}`").Append(input.Baseline is null ? "" : $" · baseline `{input.Baseline}`").AppendLine();
+        var baselineNote = input.Baseline is null ? "" : $" · baseline `{input.Baseline}`";
+        md.AppendLine(CultureInfo.InvariantCulture, $"Model `{input.Model}`{baselineNote}");
         if (paperRow is { } pr)
         {
             var setting = exact ? " (same setting: 7B, 5B tokens, 80K)." : " (the paper's numbers are for 7B, 5B tokens, 80K; this run differs).";

@@ -49,6 +49,7 @@ public sealed class RunReportTests : IDisposable
         File.Exists(files.Heatmap).Should().BeTrue();
         File.Exists(files.DifferenceHeatmap).Should().BeTrue();
         var md = File.ReadAllText(files.Markdown);
+        md.Should().Contain("Model `tiny` · baseline `original-5b-80k`\n");
         md.Should().Contain("![needle heatmap](needle-heatmap.png)");
         md.Should().Contain("![difference heatmap](needle-difference.png)");
         // three of four results at 11/12 (visualize.py's maximum), one at 0: mean = 33/48 = 0.6875.
