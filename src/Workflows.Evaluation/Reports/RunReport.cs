@@ -1,0 +1,200 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Workflows.Evaluation.DomainLoss;
+using Workflows.Evaluation.Heatmaps;
+using Workflows.Evaluation.Needle;
+using Workflows.Evaluation.Scoring;
+
+namespace Workflows.Evaluation.Reports;
+
+/// <summary>Everything one run's report shows. Paths of images are written relative to the report folder.</summary>
+/// <param name="Experiment">Experiment name (matches the paper's rows by prefix: original-, per-source-, ...).</param>
+/// <param name="Baseline">Baseline experiment name, when the run is compared with one.</param>
+/// <param name="Needle">This run's needle results (empty: no needle section).</param>
+/// <param name="BaselineNeedle">The baseline's needle results, for the difference heatmap.</param>
+/// <param name="TrainingLength">Training context, for the heatmap's dashed line.</param>
+/// <param name="TokenBudget">Training tokens, to find the paper's Fig. 3 row for per-source runs.</param>
+public sealed record RunReportInput(
+    string Experiment,
+    string? Baseline,
+    string Model,
+    NeedleScoreKind Scorer,
+    IReadOnlyList<NeedleResult> Needle,
+    IReadOnlyList<NeedleResult>? BaselineNeedle = null,
+    DomainLossReport? Loss = null,
+    DomainLossReport? BaselineLoss = null,
+    long? TrainingLength = null,
+    long? TokenBudget = null);
+
+/// <summary>The files written.</summary>
+public sealed record RunReportFiles(string Markdown, string Json, string? Heatmap, string? DifferenceHeatmap);
+
+/// <summary>
+/// Writes <c>report.md</c> (heatmap, mean needle score, per-length needle means, Table 5-style loss table, Loss@N,
+/// and the paper's published numbers for the matching experiment) and <c>report.json</c> (every number shown, and
+/// the per-cell needle means) into one folder. Heatmaps go beside them as PNG.
+/// </summary>
+public static class RunReport
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+
+    public static RunReportFiles Write(string directory, RunReportInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        Directory.CreateDirectory(directory);
+        var md = new StringBuilder();
+        var scorer = NeedleScorers.Name(input.Scorer);
+        var paperRow = PaperNumbers.MatchExperiment(input.Experiment, out var exact);
+        md.AppendLine(CultureInfo.InvariantCulture, $"# Evaluation: {input.Experiment}").AppendLine();
+        var baselineNote = input.Baseline is null ? "" : $" · baseline `{input.Baseline}`";
+        md.AppendLine(CultureInfo.InvariantCulture, $"Model `{input.Model}`{baselineNote}");
+        if (paperRow is { } pr)
+        {
+            var setting = exact ? " (same setting: 7B, 5B tokens, 80K)." : " (the paper's numbers are for 7B, 5B tokens, 80K; this run differs).";
+            md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Paper counterpart: Table 5 row **{PaperNumbers.RowLabel[pr]}**{setting}");
+        }
+
+        string? heatmap = null, difference = null;
+        object? needleJson = null;
+        if (input.Needle.Count > 0)
+        {
+            var cells = NeedleAggregation.ByCell(input.Needle, input.Scorer);
+            var mean = NeedleAggregation.OverallMean(input.Needle, input.Scorer);
+            var trials = cells.Max(c => c.Trials);
+            heatmap = Path.Combine(directory, "needle-heatmap.png");
+            NeedleHeatmap.Write(heatmap, cells, new HeatmapOptions($"Pressure Testing {input.Experiment}", input.TrainingLength), scorer);
+
+            md.AppendLine().AppendLine("## Needle in a haystack").AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"Mean score (**{scorer}**, 0–1): **{mean:0.000}** = {mean * 100:0.0} % over {input.Needle.Count} results ({cells.Count} cells × up to {trials} trial(s)).");
+            var paperNeedle = PaperNeedleNumber(input);
+            if (paperNeedle is { } pn)
+            {
+                md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Paper: {pn.Label}: **{pn.Value:0.0}** (its scorer is most likely visualize.py's word recall, the heatmap's; UNCERTAIN).");
+            }
+
+            md.AppendLine().AppendLine("![needle heatmap](needle-heatmap.png)");
+
+            var baselineCells = input.BaselineNeedle is { Count: > 0 } bn ? NeedleAggregation.ByCell(bn, input.Scorer) : null;
+            if (baselineCells is not null)
+            {
+                difference = Path.Combine(directory, "needle-difference.png");
+                NeedleHeatmap.WriteDifference(difference, cells, baselineCells, new HeatmapOptions($"{input.Experiment} − {input.Baseline}", input.TrainingLength), scorer);
+                var baseMean = NeedleAggregation.OverallMean(input.BaselineNeedle!, input.Scorer);
+                md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Baseline `{input.Baseline}`: {baseMean:0.000} (Δ {DomainLossTable.Signed(mean - baseMean)}).");
+                md.AppendLine().AppendLine("![difference heatmap](needle-difference.png)");
+            }
+
+            md.AppendLine().AppendLine("| context length | mean | ± sd over trials (mean of cells) |").AppendLine("|---:|---:|---:|");
+            foreach (var g in cells.GroupBy(c => c.ContextLength).OrderBy(g => g.Key))
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {g.Key:N0} | {g.Average(c => c.Mean):0.000} | {g.Average(c => c.StandardDeviation):0.000} |");
+            }
+
+            needleJson = new
+            {
+                scorer,
+                mean,
+                results = input.Needle.Count,
+                means_by_scorer = Enum.GetValues<NeedleScoreKind>()
+                    .Where(k => input.Needle.All(r => r.Scores.ContainsKey(NeedleScorers.Name(k))))
+                    .ToDictionary(NeedleScorers.Name, k => NeedleAggregation.OverallMean(input.Needle, k)),
+                baseline_mean = input.BaselineNeedle is { Count: > 0 } ? NeedleAggregation.OverallMean(input.BaselineNeedle, input.Scorer) : (double?)null,
+                paper = paperNeedle is { } p ? new { label = p.Label, value = p.Value } : null,
+                cells,
+            };
+        }
+
+        object? lossJson = null;
+        if (input.Loss is { } loss)
+        {
+            var rows = DomainLossTable.Compare(loss, input.BaselineLoss, paperRow);
+            md.AppendLine().AppendLine("## Validation loss by domain and length bucket (Table 5)").AppendLine();
+            md.Append(DomainLossTable.ToMarkdown(rows, input.Baseline, paperRow));
+            if (paperRow == PaperMixture.BookUp)
+            {
+                md.AppendLine().AppendLine(PaperNumbers.Table5Footnote);
+            }
+
+            var lengths = loss.Lengths.Select(e => e.Length).Distinct().Order().ToList();
+            var fig = PaperLossRow(input, paperRow);
+            if (lengths.Count > 0)
+            {
+                md.AppendLine().AppendLine("## Loss@N (Fig. 3)").AppendLine();
+                md.AppendLine("| N | loss (all sources, token-weighted) | baseline | paper |").AppendLine("|---:|---:|---:|---:|");
+                foreach (var n in lengths)
+                {
+                    var ours = loss.OverallAt(n);
+                    var theirs = input.BaselineLoss?.OverallAt(n);
+                    var paperIndex = PaperNumbers.LossLengths.ToList().IndexOf(n);
+                    var paperValue = fig is not null && paperIndex >= 0 ? fig.Value.Values[paperIndex].ToString("0.00", CultureInfo.InvariantCulture) : "–";
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {n:N0} | {Format(ours)} | {Format(theirs)} | {paperValue} |");
+                }
+
+                if (fig is not null)
+                {
+                    md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Paper column: {fig.Value.Label}.");
+                }
+            }
+
+            lossJson = new
+            {
+                rows,
+                lengths = loss.Lengths,
+                overall_at = lengths.ToDictionary(n => n.ToString(CultureInfo.InvariantCulture), loss.OverallAt),
+                paper_row = paperRow is { } r ? PaperNumbers.RowLabel[r] : null,
+                paper_lengths = fig is { } f ? new { label = f.Label, lengths = PaperNumbers.LossLengths, values = f.Values } : null,
+            };
+        }
+
+        var markdownPath = Path.Combine(directory, "report.md");
+        var jsonPath = Path.Combine(directory, "report.json");
+        File.WriteAllText(markdownPath, md.ToString());
+        File.WriteAllText(jsonPath, JsonSerializer.Serialize(new
+        {
+            experiment = input.Experiment,
+            baseline = input.Baseline,
+            model = input.Model,
+            paper_row = paperRow is { } row ? PaperNumbers.RowLabel[row] : null,
+            paper_row_exact = exact,
+            needle = needleJson,
+            loss = lossJson,
+        }, Json));
+        return new RunReportFiles(markdownPath, jsonPath, heatmap, difference);
+    }
+
+    private static string Format(double? v) => v is { } x ? x.ToString("0.000", CultureInfo.InvariantCulture) : "–";
+
+    private static (string Label, double Value)? PaperNeedleNumber(RunReportInput input)
+    {
+        var row = PaperNumbers.MatchExperiment(input.Experiment, out _);
+        if (row == PaperMixture.PerSource && input.TokenBudget is { } tokens && PaperNumbers.Figure3.TryGetValue(tokens, out var f))
+        {
+            return ($"Fig. 3, per-source, {tokens / 1e9:0.#}B tokens, 7B at 80K", f.NeedleAccuracy);
+        }
+
+        return null;
+    }
+
+    private static (string Label, double[] Values)? PaperLossRow(RunReportInput input, PaperMixture? row)
+    {
+        if (row == PaperMixture.PerSource && input.TokenBudget is { } tokens && PaperNumbers.Figure3.TryGetValue(tokens, out var f))
+        {
+            return ($"Fig. 3, per-source, {tokens / 1e9:0.#}B tokens, 7B at 80K", f.Loss);
+        }
+
+        if (row == PaperMixture.Original)
+        {
+            return ("Fig. 4, original mixture, 5B tokens, 7B at 80K", PaperNumbers.Figure4Original);
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text;
+using Workflows.Evaluation.Needle;
+
+namespace Workflows.Evaluation.Tests.Needle;
+
+public sealed class HaystackTests : IDisposable
+{
+    private readonly string _dir = TestData.NewTempDirectory();
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Files_are_read_like_python_text_mode()
+    {
+        File.WriteAllBytes(Path.Combine(_dir, "x.txt"), [0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes("One.\r\nTwo.\rThree.\n")]);
+        File.WriteAllText(Path.Combine(_dir, "ignored.md"), "not a txt");
+        var haystack = Haystack.LoadDirectory(_dir);
+        haystack.Files.Should().ContainSingle();
+        haystack.Cycle.Should().Be("\uFEFFOne.\nTwo.\nThree.\n", "utf-8 (not utf-8-sig) keeps the BOM; universal newlines translate \\r\\n and \\r");
+    }
+
+    [Fact]
+    public void Text_repeats_whole_cycles_until_the_token_count_reaches_the_target_and_no_further()
+    {
+        File.WriteAllText(Path.Combine(_dir, "a.txt"), "The cat sat. The dog ran. ");
+        var haystack = Haystack.LoadDirectory(_dir);
+        var hf = HfTokenizerBehaviour.For(TestData.Gpt2);
+        int Count(string t) => hf.Encode(t, true).Count;
+        Count(haystack.Cycle).Should().Be(9, "two 4-token sentences and a trailing space");
+
+        // Python: while tokens(context) < 100: context += cycle. Cycles joined re-tokenise " " + "The" as " The", so
+        // r cycles have 8r + 1 tokens: the first r with 8r + 1 ≥ 100 is 13.
+        var text = haystack.Text(0, 0, 100, Count);
+        text.Length.Should().Be(13 * haystack.Cycle.Length);
+        Count(text).Should().Be(105);
+    }
+
+    [Fact]
+    public void Trial_offsets_start_at_a_seeded_sentence_boundary()
+    {
+        var haystack = Haystack.LoadDirectory(TestData.SampleHaystack);
+        haystack.TrialOffset(0, 15213).Should().Be(0);
+        var offsets = Enumerable.Range(1, 8).Select(t => haystack.TrialOffset(t, 15213)).ToList();
+        offsets.Should().Equal(Enumerable.Range(1, 8).Select(t => haystack.TrialOffset(t, 15213)), "the same seed gives the same offsets");
+        offsets.Distinct().Should().HaveCountGreaterThan(6);
+        Enumerable.Range(1, 8).Select(t => haystack.TrialOffset(t, 1)).Should().NotEqual(offsets);
+        foreach (var o in offsets)
+        {
+            var before = haystack.Cycle[..o].TrimEnd();
+            before.Should().MatchRegex(@"[.!?]$", "a trial starts right after a sentence end");
+            char.IsWhiteSpace(haystack.Cycle[o]).Should().BeFalse();
+        }
+
+        var hf = HfTokenizerBehaviour.For(TestData.Gpt2);
+        var trial = haystack.Text(3, 15213, 5000, t => hf.Encode(t, true).Count);
+        trial.Should().StartWith(haystack.Cycle[haystack.TrialOffset(3, 15213)..][..200]);
+    }
+
+    [CorpusFact]
+    public void Paul_graham_essays_with_llama_put_the_needle_after_a_period_and_leak_bos_before_it()
+    {
+        var hf = HfTokenizerBehaviour.For(TestData.LlamaTokenizer);
+        var haystack = Haystack.LoadDirectory(TestData.PaulGrahamEssays);
+        haystack.Files.Should().HaveCount(49);
+        var builder = new NeedlePromptBuilder(hf, haystack, NeedleTask.Paper, 4256);
+        foreach (var depth in new[] { 11, 56, 89 })
+        {
+            var prompt = builder.Build(4256, depth);
+            var context = builder.ContextIds(4256);
+            var p = prompt.InsertionPoints.Single();
+            hf.PeriodIds.Should().Contain(context[p - 1]);
+            for (var i = p; i < (int)((4256 - 200 - 29) * (depth / 100.0)); i++)
+            {
+                hf.PeriodIds.Should().NotContain(context[i], "no period lies between the insertion point and the target");
+            }
+
+            var span = prompt.NeedleSpans.Single();
+            prompt.PromptIds[span.Start].Should().Be(1, "the leaked BOS opens the needle");
+            // Re-encoding "<s> \nThe" gave the piece after "<s>" its own dummy "▁": "▁▁" (259) decodes to two spaces.
+            hf.Decode(prompt.PromptIds.Skip(span.Start).Take(span.Length).ToList()).Should().Be("<s>  \nThe best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.\n");
+            prompt.PromptIds.Count.Should().BeInRange(4256 - 200 + 40, 4256 - 200 + 60, "context and needle trimmed to L - 200, plus the template (about 50 ids)");
+            builder.Build(4256, depth).PromptIds.Should().Equal(prompt.PromptIds, "deterministic");
+        }
+    }
+}

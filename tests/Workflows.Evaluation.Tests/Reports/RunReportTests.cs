@@ -1,0 +1,86 @@
+using System.Text.Json;
+using Workflows.Evaluation.DomainLoss;
+using Workflows.Evaluation.Needle;
+using Workflows.Evaluation.Reports;
+using Workflows.Evaluation.Scoring;
+using Workflows.Experiments.Spec;
+
+namespace Workflows.Evaluation.Tests.Reports;
+
+public sealed class RunReportTests : IDisposable
+{
+    private readonly string _dir = TestData.NewTempDirectory();
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static NeedleResult Result(long length, int depth, string response, int trial = 0) => new()
+    {
+        Model = "m",
+        ContextLength = length,
+        DepthPercent = depth,
+        Needle = PaperNeedle.Needle,
+        ModelResponse = response,
+        Score = NeedleScorers.Score(NeedleScoreKind.WordRecall, response, NeedleTask.Paper),
+        Scorer = "word-recall",
+        TestDurationSeconds = 0.1,
+        TestTimestampUtc = "2025-01-01 00:00:00+0000",
+        Trial = trial,
+        Scores = NeedleScorers.All(response, NeedleTask.Paper),
+    };
+
+    [Fact]
+    public void Report_has_heatmaps_mean_loss_table_and_paper_numbers_in_markdown_and_json()
+    {
+        const string right = "eat a sandwich and sit in Dolores Park on a sunny day.";
+        var needle = new List<NeedleResult>
+        {
+            Result(1000, 0, right), Result(1000, 100, right), Result(2000, 0, "no idea"), Result(2000, 100, right),
+        };
+        var baselineNeedle = needle.Select(r => r with { ModelResponse = "no idea", Score = 0, Scores = NeedleScorers.All("no idea", NeedleTask.Paper) }).ToList();
+        var loss = new DomainLossReport("per-source-5b-80k",
+            [new("0-4K", SlimPajamaSource.C4, 2.050, 500), new("4K-128K", SlimPajamaSource.Book, 1.800, 700)],
+            [new LengthLossEntry(1024, SlimPajamaSource.C4, 1.9, 100), new LengthLossEntry(1024, SlimPajamaSource.Book, 1.7, 300)]);
+        var baselineLoss = new DomainLossReport("original-5b-80k",
+            [new("0-4K", SlimPajamaSource.C4, 2.038, 500), new("4K-128K", SlimPajamaSource.Book, 1.852, 700)], []);
+
+        var files = RunReport.Write(_dir, new RunReportInput("per-source-5b-80k", "original-5b-80k", "tiny", NeedleScoreKind.WordRecall,
+            needle, baselineNeedle, loss, baselineLoss, TrainingLength: 1500, TokenBudget: 5_000_000_000));
+
+        File.Exists(files.Heatmap).Should().BeTrue();
+        File.Exists(files.DifferenceHeatmap).Should().BeTrue();
+        var md = File.ReadAllText(files.Markdown);
+        md.Should().Contain("Model `tiny` · baseline `original-5b-80k`\n");
+        md.Should().Contain("![needle heatmap](needle-heatmap.png)");
+        md.Should().Contain("![difference heatmap](needle-difference.png)");
+        // three of four results at 11/12 (visualize.py's maximum), one at 0: mean = 33/48 = 0.6875.
+        md.Should().Contain("**0.688** = 68.8 %");
+        md.Should().Contain("Paper: Fig. 3, per-source, 5B tokens, 7B at 80K: **88.0**");
+        md.Should().Contain("Table 5 row **Per-source** (same setting");
+        md.Should().Contain("| 0-4K | C4 | 2.050 | 500 | 2.038 | 🔴 +0.012 | 2.038 | ⚪ +0.002 |");
+        md.Should().Contain("| 4K-128K | Book | 1.800 | 700 | 1.852 | 🟢 −0.052 | 1.852 | 🟢 −0.014 |");
+        // Loss@1K over sources, token-weighted: (1.9·100 + 1.7·300) / 400 = 1.75; the paper's per-source 5B value 1.80.
+        md.Should().Contain("| 1,024 | 1.750 | – | 1.80 |");
+
+        using var json = JsonDocument.Parse(File.ReadAllText(files.Json));
+        var root = json.RootElement;
+        root.GetProperty("paper_row").GetString().Should().Be("Per-source");
+        root.GetProperty("needle").GetProperty("mean").GetDouble().Should().BeApproximately(0.6875, 1e-12);
+        root.GetProperty("needle").GetProperty("baseline_mean").GetDouble().Should().Be(0);
+        root.GetProperty("needle").GetProperty("means_by_scorer").GetProperty("word-recall-fixed").GetDouble().Should().BeApproximately(0.75, 1e-12);
+        root.GetProperty("needle").GetProperty("cells").GetArrayLength().Should().Be(4);
+        root.GetProperty("loss").GetProperty("rows")[0].GetProperty("delta").GetDouble().Should().BeApproximately(0.012, 1e-12);
+        root.GetProperty("loss").GetProperty("rows")[0].GetProperty("mark").GetString().Should().Be("red");
+        root.GetProperty("loss").GetProperty("overall_at").GetProperty("1024").GetDouble().Should().BeApproximately(1.75, 1e-12);
+    }
+
+    [Fact]
+    public void Report_without_needle_or_baseline_still_writes_the_loss_table()
+    {
+        var loss = new DomainLossReport("smoke", [new("0-4K", SlimPajamaSource.Github, 0.9, 10)], []);
+        var files = RunReport.Write(_dir, new RunReportInput("smoke", null, "tiny", NeedleScoreKind.Rouge1, [], Loss: loss));
+        files.Heatmap.Should().BeNull();
+        var md = File.ReadAllText(files.Markdown);
+        md.Should().Contain("| 0-4K | Github | 0.900 | 10 | – | – | 0.907 | – |");
+        md.Should().NotContain("Needle in a haystack");
+    }
+}

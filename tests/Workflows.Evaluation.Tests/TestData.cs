@@ -1,0 +1,62 @@
+using Workflows.DataPrep.Tokenization;
+
+namespace Workflows.Evaluation.Tests;
+
+/// <summary>Finds the shared corpus and the repository's samples, and hands out the real tokenizers.</summary>
+internal static class TestData
+{
+    public const string MissingCorpusReason =
+        "shared/corpus not found above the test assembly directory (CI checks it out beside the clone)";
+
+    public static readonly string? CorpusRoot = FindAbove(Path.Combine("shared", "corpus"));
+
+    private static readonly Lazy<LlamaSentencePieceTokenizer> Llama = new(() => LlamaSentencePieceTokenizer.Load(LlamaModelPath));
+    private static readonly Lazy<Gpt2Tokenizer> Gpt2Instance = new(() => new Gpt2Tokenizer());
+
+    public static string Corpus => CorpusRoot ?? throw new InvalidOperationException(MissingCorpusReason);
+
+    public static string LlamaModelPath => Path.Combine(Corpus, "tokenizers", "llama2", "tokenizer.model");
+
+    public static string PaulGrahamEssays => Path.Combine(Corpus, "haystack", "PaulGrahamEssays");
+
+    /// <summary>The public-domain default haystack shipped in samples/haystack.</summary>
+    public static string SampleHaystack =>
+        FindAbove(Path.Combine("samples", "haystack")) ?? throw new InvalidOperationException("samples/haystack not found above the test assembly");
+
+    public static LlamaSentencePieceTokenizer LlamaTokenizer => Llama.Value;
+
+    public static Gpt2Tokenizer Gpt2 => Gpt2Instance.Value;
+
+    public static string NewTempDirectory()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "wf-eval-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static string? FindAbove(string relative)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, relative);
+            if (Directory.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+}
+
+/// <summary>A fact that is skipped, with the reason, when the shared corpus is not present.</summary>
+public sealed class CorpusFactAttribute : FactAttribute
+{
+    public CorpusFactAttribute()
+    {
+        if (TestData.CorpusRoot is null)
+        {
+            Skip = TestData.MissingCorpusReason;
+        }
+    }
+}
