@@ -43,6 +43,7 @@ public static class Program
         root.Subcommands.Add(PrepCommand.Create(cli));
         root.Subcommands.Add(TokenizeCommand.Create(cli));
         root.Subcommands.Add(TrainCommand.Create(cli));
+        root.Subcommands.Add(EvalCommand.Create(cli));
         root.Subcommands.Add(PrCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         return root;

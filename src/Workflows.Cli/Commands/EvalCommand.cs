@@ -1,0 +1,158 @@
+using System.CommandLine;
+using System.Globalization;
+using TorchSharp;
+using Workflows.DataPrep.Tokenization;
+using Workflows.Evaluation.Heatmaps;
+using Workflows.Evaluation.Inference;
+using Workflows.Evaluation.Needle;
+using Workflows.Evaluation.Scoring;
+using Workflows.Experiments.Spec;
+using Workflows.Experiments.Validation;
+using Workflows.Training;
+using Workflows.Training.Weights;
+
+namespace Workflows.Cli.Commands;
+
+/// <summary>wf eval needle | heatmap: the evaluation steps, runnable without the engine.</summary>
+public static class EvalCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var eval = new Command("eval", "Evaluation without the engine: wf eval needle (run the grid), wf eval heatmap (draw it).");
+        eval.Subcommands.Add(Needle(cli));
+        eval.Subcommands.Add(Heatmap(cli));
+        return eval;
+    }
+
+    private static Command Needle(CliContext cli)
+    {
+        var file = new Argument<string>("experiment") { Description = "The experiment whose evaluation.needle section to run." };
+        var model = new Option<string?>("--model") { Description = "A trained model folder in HuggingFace layout (e.g. the final-model/ of wf train). Not needed with --dry-run." };
+        var output = new Option<string>("--out") { Description = "Folder for one result JSON per cell (rerunning resumes: finished cells are skipped).", Required = true };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Path to tokenizer.model for llama-2 experiments (or set WF_LLAMA2_TOKENIZER)." };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Build every prompt, count prefill tokens with and without prefix reuse; run no model." };
+        var command = new Command("needle", """
+            Needle in a haystack as the paper's code runs it: the haystack (the spec's folder, default the shipped
+            public-domain samples/haystack) in sorted file order repeated to length, the paper's needle, question and
+            prompt, insertion moved back to the previous sentence end, greedy decoding with a KV cache that keeps the
+            haystack prefix shared by a length's cells. One JSON per cell, written as it finishes; a rerun skips
+            finished cells. Then draws heatmap.png in the paper's style into --out.
+
+            Examples:
+              wf eval needle experiments/smoke.yaml --model out/smoke/train/final-model --out out/smoke/needle
+              wf eval needle experiments/per-source-5b-80k.yaml --dry-run --out /tmp/grid --tokenizer llama/tokenizer.model
+            """)
+        {
+            file, model, output, tokenizer, device, dryRun,
+        };
+        command.SetAction(parse =>
+        {
+            var path = parse.GetValue(file)!;
+            var loaded = ExperimentLoader.LoadFile(path, new LoadOptions(WorkflowsDirectory: RepositoryLayout.FindWorkflowsDirectory(path)));
+            if (!loaded.IsValid)
+            {
+                DiagnosticPrinter.Print(cli, loaded.Diagnostics);
+                return ExitCodes.InvalidInput;
+            }
+
+            var spec = loaded.Spec!;
+            var specDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var haystack = Path.Combine(RepositoryLayout.FindWorkflowsDirectory(path) is { } wf ? Path.GetDirectoryName(wf)! : ".", "samples", "haystack");
+            ITokenizer tok;
+            NeedleSetup setup;
+            try
+            {
+                tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), specDir);
+                setup = NeedleSetup.FromSpec(spec.Evaluation.Needle, tok, haystack, specDir);
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException)
+            {
+                cli.Err.WriteLine($"error: {e.Message}");
+                return ExitCodes.InvalidInput;
+            }
+
+            var outDir = parse.GetValue(output)!;
+            if (parse.GetValue(dryRun))
+            {
+                var dry = NeedleRunner.DryRun(setup.Builder, setup.Grid);
+                cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{dry.Cells} cells, {dry.PromptTokens:N0} prompt tokens; {dry.PrefillTokensWithReuse:N0} to prefill with prefix reuse ({dry.PrefillSaving:0.00}x fewer)"));
+                return ExitCodes.Ok;
+            }
+
+            if (parse.GetValue(model) is not { } modelDir)
+            {
+                cli.Err.WriteLine("error: --model is required (a folder with config.json and safetensors), or use --dry-run");
+                return ExitCodes.Usage;
+            }
+
+            using var llama = HuggingFaceCheckpoint.LoadModel(modelDir);
+            llama.to(TorchSharp.torch.device(parse.GetValue(device)!));
+            llama.eval();
+            using var generator = new TorchGreedyGenerator(llama, tok, spec.Name, ropeScalingLength: checked((int)spec.Data.Context));
+            var runner = setup.CreateRunner(generator, outDir, spec.Evaluation.Needle.MaxNewTokens);
+            var summary = runner.Run(setup.Grid, new Progress<NeedleProgress>(p =>
+            {
+                if (p.Done == p.Total || p.Done % 10 == 0)
+                {
+                    cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"[{p.Done}/{p.Total}] length {p.Cell.ContextLength:N0} depth {p.Cell.DepthPercent}%: {(p.WasSkipped ? "done before" : $"score {p.Result.Score:0.###}")}"));
+                }
+            }));
+            var cells = NeedleAggregation.ByCell(summary.Results, setup.Scorer);
+            var png = Path.Combine(outDir, "heatmap.png");
+            NeedleHeatmap.Write(png, cells, new HeatmapOptions(spec.Name, spec.Data.Context), setup.Scorer.ToString());
+            var mean = cells.Count == 0 ? 0 : cells.Average(c => c.Mean);
+            cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{summary.Ran} cells run, {summary.Skipped} resumed, mean {setup.Scorer} {mean:0.000}, {summary.Elapsed.TotalSeconds:0.0}s; reused {generator.ReusedTokens:N0} prefix tokens; heatmap: {png}"));
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Heatmap(CliContext cli)
+    {
+        var results = new Argument<string>("results") { Description = "Folder of *_results.json from wf eval needle." };
+        var output = new Option<string>("--out") { Description = "PNG to write.", Required = true };
+        var baseline = new Option<string?>("--baseline") { Description = "Another results folder: draw the difference (experiment - baseline) instead." };
+        var scorer = new Option<NeedleScoreKind>("--scorer") { Description = "Which stored score to draw.", DefaultValueFactory = _ => NeedleScoreKind.WordRecall };
+        var training = new Option<long?>("--training-length") { Description = "Training context, drawn as a dashed line (e.g. 81920)." };
+        var title = new Option<string>("--title") { Description = "Title (the mean score is added).", DefaultValueFactory = _ => "needle in a haystack" };
+        var command = new Command("heatmap", """
+            Draw a needle heatmap in the paper's style (depth rows x token-length columns, #F0496E -> #EBB839 -> #0CD79F
+            over 0-1, dashed line at the training length, mean in the title), or the difference between two runs.
+
+            Examples:
+              wf eval heatmap out/smoke/needle --out heatmap.png --training-length 1024
+              wf eval heatmap runs/per-source/needle --baseline runs/original/needle --out diff.png
+            """)
+        {
+            results, output, baseline, scorer, training, title,
+        };
+        command.SetAction(parse =>
+        {
+            var kind = parse.GetValue(scorer);
+            var cells = NeedleAggregation.ByCell(NeedleResultFiles.ReadDirectory(parse.GetValue(results)!), kind);
+            if (cells.Count == 0)
+            {
+                cli.Err.WriteLine($"error: no *_results.json in {parse.GetValue(results)}");
+                return ExitCodes.InvalidInput;
+            }
+
+            var options = new HeatmapOptions(parse.GetValue(title)!, parse.GetValue(training));
+            if (parse.GetValue(baseline) is { } other)
+            {
+                NeedleHeatmap.WriteDifference(parse.GetValue(output)!, cells, NeedleAggregation.ByCell(NeedleResultFiles.ReadDirectory(other), kind), options, kind.ToString());
+            }
+            else
+            {
+                NeedleHeatmap.Write(parse.GetValue(output)!, cells, options, kind.ToString());
+            }
+
+            cli.Out.WriteLine($"wrote {parse.GetValue(output)} ({cells.Count} cells)");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}
