@@ -63,7 +63,7 @@ public sealed class StepScope
             {
                 var call = Context.ScheduleTask<T>(activity, ActivityNames.Version, input);
                 using var cancelTimer = new CancellationTokenSource();
-                var deadline = Context.CreateTimer(Now + policy.Timeout + TimerPadding, true, cancelTimer.Token);
+                var deadline = DelayAsync(policy.Timeout, cancelTimer.Token);
                 var first = await Task.WhenAny(call, deadline);
                 if (first == call)
                 {
