@@ -13,6 +13,7 @@ public static class BenchCommand
     {
         var bench = new Command("bench", "Benchmarks: wf bench validate (more arrive with data prep, storage, engine and training).");
         bench.Subcommands.Add(Validate(cli));
+        bench.Subcommands.Add(BenchEngineCommand.Create(cli));
         return bench;
     }
 
