@@ -47,6 +47,8 @@ public sealed class EngineHost : IAsyncDisposable
             ControlQueueVisibilityTimeout = options.ControlQueueVisibilityTimeout,
             WorkItemQueueVisibilityTimeout = options.WorkItemQueueVisibilityTimeout,
             MaxConcurrentTaskActivityWorkItems = options.MaxConcurrentActivities,
+            ExtendedSessionsEnabled = options.ExtendedSessions,
+            ExtendedSessionIdleTimeout = TimeSpan.FromSeconds(30),
             // One app per hub: the app lease only matters for blue/green deployments of several apps on one hub.
             UseAppLease = false,
         };

@@ -28,6 +28,12 @@ public sealed record EngineOptions
     /// <summary>How long a dequeued activity message stays invisible; renewed while the activity runs, so a killed worker's activity is retried after at most this long.</summary>
     public TimeSpan WorkItemQueueVisibilityTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Keep an orchestration's state in memory between episodes instead of reloading its history from the table
+    /// each time: a fan-out of N otherwise costs O(N²) history reads as the results come in.
+    /// </summary>
+    public bool ExtendedSessions { get; init; } = true;
+
     /// <summary>Activities one worker runs at once.</summary>
     public int MaxConcurrentActivities { get; init; } = Math.Max(4, Environment.ProcessorCount * 4);
 

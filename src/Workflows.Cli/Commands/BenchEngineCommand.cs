@@ -33,10 +33,10 @@ public static class BenchEngineCommand
             var request = EngineCli.Prepare(parse.GetValue(experiment)!);
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, ct);
             var options = EngineCli.Options(EngineOptions.UniqueHubName("bench"));
-            await using (var host = await EngineHost.StartAsync(storage.Connection, options, (registry, _) => registry.Register(EmptyFanOutStep.Create())))
+            var host = await EngineHost.StartAsync(storage.Connection, options, (registry, _) => registry.Register(EmptyFanOutStep.Create()));
+            var client = host.Client;
+            try
             {
-                var client = host.Client;
-                try
                 {
                     cli.Out.WriteLine($"task hub {options.TaskHubName} on {storage.Connection.Description}; {Environment.ProcessorCount} cores");
                     foreach (var n in parse.GetValue(counts)!)
@@ -60,10 +60,12 @@ public static class BenchEngineCommand
                         }
                     }
                 }
-                finally
-                {
-                    await client.DeleteHubAsync();
-                }
+            }
+            finally
+            {
+                // Stop the worker first: deleting the hub under a running worker leaves its partition manager retrying.
+                await host.DisposeAsync();
+                await client.DeleteHubAsync();
             }
 
             return ExitCodes.Ok;

@@ -19,6 +19,7 @@ public sealed class StepScope
     public static readonly TimeSpan MaxTimerChunk = TimeSpan.FromDays(6);
 
     private readonly ExperimentOrchestration _orchestration;
+    private Task? _waveDeadline;
 
     internal StepScope(ExperimentOrchestration orchestration, OrchestrationContext context, RunInput run, BoundStep step, IReadOnlyDictionary<string, StepOutput> inputs)
     {
@@ -63,7 +64,8 @@ public sealed class StepScope
             {
                 var call = Context.ScheduleTask<T>(activity, ActivityNames.Version, input);
                 using var cancelTimer = new CancellationTokenSource();
-                var deadline = DelayAsync(policy.Timeout, cancelTimer.Token);
+                // First attempts of a fan-out share one deadline timer (they start together); others get their own.
+                var deadline = attempt == 1 && _waveDeadline is { } shared ? shared : DelayAsync(policy.Timeout, cancelTimer.Token);
                 var first = await Task.WhenAny(call, deadline);
                 if (first == call)
                 {
@@ -118,12 +120,31 @@ public sealed class StepScope
     {
         Report(p => p with { Phase = phase ?? p.Phase, Done = 0, Total = count });
         var tasks = new List<Task<T>>(count);
-        for (var i = 0; i < count; i++)
+        using var cancelWave = new CancellationTokenSource();
+        // One durable timer for the whole wave instead of one per item: each timer is a queue message and history
+        // events, and a fan-out of 512 would otherwise carry 512 of them. Each item's first CallAsync picks it up
+        // synchronously (before its first await), so this stays deterministic.
+        _waveDeadline = DelayAsync(StepRetryPolicy.From(Step).Timeout, cancelWave.Token);
+        try
         {
-            tasks.Add(Counted(item(i)));
+            for (var i = 0; i < count; i++)
+            {
+                tasks.Add(Counted(item(i)));
+            }
+        }
+        finally
+        {
+            _waveDeadline = null;
         }
 
-        return await Task.WhenAll(tasks);
+        try
+        {
+            return await Task.WhenAll(tasks);
+        }
+        finally
+        {
+            cancelWave.Cancel();
+        }
 
         async Task<T> Counted(Task<T> t)
         {
