@@ -41,7 +41,7 @@ public static class LogsCommand
                 if (s.CompletedAt is { } done)
                 {
                     cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{done:u} {s.Step}: {s.Status}{(s.Cached ? " (cached)" : "")}{(p is null ? "" : $", {p.Done}/{p.Total} items, {p.Attempts} attempt(s), {p.Retries} retries")}{(s.OutputPrefix is null ? "" : $", output {s.OutputPrefix}")}"));
+                        $"{done:u} {s.Step}: {s.Status}{(s.Cached ? " (cached)" : "")}{(p is null ? "" : $", {p.Done}/{p.Total} items, {p.Attempts} attempt(s), {p.Retries} retries")}{(string.IsNullOrEmpty(s.OutputPrefix) ? "" : $", output {s.OutputPrefix}")}"));
                 }
 
                 if (s.Error is not null)

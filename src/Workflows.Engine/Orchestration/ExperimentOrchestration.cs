@@ -103,6 +103,7 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
         foreach (var step in steps.Where(s => !started.Contains(s.Id)))
         {
             _progress[step.Id] = _progress[step.Id] with { State = StepStates.Skipped };
+            await Record(context, new RunUpdate(input.RunId) { Step = new StepUpdate(step.Id, null, StepStates.Skipped, false, null, null, null, null) });
         }
 
         var error = failure is null ? null : Describe(failure);
