@@ -22,7 +22,7 @@ public sealed class OrchestrationTests(EngineFixture engine)
         engine.Executions[test].Should().Be(64);
         var output = first.Result!.Outputs["items"];
         output.Cached.Should().BeFalse();
-        var manifest = await engine.Host.Services.Manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, output.ActivityVersionOrDefault(), output.KeyHash));
+        var manifest = await engine.Host.Services.Manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, "1", output.KeyHash));
         manifest.Should().NotBeNull();
         manifest!.Entries.Select(e => e.Path).Should().BeEquivalentTo(Enumerable.Range(0, 64).Select(i => $"items/{i:D5}.bin"));
         manifest.Entries.Select(e => e.Path).Should().OnlyHaveUniqueItems();
@@ -95,46 +95,5 @@ public sealed class OrchestrationTests(EngineFixture engine)
         // Both started before either finished: neither waited for the other.
         a.StartedAt.Should().BeBefore(b.CompletedAt!.Value);
         b.StartedAt.Should().BeBefore(a.CompletedAt!.Value);
-    }
-}
-
-internal static class StepOutputExtensions
-{
-    /// <summary>Every step type in these tests writes version "1" outputs.</summary>
-    public static string ActivityVersionOrDefault(this StepOutput _) => "1";
-}
-
-[Collection(EngineCollection.Name)]
-public sealed class PrepareDataTests(EngineFixture engine)
-{
-    [Fact]
-    public async Task Prepare_data_on_the_shipped_sample_publishes_verified_shards_that_training_can_read_and_reruns_from_cache()
-    {
-        var file = Path.Combine(engine.RepositoryRoot, "experiments", "smoke.yaml");
-        var request = EngineClient.Prepare(file, Path.Combine(engine.RepositoryRoot, "workflows"), "test");
-        request = request with { Workflow = request.Workflow with { Steps = [request.Workflow.Steps.Single(s => s.Type == "prepare-data")] } };
-
-        var first = await engine.RunAsync(request);
-
-        first.Record.Status.Should().Be(RunStatus.Succeeded, first.Record.Error);
-        var output = first.Result!.Outputs["prepare-data"];
-        output.Cached.Should().BeFalse();
-        var manifest = (await engine.Host.Services.Manifests.TryGetAsync(ArtifactKey.FromParts(PrepareDataStep.Type, PrepareDataStep.Version, output.KeyHash)))!;
-        var shards = manifest.Entries.Where(e => e.Path.EndsWith(".parquet", StringComparison.Ordinal)).Select(e => e.Path).ToList();
-        shards.Should().Equal(Enumerable.Range(0, 4).Select(i => $"data/shard-{i:D5}.parquet"), "smoke.yaml asks for 4 shards");
-        manifest.Find("data/manifest.json").Should().NotBeNull();
-        manifest.Find("data/stats.json").Should().NotBeNull();
-
-        var folder = await PrepareDataStep.DownloadDataAsync(engine.Host.Services, output);
-        using (var source = new Workflows.Training.Data.PackedShardSequenceSource(folder))
-        {
-            source.Context.Should().Be(1024);
-            source.Next().Should().HaveCount(1024 + 1);
-        }
-
-        var second = await engine.RunAsync(request);
-        second.Record.Status.Should().Be(RunStatus.Succeeded, second.Record.Error);
-        second.Result!.Outputs["prepare-data"].Cached.Should().BeTrue();
-        second.Result.Outputs["prepare-data"].ContentHash.Should().Be(output.ContentHash);
     }
 }
