@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using Workflows.Artifacts;
 using Workflows.Artifacts.Azurite;
+using Workflows.Engine.Jobs;
 using Workflows.Engine.Steps;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
@@ -14,12 +15,17 @@ namespace Workflows.Engine.Tests;
 /// DTFx worker on a task hub and container unique to this test run; the hub is deleted at the end. Test step types
 /// produce real blobs; their behaviour (fail once, always fail) is keyed by a per-test "test" parameter.
 /// </summary>
-public sealed class EngineFixture : IAsyncLifetime
+public sealed class EngineFixture : IAsyncLifetime, IDisposable
 {
     public const string ConnectionStringVariable = "WF_TEST_AZURITE_CONNECTION_STRING";
 
     private string? _azuriteData;
     private AzuriteProcess? _azurite;
+    private readonly CancellationTokenSource _agentStop = new();
+    private Task _agentTask = Task.CompletedTask;
+
+    /// <summary>A real GPU agent (blob leases, status blobs, completion events) running the test job type.</summary>
+    public GpuAgent Agent { get; private set; } = null!;
 
     public StorageConnection Connection { get; private set; } = null!;
     public EngineHost Host { get; private set; } = null!;
@@ -64,8 +70,11 @@ public sealed class EngineFixture : IAsyncLifetime
         {
             registry.Register(FanOutArtifactStep.Create(services, "test-items", "1", Produce));
             registry.Register(EmptyFanOutStep.Create());
+            registry.Register(GpuJobStep.Create(services, TestGpuHandler.StepType));
         });
         Client = Host.Client;
+        Agent = new GpuAgent(Host.Services, [new TestGpuHandler(Host.Services, this)]) { PollInterval = TimeSpan.FromMilliseconds(500) };
+        _agentTask = Agent.RunAsync(_agentStop.Token);
     }
 
     private Task<byte[]> Produce(FanOutItem item, CancellationToken cancellationToken)
@@ -111,8 +120,12 @@ public sealed class EngineFixture : IAsyncLifetime
         return dir?.FullName ?? throw new DirectoryNotFoundException("repository root (Workflows.sln) not found above the test assembly");
     }
 
+    public void Dispose() => _agentStop.Dispose();
+
     public async Task DisposeAsync()
     {
+        await _agentStop.CancelAsync();
+        await _agentTask;
         await Host.DisposeAsync();
         await Client.DeleteHubAsync();
         if (_azurite is not null)
