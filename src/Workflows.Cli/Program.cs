@@ -46,6 +46,14 @@ public static class Program
         root.Subcommands.Add(EvalCommand.Create(cli));
         root.Subcommands.Add(PrCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
+        root.Subcommands.Add(RunCommand.Create(cli));
+        root.Subcommands.Add(SubmitCommand.Create(cli));
+        root.Subcommands.Add(StatusCommand.Create(cli));
+        root.Subcommands.Add(WatchCommand.Create(cli));
+        root.Subcommands.Add(CancelCommand.Create(cli));
+        root.Subcommands.Add(LogsCommand.Create(cli));
+        root.Subcommands.Add(WorkerCommand.Create(cli));
+        root.Subcommands.Add(GpuAgentCommand.Create(cli));
         return root;
     }
 }

@@ -11,12 +11,13 @@ public static class BenchCommand
 {
     public static Command Create(CliContext cli)
     {
-        var bench = new Command("bench", "Benchmarks: wf bench validate | prep | storage | train | prefill. Each prints what it measured and the machine.");
+        var bench = new Command("bench", "Benchmarks: wf bench validate | prep | storage | train | prefill | engine. Each prints what it measured and the machine.");
         bench.Subcommands.Add(Validate(cli));
         bench.Subcommands.Add(BenchPrepCommand.Create(cli));
         bench.Subcommands.Add(BenchStorageCommand.Create(cli));
         bench.Subcommands.Add(BenchTrainCommand.Create(cli));
         bench.Subcommands.Add(BenchPrefillCommand.Create(cli));
+        bench.Subcommands.Add(BenchEngineCommand.Create(cli));
         return bench;
     }
 

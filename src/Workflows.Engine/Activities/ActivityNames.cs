@@ -1,0 +1,11 @@
+namespace Workflows.Engine;
+
+/// <summary>Names of the engine's own activities (step types add theirs).</summary>
+public static class ActivityNames
+{
+    /// <summary>Every activity is registered and scheduled with this version; bump it when an activity's contract changes.</summary>
+    public const string Version = "1";
+
+    public const string UpdateRun = "wf.run.update";
+    public const string LookupCache = "wf.cache.lookup";
+}

@@ -1,0 +1,166 @@
+using DurableTask.AzureStorage;
+using DurableTask.Core;
+using Newtonsoft.Json;
+using Workflows.Artifacts;
+using Workflows.Artifacts.Runs;
+using Workflows.Artifacts.Store;
+using Workflows.Engine.Orchestration;
+using Workflows.Experiments.Spec;
+using Workflows.Experiments.Templates;
+using Workflows.Experiments.Validation;
+
+namespace Workflows.Engine;
+
+/// <summary>An experiment ready to submit: the spec, its YAML exactly as written, the bound workflow, absolute input paths.</summary>
+public sealed record SubmitRequest(ExperimentSpec Spec, string ExperimentYaml, BoundWorkflow Workflow, IReadOnlyList<string> DataPaths, string CodeCommit);
+
+/// <summary>What <c>wf status RUN</c> shows: the run record, DTFx's view of the instance, live step progress, the result.</summary>
+public sealed record RunView(RunRecord Record, string? OrchestrationStatus, RunProgress? Progress, RunResult? Result, string? FailureMessage)
+{
+    public bool IsFinished => Record.IsFinished || OrchestrationStatus is "Completed" or "Failed" or "Terminated" or "Canceled";
+}
+
+/// <summary>Submits, inspects and cancels runs. Needs no worker; a worker (<see cref="EngineHost"/>, <c>wf worker</c>) runs them.</summary>
+public sealed class EngineClient
+{
+    private readonly TaskHubClient _client;
+
+    public EngineClient(AzureStorageOrchestrationService service, IArtifactStore store, EngineOptions options)
+    {
+        Service = service;
+        Store = store;
+        Options = options;
+        _client = new TaskHubClient(service);
+        Runs = new RunRecordStore(store);
+    }
+
+    public AzureStorageOrchestrationService Service { get; }
+    public IArtifactStore Store { get; }
+    public EngineOptions Options { get; }
+    public RunRecordStore Runs { get; }
+
+    public static async Task<EngineClient> ConnectAsync(StorageConnection connection, EngineOptions options)
+    {
+        var store = await BlobArtifactStore.OpenAsync(connection, options.ContainerName).ConfigureAwait(false);
+        var service = EngineHost.CreateService(connection, options);
+        await service.CreateIfNotExistsAsync().ConfigureAwait(false);
+        return new EngineClient(service, store, options);
+    }
+
+    /// <summary>
+    /// Loads an experiment file, its workflow template (<c>workflows/&lt;workflow&gt;.yaml</c>) and binds them. Throws
+    /// <see cref="ValidationException"/> with the diagnostics when either is invalid.
+    /// </summary>
+    public static SubmitRequest Prepare(string experimentFile, string workflowsDirectory, string codeCommit)
+    {
+        var loaded = ExperimentLoader.LoadFile(experimentFile, new LoadOptions(WorkflowsDirectory: workflowsDirectory));
+        var spec = loaded.Require();
+        var template = TemplateLoader.LoadFile(Path.Combine(workflowsDirectory, spec.Workflow + ".yaml"));
+        if (!template.IsValid)
+        {
+            throw new ValidationException(template.Diagnostics);
+        }
+
+        var bound = TemplateLoader.Bind(template.Template!, spec);
+        var folder = Path.GetDirectoryName(Path.GetFullPath(experimentFile))!;
+        var paths = (spec.Data.Paths ?? []).Select(p => Path.GetFullPath(p, folder)).ToList();
+        return new SubmitRequest(spec, File.ReadAllText(experimentFile), bound, paths, codeCommit);
+    }
+
+    /// <summary>Records the run (<c>runs/&lt;id&gt;/</c>) and starts its orchestration; returns the run id (= DTFx instance id).</summary>
+    public async Task<string> SubmitAsync(SubmitRequest request, string? runId = null)
+    {
+        if (!EngineHost.SupportedWorkflowVersions.Contains(request.Workflow.Version))
+        {
+            throw new InvalidOperationException(
+                $"workflow '{request.Workflow.Name}' version {request.Workflow.Version} is not supported by this build (supported: {string.Join(", ", EngineHost.SupportedWorkflowVersions)})");
+        }
+
+        runId ??= RunRecord.NewRunId();
+        await Runs.CreateAsync(new RunRecord
+        {
+            RunId = runId,
+            ExperimentName = request.Spec.Name,
+            ExperimentHash = CanonicalForm.Hash(request.Spec),
+            CodeCommit = request.CodeCommit,
+            EngineInstanceId = runId,
+            SubmittedAt = DateTimeOffset.UtcNow,
+            Steps = [.. request.Workflow.Steps.Select(s => new StepRecord { Step = s.Id, Status = StepStates.Pending })],
+        }, request.ExperimentYaml).ConfigureAwait(false);
+
+        var input = new RunInput(runId, request.Spec.Name, CanonicalForm.Hash(request.Spec), request.Workflow, request.DataPaths);
+        await _client.CreateOrchestrationInstanceAsync(ExperimentOrchestration.Name, EngineHost.OrchestrationVersion(request.Workflow.Version), runId, input)
+            .ConfigureAwait(false);
+        return runId;
+    }
+
+    public async Task<RunView?> GetAsync(string runId)
+    {
+        var stored = await Runs.GetAsync(runId).ConfigureAwait(false);
+        if (stored is null)
+        {
+            return null;
+        }
+
+        var state = await _client.GetOrchestrationStateAsync(runId).ConfigureAwait(false);
+        RunProgress? progress = null;
+        RunResult? result = null;
+        if (!string.IsNullOrEmpty(state?.Status))
+        {
+            progress = JsonConvert.DeserializeObject<RunProgress>(state.Status);
+        }
+
+        if (state?.OrchestrationStatus == OrchestrationStatus.Completed && !string.IsNullOrEmpty(state.Output))
+        {
+            result = JsonConvert.DeserializeObject<RunResult>(state.Output);
+        }
+
+        var failure = state?.OrchestrationStatus == OrchestrationStatus.Failed ? state.FailureDetails?.ErrorMessage ?? state.Output : null;
+        return new RunView(stored.Record, state?.OrchestrationStatus.ToString(), progress, result, failure);
+    }
+
+    public async Task<IReadOnlyList<RunRecord>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        var list = new List<RunRecord>();
+        await foreach (var r in Runs.ListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(r);
+        }
+
+        return list;
+    }
+
+    /// <summary>Terminates the orchestration and marks the run cancelled. Activities already running finish; nothing new is scheduled.</summary>
+    public async Task CancelAsync(string runId, string reason)
+    {
+        await _client.TerminateInstanceAsync(new OrchestrationInstance { InstanceId = runId }, reason).ConfigureAwait(false);
+        await Runs.UpdateAsync(runId, r => r.IsFinished ? r : r with
+        {
+            Status = RunStatus.Cancelled,
+            CompletedAt = DateTimeOffset.UtcNow,
+            Error = $"cancelled: {reason}",
+        }).ConfigureAwait(false);
+    }
+
+    public Task RaiseEventAsync(string runId, string name, object payload) =>
+        _client.RaiseEventAsync(new OrchestrationInstance { InstanceId = runId }, name, payload);
+
+    /// <summary>Polls until the run finishes (or <paramref name="cancellationToken"/> fires: the run goes on), reporting each view.</summary>
+    public async Task<RunView> WaitAsync(string runId, Action<RunView>? onUpdate = null, TimeSpan? pollInterval = null, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var view = await GetAsync(runId).ConfigureAwait(false) ?? throw new InvalidOperationException($"run '{runId}' does not exist");
+            onUpdate?.Invoke(view);
+            if (view.Record.IsFinished || view.OrchestrationStatus is "Failed" or "Terminated" or "Canceled")
+            {
+                return view;
+            }
+
+            await Task.Delay(pollInterval ?? TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Deletes the task hub's queues, tables and lease blobs (tests, benchmarks). Artifacts and run records stay.</summary>
+    public Task DeleteHubAsync() => Service.DeleteAsync();
+}

@@ -1,0 +1,352 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DurableTask.Core;
+using Workflows.Artifacts.ContentAddressing;
+using Workflows.DataPrep.Corpus;
+using Workflows.DataPrep.Packing;
+using Workflows.DataPrep.Pipeline;
+using Workflows.DataPrep.Selection;
+using Workflows.DataPrep.Statistics;
+using Workflows.DataPrep.Tokenization;
+using Workflows.Engine.Activities;
+using Workflows.Engine.Orchestration;
+using Workflows.Experiments.Spec;
+using Workflows.Experiments.Validation;
+
+namespace Workflows.Engine.Steps;
+
+/// <summary>
+/// prepare-data as activities over <see cref="DataPrepPipeline"/>: resolve inputs (SHA-256 of each local file) →
+/// cache check → measure per input file (fan-out; each file's index is itself content-addressed, so experiments over
+/// the same files share it) → plan → write shard j (fan-out over the plan's shards) → publish (statistics, charts,
+/// the data-prep manifest, then the content-addressed manifest, last).
+/// </summary>
+/// <remarks>
+/// Output layout under <c>cas/prepare-data/&lt;key&gt;/</c>: <c>data/shard-NNNNN.parquet</c>, <c>data/stats.json</c>,
+/// <c>data/length-histogram.png</c>, <c>data/source-mix.png</c>, <c>data/manifest.json</c> (the data-prep manifest, so
+/// downloading <c>data/</c> gives exactly the folder <c>wf prep</c> writes and training reads).
+/// Key = (prepare-data, version, {options, tokenizer, shard count, input keys}, {input:KEY → SHA-256 of the file}).
+/// The template's fan-out count is the number of output shards wanted: sequences per shard = ceil(sequences / count).
+/// </remarks>
+public static class PrepareDataStep
+{
+    public const string Type = "prepare-data";
+    public const string Version = "1";
+    public const string MeasureActivity = "dataprep-measure";
+    public const string MeasureVersion = "1";
+
+    public const string Resolve = "prepare-data.resolve";
+    public const string Measure = "prepare-data.measure";
+    public const string PlanActivity = "prepare-data.plan";
+    public const string Write = "prepare-data.write";
+    public const string Publish = "prepare-data.publish";
+
+    /// <summary>Folder inside the output that holds what <c>wf prep --out</c> would hold.</summary>
+    public const string DataFolder = "data";
+
+    public static StepHandler Create(EngineServices services)
+    {
+        var work = new Work(services);
+        return new StepHandler(Type, new Runner(),
+        [
+            new ActivityRegistration(Resolve, new Activity<ResolveInput, PrepInputs>(work.ResolveAsync)),
+            new ActivityRegistration(Measure, new Activity<MeasureInput, MeasureResult>(work.MeasureAsync)),
+            new ActivityRegistration(PlanActivity, new Activity<PrepContext, PlanInfo>(work.PlanAsync)),
+            new ActivityRegistration(Write, new Activity<WriteInput, ShardPart>(work.WriteAsync)),
+            new ActivityRegistration(Publish, new Activity<PublishPrepInput, StepOutput>(work.PublishAsync)),
+            new ActivityRegistration(ActivityNames.LookupCache, new LookupCacheActivity(services)),
+        ]);
+    }
+
+    public sealed record ResolveInput(string RunId, string Step, IReadOnlyList<string> DataPaths, int ShardCount);
+
+    public sealed record InputRef(string Key, string Path, string Sha256, string MeasureKeyHash);
+
+    public sealed record PrepInputs(string KeyHash, IReadOnlyList<InputRef> Files);
+
+    public sealed record MeasureInput(string RunId, InputRef File);
+
+    public sealed record MeasureResult(string FileKey, string MeasureKeyHash, string ContentHash, bool Cached);
+
+    public sealed record PrepContext(string RunId, string Step, string KeyHash, int ShardCount, IReadOnlyList<MeasureResult> Measures);
+
+    public sealed record PlanInfo(string PlanId, int ShardCount, int SequencesPerShard, long Sequences);
+
+    public sealed record WriteInput(PrepContext Context, int SequencesPerShard, int Shard);
+
+    public sealed record ShardPart(int Shard, string File, string Blob, long Bytes, string Sha256, long Rows, long Tokens, long FirstSequence, string PlanId);
+
+    public sealed record PublishPrepInput(PrepContext Context, int SequencesPerShard, IReadOnlyList<ShardPart> Parts);
+
+    private sealed class Runner : IStepRunner
+    {
+        public async Task<StepOutput> RunAsync(StepScope scope)
+        {
+            if (scope.Run.DataPaths.Count == 0)
+            {
+                throw new StepFailedException(scope.Step.Id, null, "the experiment lists no data.paths: prepare-data reads local files for now");
+            }
+
+            scope.Report(p => p with { Phase = "resolve inputs" });
+            var inputs = await scope.CallAsync<PrepInputs>(Resolve, new ResolveInput(scope.Run.RunId, scope.Step.Id, scope.Run.DataPaths, scope.Step.FanOutCount));
+            var key = ArtifactKey.FromParts(Type, Version, inputs.KeyHash);
+            scope.Report(p => p with { Phase = "cache check", OutputPrefix = key.Prefix });
+            var cached = await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, Type, Version, inputs.KeyHash));
+            if (cached is not null)
+            {
+                scope.Report(p => p with { Done = p.Total, CachedItems = p.Total });
+                return cached;
+            }
+
+            var measures = await scope.FanOutAsync(inputs.Files.Count,
+                i => scope.CallAsync<MeasureResult>(Measure, new MeasureInput(scope.Run.RunId, inputs.Files[i]), shard: $"input {inputs.Files[i].Key}"),
+                "measure");
+            var context = new PrepContext(scope.Run.RunId, scope.Step.Id, inputs.KeyHash, scope.Step.FanOutCount, measures);
+            scope.Report(p => p with { Phase = "plan" });
+            var plan = await scope.CallAsync<PlanInfo>(PlanActivity, context);
+            var parts = await scope.FanOutAsync(plan.ShardCount,
+                j => scope.CallAsync<ShardPart>(Write, new WriteInput(context, plan.SequencesPerShard, j), shard: $"{j}"),
+                "write shards");
+            scope.Report(p => p with { Phase = "publish" });
+            return await scope.CallAsync<StepOutput>(Publish, new PublishPrepInput(context, plan.SequencesPerShard, parts));
+        }
+    }
+
+    /// <summary>A DTFx activity over a delegate (the work lives in <see cref="Work"/>, one method per activity).</summary>
+    private sealed class Activity<TIn, TOut>(Func<TIn, Task<TOut>> run) : AsyncTaskActivity<TIn, TOut>
+    {
+        protected override Task<TOut> ExecuteAsync(TaskContext context, TIn input) => run(input);
+    }
+
+    private sealed class Work(EngineServices services)
+    {
+        private readonly ConcurrentDictionary<string, Lazy<ITokenizer>> _tokenizers = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, Task<ExperimentSpec>> _specs = new(StringComparer.Ordinal);
+
+        private Task<ExperimentSpec> Spec(string runId) => _specs.GetOrAdd(runId, async id =>
+        {
+            var yaml = await services.Runs.ReadExperimentYamlAsync(id);
+            return ExperimentLoader.LoadText($"runs/{id}/experiment.yaml", yaml, new LoadOptions(PolicyMode.Off)).Require();
+        });
+
+        private ITokenizer Tokenizer(string name) =>
+            _tokenizers.GetOrAdd(name, n => new Lazy<ITokenizer>(() => services.Options.ResolveTokenizer(n))).Value;
+
+        private async Task<(ExperimentSpec Spec, ITokenizer Tokenizer, DataPrepOptions Options)> Setup(string runId)
+        {
+            var spec = await Spec(runId);
+            var tokenizer = Tokenizer(spec.Data.Tokenizer);
+            var options = SpecMapping.ToDataPrepOptions(spec, tokenizer) with { Threads = 1 };
+            return (spec, tokenizer, options);
+        }
+
+        public async Task<PrepInputs> ResolveAsync(ResolveInput input)
+        {
+            var (_, tokenizer, options) = await Setup(input.RunId);
+            var files = InputFile.Discover(input.DataPaths);
+            var fingerprint = CorpusMeasurer.ReaderFingerprint(options.Reader);
+            var refs = files.Select(f =>
+            {
+                var sha = CorpusMeasurer.Sha256Of(f.Path);
+                var measureKey = ArtifactKey.Compute(MeasureActivity, MeasureVersion,
+                    new JsonObject { ["fileKey"] = f.Key, ["reader"] = fingerprint, ["tokenizer"] = tokenizer.Id },
+                    new Dictionary<string, string> { ["input"] = sha });
+                return new InputRef(f.Key, f.Path, sha, measureKey.Hash);
+            }).ToList();
+
+            // Options minus the thread count (which never changes the output), as canonical JSON.
+            var inputs = new JsonObject
+            {
+                ["options"] = JsonNode.Parse(JsonSerializer.Serialize(options, ReportJson.Options)),
+                ["tokenizer"] = tokenizer.Id,
+                ["shards"] = input.ShardCount,
+                ["inputs"] = new JsonArray([.. refs.Select(r => (JsonNode?)JsonValue.Create(r.Key))]),
+            };
+            var key = ArtifactKey.Compute(Type, Version, inputs, refs.ToDictionary(r => "input:" + r.Key, r => r.Sha256, StringComparer.Ordinal));
+            return new PrepInputs(key.Hash, refs);
+        }
+
+        public async Task<MeasureResult> MeasureAsync(MeasureInput input)
+        {
+            var key = ArtifactKey.FromParts(MeasureActivity, MeasureVersion, input.File.MeasureKeyHash);
+            if (await services.Manifests.TryGetAsync(key) is { } existing)
+            {
+                return new MeasureResult(input.File.Key, key.Hash, existing.ContentHash, Cached: true);
+            }
+
+            var (_, tokenizer, options) = await Setup(input.RunId);
+            var scratch = services.NewScratchDirectory("measure");
+            try
+            {
+                if (CorpusMeasurer.Sha256Of(input.File.Path) != input.File.Sha256)
+                {
+                    throw new InvalidDataException($"{input.File.Path} changed since the run resolved its inputs (SHA-256 differs): resubmit the run");
+                }
+
+                await DataPrepPipeline.MeasureAsync(new InputFile(input.File.Path, input.File.Key), options, tokenizer, scratch, null, CancellationToken.None);
+                var writer = services.Manifests.BeginWrite(key, services.Producer(input.RunId));
+                foreach (var file in Directory.EnumerateFiles(scratch).Order(StringComparer.Ordinal))
+                {
+                    await using var content = File.OpenRead(file);
+                    await writer.PutAsync(Path.GetFileName(file), content);
+                }
+
+                var published = await writer.PublishAsync();
+                return new MeasureResult(input.File.Key, key.Hash, published.Manifest.ContentHash, Cached: false);
+            }
+            finally
+            {
+                Directory.Delete(scratch, recursive: true);
+            }
+        }
+
+        /// <summary>Downloads (once per machine, verified) every input's length index and token cache into one folder.</summary>
+        private async Task<string> LocalIndexes(PrepContext context)
+        {
+            var id = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', context.Measures.Select(m => m.ContentHash)))));
+            var folder = services.CacheFolder("dataprep-index", id);
+            Directory.CreateDirectory(folder);
+            foreach (var m in context.Measures)
+            {
+                var manifest = await services.Manifests.TryGetAsync(ArtifactKey.FromParts(MeasureActivity, MeasureVersion, m.MeasureKeyHash))
+                               ?? throw new InvalidDataException($"the index of input '{m.FileKey}' is gone from the store (key {m.MeasureKeyHash})");
+                foreach (var entry in manifest.Entries)
+                {
+                    var target = Path.Combine(folder, entry.Path);
+                    if (!File.Exists(target) || new FileInfo(target).Length != entry.Length)
+                    {
+                        await services.Manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, target);
+                    }
+                }
+            }
+
+            return folder;
+        }
+
+        private async Task<(PackingPlan Plan, string IndexFolder)> MakePlan(PrepContext context, int? sequencesPerShard)
+        {
+            var (_, tokenizer, options) = await Setup(context.RunId);
+            var folder = await LocalIndexes(context);
+            var indexes = context.Measures
+                .Select(m => LengthIndexStore.TryLoad(folder, m.FileKey) ?? throw new InvalidDataException($"index of '{m.FileKey}' did not load from {folder}"))
+                .ToList();
+            if (sequencesPerShard is { } sps)
+            {
+                return (DataPrepPipeline.Plan(indexes, options with { SequencesPerShard = sps }, tokenizer), folder);
+            }
+
+            var plan = DataPrepPipeline.Plan(indexes, options, tokenizer);
+            var wanted = (int)Math.Max(1, (plan.SequenceCount + context.ShardCount - 1) / Math.Max(1, context.ShardCount));
+            return wanted == options.SequencesPerShard ? (plan, folder) : (DataPrepPipeline.Plan(indexes, options with { SequencesPerShard = wanted }, tokenizer), folder);
+        }
+
+        public async Task<PlanInfo> PlanAsync(PrepContext context)
+        {
+            var (plan, _) = await MakePlan(context, null);
+            if (plan.SequenceCount == 0)
+            {
+                throw new InvalidDataException($"the plan selects no complete sequence of {plan.Options.ContextLength} tokens: raise data.token_budget or add inputs");
+            }
+
+            return new PlanInfo(plan.PlanId, plan.ShardCount, plan.Options.SequencesPerShard, plan.SequenceCount);
+        }
+
+        public async Task<ShardPart> WriteAsync(WriteInput input)
+        {
+            var (plan, folder) = await MakePlan(input.Context, input.SequencesPerShard);
+            var scratch = services.NewScratchDirectory("shard");
+            try
+            {
+                var receipt = await DataPrepPipeline.WriteShardAsync(plan, input.Shard, folder, scratch, CancellationToken.None);
+                var key = ArtifactKey.FromParts(Type, Version, input.Context.KeyHash);
+                var entry = await ManifestPublisher.UploadAsync(services.Store, key, ManifestPublisher.NewAttemptId(), $"{DataFolder}/{receipt.File}", Path.Combine(scratch, receipt.File));
+                if (entry.Sha256 != receipt.Sha256)
+                {
+                    throw new InvalidDataException($"shard {input.Shard}: uploaded SHA-256 {entry.Sha256} differs from the writer's {receipt.Sha256}");
+                }
+
+                return new ShardPart(receipt.Shard, receipt.File, entry.Blob, receipt.Bytes, receipt.Sha256, receipt.Rows, receipt.Tokens, receipt.FirstSequence, receipt.PlanId);
+            }
+            finally
+            {
+                Directory.Delete(scratch, recursive: true);
+            }
+        }
+
+        public async Task<StepOutput> PublishAsync(PublishPrepInput input)
+        {
+            var key = ArtifactKey.FromParts(Type, Version, input.Context.KeyHash);
+            if (await services.Manifests.TryGetAsync(key) is { } done)
+            {
+                return new StepOutput(input.Context.Step, Type, key.Hash, key.Prefix, done.ContentHash, Cached: false);
+            }
+
+            var (plan, _) = await MakePlan(input.Context, input.SequencesPerShard);
+            var parts = input.Parts.OrderBy(p => p.Shard).ToList();
+            if (parts.Count != plan.ShardCount || parts.Select(p => p.Shard).Distinct().Count() != plan.ShardCount || parts.Any(p => p.PlanId != plan.PlanId))
+            {
+                throw new InvalidDataException($"publish got {parts.Count} shard(s) for a plan of {plan.ShardCount}: refusing to publish a partial output");
+            }
+
+            var scratch = services.NewScratchDirectory("publish");
+            try
+            {
+                var stats = DataPrepStatistics.From(plan);
+                var statsPath = Path.Combine(scratch, DataPrepPipeline.StatisticsFileName);
+                await File.WriteAllBytesAsync(statsPath, JsonSerializer.SerializeToUtf8Bytes(stats, ReportJson.Options));
+                StatisticsChart.SaveLengthHistogram(stats, Path.Combine(scratch, DataPrepPipeline.LengthChartFileName));
+                StatisticsChart.SaveSourceMix(stats, Path.Combine(scratch, DataPrepPipeline.SourceChartFileName));
+                var statsSha = CorpusMeasurer.Sha256Of(statsPath);
+                var manifest = new DataPrepManifest(
+                    DataPrepManifest.FormatName, plan.PlanId, plan.TokenizerId, plan.BosId, plan.SeparatorId, plan.Options.ContextLength,
+                    plan.SequenceCount, plan.SequenceCount * plan.Options.ContextLength, plan.DroppedTailTokens, plan.ShardCount,
+                    [.. parts.Select(r => new ManifestShard(r.File, r.Sha256, r.Bytes, r.Rows, r.Tokens, r.FirstSequence))],
+                    [.. plan.Inputs.Select(i => new ManifestInput(i.FileKey, i.Header.InputSha256, i.Header.InputBytes, i.Header.Documents, i.Header.Tokens, i.Header.Skipped.Skipped))],
+                    DataPrepPipeline.StatisticsFileName, statsSha, plan.Options);
+                await File.WriteAllBytesAsync(Path.Combine(scratch, DataPrepManifest.FileName), JsonSerializer.SerializeToUtf8Bytes(manifest, ReportJson.Options));
+
+                var attempt = ManifestPublisher.NewAttemptId();
+                var entries = parts.Select(p => new ManifestEntry($"{DataFolder}/{p.File}", p.Blob, p.Bytes, p.Sha256)).ToList();
+                foreach (var name in new[] { DataPrepPipeline.StatisticsFileName, DataPrepPipeline.LengthChartFileName, DataPrepPipeline.SourceChartFileName, DataPrepManifest.FileName })
+                {
+                    entries.Add(await ManifestPublisher.UploadAsync(services.Store, key, attempt, $"{DataFolder}/{name}", Path.Combine(scratch, name)));
+                }
+
+                var result = await ManifestPublisher.PublishAsync(services, key, input.Context.RunId, entries,
+                    new Dictionary<string, string>
+                    {
+                        ["planId"] = plan.PlanId,
+                        ["sequences"] = plan.SequenceCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ["contextLength"] = plan.Options.ContextLength.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    });
+                return new StepOutput(input.Context.Step, Type, key.Hash, key.Prefix, result.Manifest.ContentHash, Cached: false);
+            }
+            finally
+            {
+                Directory.Delete(scratch, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>Downloads a prepare-data output's <c>data/</c> folder (verified, once per content hash) for training or evaluation.</summary>
+    public static async Task<string> DownloadDataAsync(EngineServices services, StepOutput output, CancellationToken cancellationToken = default)
+    {
+        var manifest = await services.Manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, Version, output.KeyHash), cancellationToken)
+                       ?? throw new InvalidDataException($"the prepared data {output.Prefix} is not in the store");
+        var folder = services.CacheFolder("data", manifest.ContentHash);
+        Directory.CreateDirectory(folder);
+        foreach (var entry in manifest.Entries.Where(e => e.Path.StartsWith(DataFolder + "/", StringComparison.Ordinal)))
+        {
+            var target = Path.Combine(folder, entry.Path[(DataFolder.Length + 1)..]);
+            if (!File.Exists(target) || new FileInfo(target).Length != entry.Length)
+            {
+                await services.Manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, target, cancellationToken);
+            }
+        }
+
+        return folder;
+    }
+}
