@@ -61,10 +61,11 @@ public static class DataPrepPipeline
         var mine = sorted.Where((_, i) => i % shardCount == shardIndex).ToList();
         long docs = 0, tokens = 0;
         var filesDone = 0;
+        var measured = new Dictionary<string, LengthIndex>(StringComparer.Ordinal);
         foreach (var file in mine)
         {
             long baseDocs = docs, baseTokens = tokens;
-            await MeasureAsync(file, options, tokenizer, indexFolder, (d, t) =>
+            measured[file.Key] = await MeasureAsync(file, options, tokenizer, indexFolder, (d, t) =>
             {
                 docs = baseDocs + d;
                 tokens = baseTokens + t;
@@ -75,7 +76,7 @@ public static class DataPrepPipeline
         }
 
         // Barrier: the other tasks' indexes.
-        var indexes = await WaitForIndexesAsync(sorted, indexFolder, options, tokenizer, cancellationToken);
+        var indexes = await WaitForIndexesAsync(sorted, measured, indexFolder, options, tokenizer, cancellationToken);
         progress?.Report(new DataPrepProgress(DataPrepPhase.Plan, docs, tokens, 0, filesDone, mine.Count, 0, 0));
         var plan = Plan(indexes, options, tokenizer);
         RemoveStaleManifest(outFolder, plan.PlanId);
@@ -83,6 +84,7 @@ public static class DataPrepPipeline
         var shards = Enumerable.Range(0, plan.ShardCount).Where(j => j % shardCount == shardIndex).ToList();
         var written = new List<ShardReceipt>();
         var shardsDone = 0;
+        progress?.Report(new DataPrepProgress(DataPrepPhase.Write, docs, tokens, 0, filesDone, mine.Count, 0, shards.Count));
         await Parallel.ForEachAsync(shards, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads), CancellationToken = cancellationToken },
             async (shard, ct) =>
             {
@@ -201,11 +203,13 @@ public static class DataPrepPipeline
         }
     }
 
-    private static async Task<IReadOnlyList<LengthIndex>> WaitForIndexesAsync(IReadOnlyList<InputFile> inputs, string indexFolder,
+    /// <param name="measured">Indexes this task has just measured (and hashed): taken as they are, not hashed again.</param>
+    private static async Task<IReadOnlyList<LengthIndex>> WaitForIndexesAsync(IReadOnlyList<InputFile> inputs,
+        IReadOnlyDictionary<string, LengthIndex> measured, string indexFolder,
         DataPrepOptions options, ITokenizer tokenizer, CancellationToken cancellationToken)
     {
-        var found = new LengthIndex?[inputs.Count];
-        var shas = inputs.Select(i => CorpusMeasurer.Sha256Of(i.Path)).ToArray();
+        var found = inputs.Select(i => measured.GetValueOrDefault(i.Key)).ToArray();
+        var shas = inputs.Select((i, k) => found[k] is null ? CorpusMeasurer.Sha256Of(i.Path) : null).ToArray();
         var fingerprint = CorpusMeasurer.ReaderFingerprint(options.Reader);
         while (true)
         {
