@@ -199,10 +199,9 @@ public static class BenchPrepCommand
                 ["gen2_collections"] = GC.CollectionCount(2),
                 ["live_mib_after_full_gc"] = GC.GetTotalMemory(forceFullCollection: true) / 1048576.0,
             };
-            var full = GC.GetGCMemoryInfo(GCKind.FullBlocking);
-            for (var g = 0; g < full.GenerationInfo.Length; g++)
+            foreach (var (phase, rss) in phases.PeakRssAtStart)
             {
-                heap[$"gen{g}_mib_after_full_gc"] = full.GenerationInfo[g].SizeAfterBytes / 1048576.0; // 3 = LOH, 4 = POH
+                heap[$"peak_rss_mib_when_{phase}_began"] = rss;
             }
 
             return new MemoryRun(measured, elapsed.TotalSeconds, PeakRssMiB(), phases.Seconds(), heap);
@@ -221,6 +220,9 @@ public static class BenchPrepCommand
 
         public TimeSpan Elapsed => watch.Elapsed;
 
+        /// <summary>Peak RSS so far when each phase began: where in the run the peak happens.</summary>
+        public Dictionary<string, double> PeakRssAtStart { get; } = [];
+
         public void Report(DataPrepProgress value)
         {
             lock (starts)
@@ -228,6 +230,7 @@ public static class BenchPrepCommand
                 if (starts.Count == 0 || starts[^1].Phase != value.Phase)
                 {
                     starts.Add((value.Phase, watch.Elapsed));
+                    PeakRssAtStart[value.Phase.ToString().ToLowerInvariant()] = PeakRssMiB();
                 }
             }
         }

@@ -17,7 +17,7 @@ public static class CorpusMeasurer
 {
     // Small batches: the window of batches in flight bounds memory, and a thread's last batch of a file is short.
     private const int BatchDocuments = 64;
-    private const long BatchChars = 1 << 20;
+    private const long BatchChars = 1 << 19;
 
     /// <param name="onProgress">Called after each batch with (documents, tokens, input bytes so far is not known: 0).</param>
     public static Task<LengthIndex> MeasureAsync(
@@ -39,6 +39,21 @@ public static class CorpusMeasurer
         Action<long, long>? onProgress,
         CancellationToken cancellationToken)
     {
+        using var workers = new MeasureWorkers(threads);
+        return Measure(file, readerOptions, tokenizer, indexFolder, workers, onProgress, cancellationToken);
+    }
+
+    /// <summary>Pass 1 for one input on tokenizer threads shared with other inputs (see <see cref="MeasureWorkers"/>).</summary>
+    public static LengthIndex Measure(
+        InputFile file,
+        CorpusReaderOptions readerOptions,
+        ITokenizer tokenizer,
+        string indexFolder,
+        MeasureWorkers workers,
+        Action<long, long>? onProgress,
+        CancellationToken cancellationToken)
+    {
+        var threads = workers.Count;
         var inputBytes = new FileInfo(file.Path).Length;
         var sha = Sha256Of(file.Path);
         var fingerprint = ReaderFingerprint(readerOptions);
@@ -60,8 +75,8 @@ public static class CorpusMeasurer
             // Unbuffered: the ordered writer hands the stream one large, already contiguous block per batch.
             using (var cache = new FileStream(cacheTemp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
             {
-                totals = new MeasurePipeline(file, readerOptions, tokenizer, tokenBytes, Math.Max(1, threads), cache, log, onProgress)
-                    .Run(cancellationToken);
+                totals = new MeasurePipeline(file, readerOptions, tokenizer, tokenBytes, threads, cache, log, onProgress)
+                    .Run(workers, cancellationToken);
             }
 
             File.Move(cacheTemp, cachePath, overwrite: true);
@@ -108,30 +123,35 @@ public static class CorpusMeasurer
         private long tokens;
         private long chars;
 
-        public MeasuredTotals Run(CancellationToken cancellationToken)
+        public MeasuredTotals Run(MeasureWorkers workers, CancellationToken cancellationToken)
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var queue = new BlockingCollection<Batch>(new ConcurrentQueue<Batch>());
             using var window = new SemaphoreSlim(WindowBatches(threads));
-            var workers = Enumerable.Range(0, threads)
-                .Select(_ => Task.Factory.StartNew(() =>
+
+            // One count for the reader plus one per batch handed to the workers: the cache stream may only be closed
+            // once no worker can still touch it, error or not.
+            using var pending = new CountdownEvent(1);
+            Exception? workerError = null;
+            void Process(Batch batch)
+            {
+                try
                 {
-                    try
+                    if (!cts.IsCancellationRequested)
                     {
-                        var ids = new List<int>(1 << 16);
-                        foreach (var batch in queue.GetConsumingEnumerable(cts.Token))
-                        {
-                            Tokenize(batch, ids);
-                            WriteInOrder(batch, window);
-                        }
+                        Tokenize(batch, workers.Ids);
+                        WriteInOrder(batch, window);
                     }
-                    catch
-                    {
-                        cts.Cancel(); // stop the reader and the other workers; the first real error is rethrown below
-                        throw;
-                    }
-                }, cts.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default))
-                .ToArray();
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref workerError, e, null);
+                    cts.Cancel(); // stop the reader; the batches still queued are skipped
+                }
+                finally
+                {
+                    pending.Signal();
+                }
+            }
 
             Exception? readError = null;
             try
@@ -145,7 +165,9 @@ public static class CorpusMeasurer
                     if (batch.Documents.Count == BatchDocuments || batch.Chars >= BatchChars)
                     {
                         window.Wait(cts.Token);
-                        queue.Add(batch, cts.Token);
+                        pending.AddCount();
+                        var full = batch;
+                        workers.Post(() => Process(full));
                         batch = new Batch(sequence++);
                     }
                 }
@@ -153,7 +175,8 @@ public static class CorpusMeasurer
                 if (batch.Documents.Count > 0)
                 {
                     window.Wait(cts.Token);
-                    queue.Add(batch, cts.Token);
+                    pending.AddCount();
+                    workers.Post(() => Process(batch));
                 }
             }
             catch (Exception e)
@@ -161,27 +184,15 @@ public static class CorpusMeasurer
                 readError = e;
                 cts.Cancel();
             }
-            finally
-            {
-                queue.CompleteAdding();
-            }
 
-            try
-            {
-                Task.WaitAll(workers);
-            }
-            catch (AggregateException)
-            {
-                // reported below, the real cause first
-            }
+            pending.Signal();
+            pending.Wait();
 
             if (readError is not null and not OperationCanceledException)
             {
                 ExceptionDispatchInfo.Capture(readError).Throw();
             }
 
-            var workerError = workers.Where(w => w.IsFaulted).Select(w => w.Exception!.InnerException!)
-                .FirstOrDefault(e => e is not OperationCanceledException);
             if (workerError is not null)
             {
                 ExceptionDispatchInfo.Capture(workerError).Throw();
@@ -202,7 +213,7 @@ public static class CorpusMeasurer
         }
 
         /// <summary>Batches read but not yet written: enough to keep every tokenizer thread busy behind one long document.</summary>
-        private static int WindowBatches(int threads) => (4 * threads) + 2;
+        private static int WindowBatches(int threads) => (2 * threads) + 2;
 
         private void Tokenize(Batch batch, List<int> ids)
         {
@@ -299,8 +310,8 @@ public static class CorpusMeasurer
             batch.Bytes = [];
         }
 
-        /// <summary>About what a full batch of ordinary text needs (1 M chars is roughly 300 K tokens of 2 bytes).</summary>
-        private const int MinimumBufferBytes = 1 << 20;
+        /// <summary>About what a full batch of ordinary text needs (512 K chars is roughly 150 K tokens of 2 bytes).</summary>
+        private const int MinimumBufferBytes = 1 << 19;
     }
 
     private sealed class Batch(long sequence)
@@ -327,4 +338,54 @@ public static class CorpusMeasurer
     public static string ReaderFingerprint(CorpusReaderOptions o) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
             $"v1|{o.TextField}|{o.SourceField}|{o.ParquetTextColumn}|{o.ParquetSourceColumn}|{o.SkipBadRecords}")))[..16];
+}
+
+/// <summary>
+/// Tokenizer threads for the measure pass, shared by every file one task measures (several at once, each with its own
+/// reader). They live as long as this object, so the tokenizer's per-thread caches stay warm from file to file
+/// instead of being rebuilt for each (which costs both time and allocations). Work items must not throw.
+/// </summary>
+public sealed class MeasureWorkers : IDisposable
+{
+    private readonly BlockingCollection<Action> work = new(new ConcurrentQueue<Action>());
+    private readonly Thread[] threads;
+
+    [ThreadStatic]
+    private static List<int>? t_ids;
+
+    public MeasureWorkers(int count)
+    {
+        Count = Math.Max(1, count);
+        threads = new Thread[Count];
+        for (var i = 0; i < Count; i++)
+        {
+            threads[i] = new Thread(() =>
+            {
+                foreach (var item in work.GetConsumingEnumerable())
+                {
+                    item();
+                }
+            })
+            { IsBackground = true, Name = $"measure-tokenizer-{i}" };
+            threads[i].Start();
+        }
+    }
+
+    public int Count { get; }
+
+    /// <summary>The calling worker thread's reusable id list.</summary>
+    internal List<int> Ids => t_ids ??= new List<int>(1 << 16);
+
+    internal void Post(Action item) => work.Add(item);
+
+    public void Dispose()
+    {
+        work.CompleteAdding();
+        foreach (var thread in threads)
+        {
+            thread.Join();
+        }
+
+        work.Dispose();
+    }
 }

@@ -62,18 +62,34 @@ public static class DataPrepPipeline
         long docs = 0, tokens = 0;
         var filesDone = 0;
         var measured = new Dictionary<string, LengthIndex>(StringComparer.Ordinal);
-        foreach (var file in mine)
-        {
-            long baseDocs = docs, baseTokens = tokens;
-            measured[file.Key] = await MeasureAsync(file, options, tokenizer, indexFolder, (d, t) =>
+
+        // Several files at once: each file's reader (decompress + JSON) is one thread, so with one file at a time the
+        // reader, not the tokenizer, would set the pace on a fast tokenizer. Each file's output is still its own and
+        // in its own order, so how many run at once changes nothing in the files.
+        var perFile = new (long Docs, long Tokens)[mine.Count];
+        var gate = new Lock();
+        using var workers = new MeasureWorkers(options.Threads);
+        await Parallel.ForEachAsync(Enumerable.Range(0, mine.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads), CancellationToken = cancellationToken },
+            async (f, ct) =>
             {
-                docs = baseDocs + d;
-                tokens = baseTokens + t;
-                progress?.Report(new DataPrepProgress(DataPrepPhase.Measure, docs, tokens, 0, filesDone, mine.Count, 0, 0));
-            }, cancellationToken);
-            filesDone++;
-            progress?.Report(new DataPrepProgress(DataPrepPhase.Measure, docs, tokens, 0, filesDone, mine.Count, 0, 0));
-        }
+                var index = await Task.Run(() => CorpusMeasurer.Measure(mine[f], options.Reader, tokenizer, indexFolder, workers, (d, t) =>
+                {
+                    lock (gate)
+                    {
+                        docs += d - perFile[f].Docs;
+                        tokens += t - perFile[f].Tokens;
+                        perFile[f] = (d, t);
+                        progress?.Report(new DataPrepProgress(DataPrepPhase.Measure, docs, tokens, 0, filesDone, mine.Count, 0, 0));
+                    }
+                }, ct), ct);
+                lock (gate)
+                {
+                    measured[mine[f].Key] = index;
+                    filesDone++;
+                    progress?.Report(new DataPrepProgress(DataPrepPhase.Measure, docs, tokens, 0, filesDone, mine.Count, 0, 0));
+                }
+            });
 
         // Barrier: the other tasks' indexes.
         var indexes = await WaitForIndexesAsync(sorted, measured, indexFolder, options, tokenizer, cancellationToken);
