@@ -61,7 +61,9 @@ public static class BenchPrepCommand
                 return ExitCodes.Ok;
             }
 
+            var readClock = Stopwatch.StartNew();
             var documents = files.SelectMany(f => CorpusReader.Read(f, new CorpusReaderOptions(), new BadRecordLog(skip: false))).Select(d => d.Text).ToList();
+            var readSeconds = readClock.Elapsed.TotalSeconds; // one thread: decompress + split lines + JSON + UTF-16 text
             var lines = documents.SelectMany(d => d.Split('\n')).Where(l => l.Length > 0).ToList();
             var cores = Environment.ProcessorCount;
             cli.Out.WriteLine($"corpus: {files.Count} files, {documents.Count:N0} documents, {lines.Count:N0} lines; {cores} cores; {Environment.OSVersion}");
@@ -93,6 +95,7 @@ public static class BenchPrepCommand
                 same_token_count = spm1 is null ? (bool?)null : spm1.Tokens == oursLines1.Tokens,
                 tokenize_documents_ours_1_thread = oursDocs1.TokensPerSecond,
                 tokenize_documents_ours_all_cores = oursDocsN.TokensPerSecond,
+                read_documents_1_thread_tokens_per_second = oursDocs1.Tokens / readSeconds,
                 end_to_end_tokens_per_second = e2eRun.TokensPerSecond,
                 end_to_end_tokens_per_second_per_core = e2eRun.TokensPerSecond / cores,
                 end_to_end_vs_tokenize_alone_all_cores = oursLinesN.TokensPerSecond / e2eRun.TokensPerSecond,
@@ -115,6 +118,7 @@ public static class BenchPrepCommand
             cli.Out.WriteLine($"| identical token count | {(spm1 is null ? "n/a" : spm1.Tokens == oursLines1.Tokens ? "yes" : $"no ({spm1.Tokens:N0})")} | |");
             cli.Out.WriteLine($"| tokenize whole documents, 1 thread | {M(oursDocs1.TokensPerSecond)} | |");
             cli.Out.WriteLine($"| tokenize whole documents, {cores} cores | {M(oursDocsN.TokensPerSecond)} | |");
+            cli.Out.WriteLine($"| read documents (decompress, JSON, text), 1 thread, in tokens/s | {M(oursDocs1.Tokens / readSeconds)} | |");
             cli.Out.WriteLine($"| end-to-end prep, {cores} threads ({e2eRun.Tokens:N0} tokens) | {M(e2eRun.TokensPerSecond)} = {M(e2eRun.TokensPerSecond / cores)} per core | |");
             cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| end-to-end / tokenize alone (all cores) | {oursLinesN.TokensPerSecond / e2eRun.TokensPerSecond:0.00}x slower than lines, {oursDocsN.TokensPerSecond / e2eRun.TokensPerSecond:0.00}x than whole documents | |"));
             cli.Out.WriteLine($"| end-to-end phases (s) | {string.Join(", ", e2eRun.PhaseSeconds.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:0.00}")))} | |");
