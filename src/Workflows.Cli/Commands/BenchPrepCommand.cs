@@ -61,7 +61,9 @@ public static class BenchPrepCommand
                 return ExitCodes.Ok;
             }
 
+            var readClock = Stopwatch.StartNew();
             var documents = files.SelectMany(f => CorpusReader.Read(f, new CorpusReaderOptions(), new BadRecordLog(skip: false))).Select(d => d.Text).ToList();
+            var readSeconds = readClock.Elapsed.TotalSeconds; // one thread: decompress + split lines + JSON + UTF-16 text
             var lines = documents.SelectMany(d => d.Split('\n')).Where(l => l.Length > 0).ToList();
             var cores = Environment.ProcessorCount;
             cli.Out.WriteLine($"corpus: {files.Count} files, {documents.Count:N0} documents, {lines.Count:N0} lines; {cores} cores; {Environment.OSVersion}");
@@ -71,6 +73,7 @@ public static class BenchPrepCommand
             var oursLines1 = TokenizerBenchmark.Measure(tok, lines, 1);
             var oursLinesN = TokenizerBenchmark.Measure(tok, lines, cores);
             var oursDocs1 = TokenizerBenchmark.Measure(tok, documents, 1);
+            var oursDocsN = TokenizerBenchmark.Measure(tok, documents, cores);
             var spm1 = await SpmEncode(parse.GetValue(spm)!, modelPath, lines, 1, ct);
             var spmN = await SpmEncode(parse.GetValue(spm)!, modelPath, lines, cores, ct);
             var e2eRun = await EndToEnd(files, tok, 1, ct);
@@ -91,9 +94,13 @@ public static class BenchPrepCommand
                 tokenize_lines_spm_encode_all_cores = spmN?.TokensPerSecond,
                 same_token_count = spm1 is null ? (bool?)null : spm1.Tokens == oursLines1.Tokens,
                 tokenize_documents_ours_1_thread = oursDocs1.TokensPerSecond,
+                tokenize_documents_ours_all_cores = oursDocsN.TokensPerSecond,
+                read_documents_1_thread_tokens_per_second = oursDocs1.Tokens / readSeconds,
                 end_to_end_tokens_per_second = e2eRun.TokensPerSecond,
                 end_to_end_tokens_per_second_per_core = e2eRun.TokensPerSecond / cores,
                 end_to_end_vs_tokenize_alone_all_cores = oursLinesN.TokensPerSecond / e2eRun.TokensPerSecond,
+                end_to_end_vs_tokenize_documents_all_cores = oursDocsN.TokensPerSecond / e2eRun.TokensPerSecond,
+                end_to_end_phase_seconds = e2eRun.PhaseSeconds,
                 peak_rss_mib_1x = one?.PeakRssMiB,
                 peak_rss_mib_4x = four?.PeakRssMiB,
             };
@@ -110,8 +117,11 @@ public static class BenchPrepCommand
             cli.Out.WriteLine($"| tokenize lines, {cores} cores | {M(oursLinesN.TokensPerSecond)} | {M(spmN?.TokensPerSecond)} |");
             cli.Out.WriteLine($"| identical token count | {(spm1 is null ? "n/a" : spm1.Tokens == oursLines1.Tokens ? "yes" : $"no ({spm1.Tokens:N0})")} | |");
             cli.Out.WriteLine($"| tokenize whole documents, 1 thread | {M(oursDocs1.TokensPerSecond)} | |");
+            cli.Out.WriteLine($"| tokenize whole documents, {cores} cores | {M(oursDocsN.TokensPerSecond)} | |");
+            cli.Out.WriteLine($"| read documents (decompress, JSON, text), 1 thread, in tokens/s | {M(oursDocs1.Tokens / readSeconds)} | |");
             cli.Out.WriteLine($"| end-to-end prep, {cores} threads ({e2eRun.Tokens:N0} tokens) | {M(e2eRun.TokensPerSecond)} = {M(e2eRun.TokensPerSecond / cores)} per core | |");
-            cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| end-to-end / tokenize alone (all cores) | {oursLinesN.TokensPerSecond / e2eRun.TokensPerSecond:0.00}x slower | |"));
+            cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| end-to-end / tokenize alone (all cores) | {oursLinesN.TokensPerSecond / e2eRun.TokensPerSecond:0.00}x slower than lines, {oursDocsN.TokensPerSecond / e2eRun.TokensPerSecond:0.00}x than whole documents | |"));
+            cli.Out.WriteLine($"| end-to-end phases (s) | {string.Join(", ", e2eRun.PhaseSeconds.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:0.00}")))} | |");
             if (one is not null && four is not null)
             {
                 cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| peak RSS, end-to-end prep, 1x / 4x input | {one.PeakRssMiB:N0} MiB / {four.PeakRssMiB:N0} MiB | |"));
@@ -127,7 +137,7 @@ public static class BenchPrepCommand
         public double TokensPerSecond => Tokens / Elapsed.TotalSeconds;
     }
 
-    private sealed record MemoryRun(long Tokens, double Seconds, double PeakRssMiB)
+    private sealed record MemoryRun(long Tokens, double Seconds, double PeakRssMiB, Dictionary<string, double> PhaseSeconds, Dictionary<string, double>? Heap = null)
     {
         public double TokensPerSecond => Tokens / Seconds;
     }
@@ -181,15 +191,66 @@ public static class BenchPrepCommand
             // Copies are distinct inputs (own keys) of the same bytes: 4x the documents for the memory-flatness check.
             var inputs = Enumerable.Range(0, copies).SelectMany(c => files.Select(f => f with { Key = $"copy{c}/{f.Key}" })).ToList();
             var options = new DataPrepOptions { Mode = SelectionMode.PerSource, ContextLength = 81920, LengthMeasure = LengthMeasure.ExactTokens };
-            var watch = Stopwatch.StartNew();
-            var result = await DataPrepPipeline.RunAsync(options, inputs, Path.Combine(dir, "out"), 1, 0, tok, null, ct);
-            var elapsed = watch.Elapsed;
+            var phases = new PhaseClock();
+            var result = await DataPrepPipeline.RunAsync(options, inputs, Path.Combine(dir, "out"), 1, 0, tok, phases, ct);
+            var elapsed = phases.Elapsed;
             var measured = result.Manifest?.Inputs.Sum(i => i.Tokens) ?? 0;
-            return new MemoryRun(measured, elapsed.TotalSeconds, PeakRssMiB());
+            var gc = GC.GetGCMemoryInfo();
+            var heap = new Dictionary<string, double>
+            {
+                ["allocated_mib"] = GC.GetTotalAllocatedBytes() / 1048576.0,
+                ["heap_mib_at_end"] = gc.HeapSizeBytes / 1048576.0,
+                ["gen2_collections"] = GC.CollectionCount(2),
+                ["live_mib_after_full_gc"] = GC.GetTotalMemory(forceFullCollection: true) / 1048576.0,
+            };
+            foreach (var (phase, rss) in phases.PeakRssAtStart)
+            {
+                heap[$"peak_rss_mib_when_{phase}_began"] = rss;
+            }
+
+            return new MemoryRun(measured, elapsed.TotalSeconds, PeakRssMiB(), phases.Seconds(), heap);
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>Seconds spent in each pipeline phase, from the first report of a phase to the first report of the next.</summary>
+    private sealed class PhaseClock : IProgress<DataPrepProgress>
+    {
+        private readonly Stopwatch watch = Stopwatch.StartNew();
+        private readonly List<(DataPrepPhase Phase, TimeSpan At)> starts = [];
+
+        public TimeSpan Elapsed => watch.Elapsed;
+
+        /// <summary>Peak RSS so far when each phase began: where in the run the peak happens.</summary>
+        public Dictionary<string, double> PeakRssAtStart { get; } = [];
+
+        public void Report(DataPrepProgress value)
+        {
+            lock (starts)
+            {
+                if (starts.Count == 0 || starts[^1].Phase != value.Phase)
+                {
+                    starts.Add((value.Phase, watch.Elapsed));
+                    PeakRssAtStart[value.Phase.ToString().ToLowerInvariant()] = PeakRssMiB();
+                }
+            }
+        }
+
+        public Dictionary<string, double> Seconds()
+        {
+            var seconds = new Dictionary<string, double>();
+            var at = TimeSpan.Zero;
+            var phase = DataPrepPhase.Measure;
+            foreach (var (next, start) in starts)
+            {
+                seconds[phase.ToString().ToLowerInvariant()] = seconds.GetValueOrDefault(phase.ToString().ToLowerInvariant()) + (start - at).TotalSeconds;
+                (phase, at) = (next, start);
+            }
+
+            return seconds;
         }
     }
 
@@ -210,7 +271,10 @@ public static class BenchPrepCommand
     {
         var info = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         var self = Environment.GetCommandLineArgs()[0];
-        if (self.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+
+        // Under the dotnet host (dotnet wf.dll) the child needs the dll; the apphost (wf, as `dotnet run` starts it) does not.
+        var underDotnetHost = Path.GetFileNameWithoutExtension(Environment.ProcessPath!).Equals("dotnet", StringComparison.OrdinalIgnoreCase);
+        if (underDotnetHost && self.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
         {
             info.ArgumentList.Add(self);
         }

@@ -60,26 +60,36 @@ public static class PackedShardWriter
                     [PackedShardFormat.Keys.Sources] = string.Join(',', SlimPajama.Sources.Select(s => s.SetName())),
                 };
 
+                if (!BitConverter.IsLittleEndian)
+                {
+                    throw new PlatformNotSupportedException("Packed shards are little-endian.");
+                }
+
+                // One set of row buffers for the whole shard: sequences are packed straight into them (no per-row
+                // copy), so a writer holds one row group of tokens however large the shard or the corpus is.
                 var packer = new SequencePacker(plan, caches, first * context);
+                var buffers = new byte[(int)Math.Min(rowsPerGroup, count)][];
+                for (var r = 0; r < buffers.Length; r++)
+                {
+                    buffers[r] = new byte[4 * context];
+                }
+
+                var spanSources = new List<int>();
+                var spanStarts = new List<int>();
+                var spanEnds = new List<int>();
+                var repetition = new List<int>();
                 for (long done = 0; done < count;)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     var rows = (int)Math.Min(rowsPerGroup, count - done);
-                    var tokenBlobs = new byte[rows][];
-                    var spanSources = new List<int>();
-                    var spanStarts = new List<int>();
-                    var spanEnds = new List<int>();
-                    var repetition = new List<int>();
-                    var sequence = new int[context];
+                    var tokenBlobs = rows == buffers.Length ? buffers : buffers[..rows];
+                    spanSources.Clear();
+                    spanStarts.Clear();
+                    spanEnds.Clear();
+                    repetition.Clear();
                     for (var r = 0; r < rows; r++)
                     {
-                        var spans = packer.Next(sequence);
-                        tokenBlobs[r] = MemoryMarshal.AsBytes(sequence.AsSpan()).ToArray();
-                        if (!BitConverter.IsLittleEndian)
-                        {
-                            throw new PlatformNotSupportedException("Packed shards are little-endian.");
-                        }
-
+                        var spans = packer.Next(MemoryMarshal.Cast<byte, int>(tokenBlobs[r].AsSpan()));
                         for (var i = 0; i < spans.Count; i++)
                         {
                             spanSources.Add((int)spans[i].Source);
@@ -138,16 +148,19 @@ public static class PackedShardWriter
         private int piece = plan.PieceAt(position);
         private long offset = position - plan.PieceStarts[plan.PieceAt(position)];
 
-        public List<(SlimPajamaSource Source, int Start, int End)> Next(int[] sequence)
+        private readonly List<(SlimPajamaSource Source, int Start, int End)> spans = [];
+
+        /// <summary>Fills <paramref name="sequence"/>; the spans returned are valid until the next call.</summary>
+        public List<(SlimPajamaSource Source, int Start, int End)> Next(Span<int> sequence)
         {
-            var spans = new List<(SlimPajamaSource Source, int Start, int End)>();
+            spans.Clear();
             var filled = 0;
             while (filled < sequence.Length)
             {
                 var p = plan.Pieces[piece];
                 var pieceLength = plan.PieceStarts[piece + 1] - plan.PieceStarts[piece];
                 var take = (int)Math.Min(pieceLength - offset, sequence.Length - filled);
-                Copy(p, (int)offset, sequence.AsSpan(filled, take));
+                Copy(p, (int)offset, sequence.Slice(filled, take));
                 spans.Add((p.Source, filled, filled + take));
                 filled += take;
                 offset += take;
