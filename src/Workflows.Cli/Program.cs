@@ -23,7 +23,21 @@ public static class Program
             return ExitCodes.Usage;
         }
 
-        return parse.Invoke(new InvocationConfiguration { Output = cli.Out, Error = cli.Err });
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = cli.Out, Error = cli.Err, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A failure the command did not anticipate still gets one readable line; WF_DEBUG=1 adds the stack.
+            cli.Err.WriteLine($"error: {e.Message}");
+            if (Environment.GetEnvironmentVariable("WF_DEBUG") == "1")
+            {
+                cli.Err.WriteLine(e);
+            }
+
+            return ExitCodes.InvalidInput;
+        }
     }
 
     public static RootCommand BuildRoot(CliContext cli)

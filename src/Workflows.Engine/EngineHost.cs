@@ -59,7 +59,10 @@ public sealed class EngineHost : IAsyncDisposable
     public static StepRegistry DefaultSteps(EngineServices services) =>
         new StepRegistry()
             .Register(PrepareDataStep.Create(services))
-            .Register(GpuJobStep.Create(services, "train"));
+            .Register(GpuJobStep.Create(services, "train"))
+            .Register(GpuJobStep.Create(services, "evaluate-needle"))
+            .Register(GpuJobStep.Create(services, "evaluate-domain-loss"))
+            .Register(GpuJobStep.Create(services, "report"));
 
     /// <summary>Creates the hub if needed and starts a worker. <paramref name="configure"/> may add or replace step types.</summary>
     public static async Task<EngineHost> StartAsync(StorageConnection connection, EngineOptions options,

@@ -84,10 +84,10 @@ public sealed class OrchestrationTests(EngineFixture engine)
         var view = await engine.RunAsync(engine.Request(
             EngineFixture.Step("a", "test-items", 2, NewTest()),
             EngineFixture.Step("b", "test-items", 2, NewTest()),
-            EngineFixture.Step("needle", "evaluate-needle", 1, NewTest(), needs: ["a", "b"])));
+            EngineFixture.Step("needle", "not-a-step-type", 1, NewTest(), needs: ["a", "b"])));
 
         view.Record.Status.Should().Be(RunStatus.Failed);
-        view.Record.Error.Should().Contain("step type 'evaluate-needle' is not available in this build");
+        view.Record.Error.Should().Contain("step type 'not-a-step-type' is not available in this build");
         var a = view.Progress!.Steps["a"];
         var b = view.Progress.Steps["b"];
         a.State.Should().Be(StepStates.Succeeded);

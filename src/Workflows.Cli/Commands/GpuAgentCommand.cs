@@ -30,7 +30,7 @@ public static class GpuAgentCommand
             var service = EngineHost.CreateService(storage.Connection, options);
             await service.CreateIfNotExistsAsync();
             var services = new EngineServices(store, options, new TaskHubClient(service));
-            var agent = new GpuAgent(services, [new TrainJobHandler(services)], cli.Out);
+            var agent = new GpuAgent(services, GpuJobHandlers.All(services), cli.Out);
             cli.Out.WriteLine($"gpu-agent {agent.AgentId} on {options.TrainingDevice} ({storage.Connection.Description}). Ctrl-C stops.");
             await agent.RunAsync(ct);
             return ExitCodes.Ok;

@@ -49,7 +49,7 @@ public static class RunCommand
             var options = EngineCli.Options(parse.GetValue(hub)!, parse.GetValue(file)!);
             await using var host = await EngineHost.StartAsync(storage.Connection, options);
             using var agentStop = new CancellationTokenSource();
-            var agent = new GpuAgent(host.Services, [new TrainJobHandler(host.Services)], cli.Err);
+            var agent = new GpuAgent(host.Services, GpuJobHandlers.All(host.Services), cli.Err);
             var agentTask = agent.RunAsync(agentStop.Token);
             var runId = await host.Client.SubmitAsync(request);
             cli.Out.WriteLine($"submitted run {runId} ({request.Spec.Name}, workflow {request.Workflow.Name} v{request.Workflow.Version})");

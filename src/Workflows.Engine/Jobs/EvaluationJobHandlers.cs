@@ -1,0 +1,173 @@
+using System.Globalization;
+using Workflows.Artifacts.ContentAddressing;
+using Workflows.Engine.Orchestration;
+using Workflows.Engine.Steps;
+using Workflows.Evaluation.Inference;
+using Workflows.Evaluation.Needle;
+using Workflows.Evaluation.Reports;
+using Workflows.Experiments.Spec;
+using Workflows.Experiments.Validation;
+using Workflows.Training;
+using Workflows.Training.Weights;
+using TorchSharp;
+
+namespace Workflows.Engine.Jobs;
+
+/// <summary>Shared plumbing of the evaluation jobs: the run's experiment, and downloads of earlier steps' outputs.</summary>
+internal static class EvaluationJobs
+{
+    public static async Task<ExperimentSpec> ExperimentAsync(EngineServices services, GpuJob job, CancellationToken ct)
+    {
+        var yaml = await services.Runs.ReadExperimentYamlAsync(job.RunId, ct);
+        return ExperimentLoader.LoadText($"runs/{job.RunId}/experiment.yaml", yaml, new LoadOptions(PolicyMode.Off)).Require();
+    }
+
+    public static StepOutput InputOfType(GpuJob job, string activity) =>
+        job.Inputs.Values.FirstOrDefault(o => o.Activity == activity)
+        ?? throw new InvalidOperationException($"step '{job.Step}' needs a '{activity}' step; its inputs are: {string.Join(", ", job.Inputs.Keys)}");
+
+    /// <summary>Downloads (verified by SHA-256) the files of a published output whose path starts with <paramref name="folder"/>.</summary>
+    public static async Task<string> DownloadAsync(EngineServices services, StepOutput output, string version, string folder, CancellationToken ct)
+    {
+        var manifest = await services.Manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, version, output.KeyHash), ct)
+                       ?? throw new InvalidDataException($"the output of step '{output.Step}' ({output.Prefix}) is not in the store");
+        var local = services.CacheFolder(output.Activity, manifest.ContentHash);
+        foreach (var entry in manifest.Entries.Where(e => e.Path.StartsWith(folder + "/", StringComparison.Ordinal)))
+        {
+            var target = Path.Combine(local, entry.Path[(folder.Length + 1)..]);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            if (!File.Exists(target) || new FileInfo(target).Length != entry.Length)
+            {
+                await services.Manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, target, ct);
+            }
+        }
+
+        return local;
+    }
+
+    public static async Task<StepOutput> PublishFolderAsync(EngineServices services, GpuJob job, string folder, string prefix,
+        IReadOnlyDictionary<string, string> properties, CancellationToken ct)
+    {
+        var key = ArtifactKey.FromParts(job.Type, GpuJobStep.Version, job.KeyHash);
+        var writer = services.Manifests.BeginWrite(key, services.Producer(job.RunId));
+        foreach (var file in Directory.EnumerateFiles(folder).Order(StringComparer.Ordinal))
+        {
+            await using var content = File.OpenRead(file);
+            await writer.PutAsync($"{prefix}/{Path.GetFileName(file)}", content, ct);
+        }
+
+        var published = await writer.PublishAsync(properties, ct);
+        return new StepOutput(job.Step, key.Activity, key.Hash, key.Prefix, published.Manifest.ContentHash, Cached: false);
+    }
+}
+
+/// <summary>
+/// evaluate-needle: the trained model (downloaded and verified) on the experiment's needle grid, with the KV cache of
+/// each length's shared haystack prefix reused; one result JSON per cell and the heatmap, published as one output.
+/// </summary>
+public sealed class NeedleJobHandler(EngineServices services, string defaultHaystack) : IGpuJobHandler
+{
+    public string Type => "evaluate-needle";
+
+    public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
+    {
+        var spec = await EvaluationJobs.ExperimentAsync(services, job, cancellationToken);
+        var modelDir = await EvaluationJobs.DownloadAsync(services, EvaluationJobs.InputOfType(job, "train"), TrainJobHandler.Version,
+            TrainingRunner.FinalModelFolder, cancellationToken);
+        var tokenizer = services.Options.ResolveTokenizer(spec.Data.Tokenizer);
+        var setup = NeedleSetup.FromSpec(spec.Evaluation.Needle, tokenizer, defaultHaystack);
+        var output = services.NewScratchDirectory("needle");
+        var summary = await Task.Run(() =>
+        {
+            using var model = HuggingFaceCheckpoint.LoadModel(modelDir);
+            model.to(torch.device(services.Options.TrainingDevice));
+            model.eval();
+            using var generator = new TorchGreedyGenerator(model, tokenizer, spec.Name, checked((int)spec.Data.Context));
+            return setup.CreateRunner(generator, output, spec.Evaluation.Needle.MaxNewTokens).Run(setup.Grid,
+                new SyncProgress<NeedleProgress>(p => reportProgress($"cell {p.Done}/{p.Total}")), cancellationToken);
+        }, cancellationToken);
+        var cells = NeedleAggregation.ByCell(summary.Results, setup.Scorer);
+        var mean = cells.Count == 0 ? 0 : cells.Average(c => c.Mean);
+        Workflows.Evaluation.Heatmaps.NeedleHeatmap.Write(Path.Combine(output, "heatmap.png"), cells,
+            new Workflows.Evaluation.Heatmaps.HeatmapOptions(spec.Name, spec.Data.Context), setup.Scorer.ToString());
+        return await EvaluationJobs.PublishFolderAsync(services, job, output, "needle", new Dictionary<string, string>
+        {
+            ["cells"] = cells.Count.ToString(CultureInfo.InvariantCulture),
+            ["meanScore"] = mean.ToString("R", CultureInfo.InvariantCulture),
+            ["scorer"] = setup.Scorer.ToString(),
+        }, cancellationToken);
+    }
+}
+
+/// <summary>
+/// evaluate-domain-loss: not built yet (the per-token loss pass of the model over held-out documents is missing). An
+/// experiment that turns it off (<c>evaluation.domain_loss.enabled: false</c>) gets an empty output marked
+/// "disabled"; one that asks for it fails the step with that reason, never a made-up number.
+/// </summary>
+public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandler
+{
+    public string Type => "evaluate-domain-loss";
+
+    public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
+    {
+        var spec = await EvaluationJobs.ExperimentAsync(services, job, cancellationToken);
+        if (spec.Evaluation.DomainLoss.Enabled)
+        {
+            throw new NotSupportedException("domain-loss evaluation is not built yet: set evaluation.domain_loss.enabled: false to run the rest of the workflow");
+        }
+
+        var empty = services.NewScratchDirectory("domain-loss");
+        return await EvaluationJobs.PublishFolderAsync(services, job, empty, "domain-loss",
+            new Dictionary<string, string> { ["state"] = "disabled" }, cancellationToken);
+    }
+}
+
+/// <summary>
+/// report: report.md + report.json from the needle results (and the domain-loss table once that step produces one),
+/// with the heatmap beside them. Runs as an agent job because it reads the evaluation outputs from the store.
+/// </summary>
+public sealed class ReportJobHandler(EngineServices services) : IGpuJobHandler
+{
+    public string Type => "report";
+
+    public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
+    {
+        var spec = await EvaluationJobs.ExperimentAsync(services, job, cancellationToken);
+        var needleDir = await EvaluationJobs.DownloadAsync(services, EvaluationJobs.InputOfType(job, "evaluate-needle"), GpuJobStep.Version, "needle", cancellationToken);
+        var output = services.NewScratchDirectory("report");
+        var scorer = Workflows.Evaluation.Scoring.NeedleScorers.FromSpec(spec.Evaluation.Needle.Scorer);
+        RunReport.Write(output, new RunReportInput(spec.Name, spec.GitOps.Baseline, spec.Model.Base, scorer,
+            NeedleResultFiles.ReadDirectory(needleDir), TrainingLength: spec.Data.Context, TokenBudget: spec.Data.TokenBudget));
+        return await EvaluationJobs.PublishFolderAsync(services, job, output, "report", new Dictionary<string, string>(), cancellationToken);
+    }
+}
+
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
+
+/// <summary>Every job type a GPU agent of this build can run.</summary>
+public static class GpuJobHandlers
+{
+    /// <summary>The public-domain haystack shipped in samples/haystack, found from the working folder or the app folder.</summary>
+    public static string DefaultHaystack()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var d = start; d is not null; d = Path.GetDirectoryName(d))
+            {
+                var candidate = Path.Combine(d, "samples", "haystack");
+                if (Directory.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        return Path.Combine("samples", "haystack");
+    }
+
+    public static IReadOnlyList<IGpuJobHandler> All(EngineServices services) =>
+        [new TrainJobHandler(services), new NeedleJobHandler(services, DefaultHaystack()), new DomainLossJobHandler(services), new ReportJobHandler(services)];
+}
