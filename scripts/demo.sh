@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The README's first command: set up from a fresh clone and run the smoke experiment as far as the product goes today
-# (validate -> plan -> prepare data -> train on CPU; the engine that chains these as one durable run is being built).
-# Needs only the .NET 10 SDK (global.json) on PATH. Everything else is restored from NuGet by this script.
+# The README's first command: set up from a fresh clone and run the smoke experiment end to end on the local default
+# (Azurite on 127.0.0.1, started and stopped by wf): prepare data -> train (CPU) -> needle evaluation -> report,
+# as one durable run. Needs the .NET 10 SDK and Node.js 20 + npm on PATH; everything else is restored here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-out=${WF_DEMO_OUT:-out/smoke}
 
-echo "== restore and build =="
+echo "== restore and build; install the pinned Azurite =="
 dotnet build src/Workflows.Cli -c Release --nologo -v quiet -clp:ErrorsOnly
+(cd infra/azurite && npm ci --ignore-scripts --no-audit --no-fund --silent)
 wf() { dotnet src/Workflows.Cli/bin/Release/net10.0/wf.dll "$@"; }
 
 echo "== validate every experiment and workflow template =="
@@ -17,13 +17,5 @@ wf validate experiments/ workflows/
 echo "== plan the smoke experiment =="
 wf plan experiments/smoke.yaml
 
-echo "== prepare its data (shipped public-domain sample, GPT-2 tokenizer) =="
-rm -rf "$out"
-wf prep experiments/smoke.yaml --out "$out/data"
-
-echo "== train the 2-layer model on CPU =="
-wf train experiments/smoke.yaml --data "$out/data" --out "$out/train"
-
-echo
-echo "data:    $out/data (manifest.json, shards, stats.json, length-histogram.png, source-mix.png)"
-echo "model:   $out/train/final-model (HuggingFace layout), metrics: $out/train/metrics.jsonl"
+echo "== run it: prepare-data -> train -> evaluate -> report (prints where the report and heatmap landed) =="
+wf run experiments/smoke.yaml

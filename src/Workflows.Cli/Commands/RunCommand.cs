@@ -56,6 +56,16 @@ public static class RunCommand
             try
             {
                 var view = await EngineCli.FollowAsync(cli, host.Client, runId, ct);
+                if (view.Record.Status == RunStatus.Succeeded
+                    && view.Record.Steps.FirstOrDefault(s => s.Step == "report")?.OutputPrefix is { } reportPrefix)
+                {
+                    // The report lives in blob storage; a local copy is what a person opens.
+                    var local = Path.Combine("out", "runs", runId, "report");
+                    var files = await RunOutputs.DownloadAsync(host.Services, reportPrefix, local, ct);
+                    cli.Out.WriteLine($"report: {reportPrefix} in {storage.Connection.Description}");
+                    cli.Out.WriteLine($"local copy: {string.Join(", ", files.Select(f => Path.GetRelativePath(Directory.GetCurrentDirectory(), f)))}");
+                }
+
                 return view.Record.Status == RunStatus.Succeeded ? ExitCodes.Ok : ExitCodes.InvalidInput;
             }
             catch (OperationCanceledException)

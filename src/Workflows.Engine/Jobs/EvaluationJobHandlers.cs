@@ -171,3 +171,29 @@ public static class GpuJobHandlers
     public static IReadOnlyList<IGpuJobHandler> All(EngineServices services) =>
         [new TrainJobHandler(services), new NeedleJobHandler(services, DefaultHaystack()), new DomainLossJobHandler(services), new ReportJobHandler(services)];
 }
+
+/// <summary>Copies a published step output (by its <c>cas/&lt;activity&gt;/&lt;hash&gt;/</c> prefix) to a local folder, verified.</summary>
+public static class RunOutputs
+{
+    public static async Task<IReadOnlyList<string>> DownloadAsync(EngineServices services, string outputPrefix, string localFolder, CancellationToken ct = default)
+    {
+        var parts = outputPrefix.TrimEnd('/').Split('/');
+        if (parts.Length != 3 || parts[0] + "/" != ArtifactKey.RootPrefix)
+        {
+            throw new ArgumentException($"'{outputPrefix}' is not an output prefix (cas/<activity>/<hash>/)");
+        }
+
+        var manifest = await services.Manifests.TryGetAsync(ArtifactKey.FromParts(parts[1], GpuJobStep.Version, parts[2]), ct)
+                       ?? throw new InvalidDataException($"no published output at {outputPrefix}");
+        var files = new List<string>();
+        foreach (var entry in manifest.Entries)
+        {
+            var target = Path.Combine(localFolder, Path.GetFileName(entry.Path));
+            Directory.CreateDirectory(localFolder);
+            await services.Manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, target, ct);
+            files.Add(target);
+        }
+
+        return files;
+    }
+}
