@@ -58,6 +58,7 @@ public static class Program
         root.Subcommands.Add(TokenizeCommand.Create(cli));
         root.Subcommands.Add(TrainCommand.Create(cli));
         root.Subcommands.Add(EvalCommand.Create(cli));
+        root.Subcommands.Add(DoctorCommand.Create(cli));
         root.Subcommands.Add(PrCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         root.Subcommands.Add(RunCommand.Create(cli));

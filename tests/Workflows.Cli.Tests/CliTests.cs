@@ -123,3 +123,15 @@ public sealed class CliTests
         }
     }
 }
+
+public sealed class DoctorTests
+{
+    [Fact]
+    public void Doctor_loads_libtorch_and_reports_the_device()
+    {
+        var (exit, output, _) = Wf("doctor");
+
+        exit.Should().Be(ExitCodes.Ok, output);
+        output.Should().Contain("libtorch: loaded").And.Contain("CPU matmul ok (2)").And.Contain("CUDA:");
+    }
+}
