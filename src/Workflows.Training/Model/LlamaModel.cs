@@ -284,9 +284,14 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     readonly Parameter weight;
     readonly double eps;
 
+    // Held for the module's lifetime: an implicit double→Scalar temporary can be finalised by the GC while the native
+    // call that uses it is still running (seen in Release builds as a failed c10 Scalar check), so keep one alive here.
+    readonly Scalar epsScalar;
+
     public RmsNorm(int size, double eps) : base("RmsNorm")
     {
         this.eps = eps;
+        epsScalar = eps.ToScalar();
         weight = nn.Parameter(ones(size));
         register_parameter("weight", weight);
     }
@@ -294,7 +299,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         var x32 = x.to(ScalarType.Float32);
-        var normalized = x32 * (x32.pow(2).mean([-1L], keepdim: true) + eps).rsqrt();
+        var normalized = x32 * (x32.square().mean([-1L], keepdim: true) + epsScalar).rsqrt();
         return weight * normalized;
     }
 }
