@@ -13,7 +13,7 @@ using TorchSharp;
 
 namespace Workflows.Engine.Jobs;
 
-/// <summary>Shared plumbing of the evaluation jobs: the run's experiment, and downloads of earlier steps' outputs.</summary>
+/// <summary>Shared plumbing of the jobs: the run's experiment, downloads of earlier steps' outputs, publishing a folder.</summary>
 internal static class EvaluationJobs
 {
     public static async Task<ExperimentSpec> ExperimentAsync(EngineServices services, GpuJob job, CancellationToken ct)

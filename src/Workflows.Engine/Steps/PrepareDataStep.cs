@@ -332,21 +332,6 @@ public static class PrepareDataStep
     }
 
     /// <summary>Downloads a prepare-data output's <c>data/</c> folder (verified, once per content hash) for training or evaluation.</summary>
-    public static async Task<string> DownloadDataAsync(EngineServices services, StepOutput output, CancellationToken cancellationToken = default)
-    {
-        var manifest = await services.Manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, Version, output.KeyHash), cancellationToken)
-                       ?? throw new InvalidDataException($"the prepared data {output.Prefix} is not in the store");
-        var folder = services.CacheFolder("data", manifest.ContentHash);
-        Directory.CreateDirectory(folder);
-        foreach (var entry in manifest.Entries.Where(e => e.Path.StartsWith(DataFolder + "/", StringComparison.Ordinal)))
-        {
-            var target = Path.Combine(folder, entry.Path[(DataFolder.Length + 1)..]);
-            if (!File.Exists(target) || new FileInfo(target).Length != entry.Length)
-            {
-                await services.Manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, target, cancellationToken);
-            }
-        }
-
-        return folder;
-    }
+    public static Task<string> DownloadDataAsync(EngineServices services, StepOutput output, CancellationToken cancellationToken = default) =>
+        Jobs.EvaluationJobs.DownloadAsync(services, output, Version, DataFolder, cancellationToken);
 }
