@@ -113,7 +113,7 @@ public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandl
         var spec = await EvaluationJobs.ExperimentAsync(services, job, cancellationToken);
         if (spec.Evaluation.DomainLoss.Enabled)
         {
-            throw new NotSupportedException("domain-loss evaluation is not built yet: set evaluation.domain_loss.enabled: false to run the rest of the workflow");
+            throw new NotSupportedException("the engine step for domain loss is not built yet (the experiment has no field for held-out files; run `wf eval loss` by hand): set evaluation.domain_loss.enabled: false to run the rest of the workflow");
         }
 
         var empty = services.NewScratchDirectory("domain-loss");
