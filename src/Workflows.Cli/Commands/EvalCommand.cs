@@ -42,7 +42,7 @@ public static class EvalCommand
 
             Examples:
               wf eval needle experiments/smoke.yaml --model out/smoke/train/final-model --out out/smoke/needle
-              wf eval needle experiments/per-source-5b-80k.yaml --dry-run --out /tmp/grid --tokenizer llama/tokenizer.model
+              wf eval needle experiments/per-source-5b-80k.yaml --dry-run --out out/grid --tokenizer llama/tokenizer.model
             """)
         {
             file, model, output, tokenizer, device, dryRun,
@@ -50,22 +50,18 @@ public static class EvalCommand
         command.SetAction(parse =>
         {
             var path = parse.GetValue(file)!;
-            var loaded = ExperimentLoader.LoadFile(path, new LoadOptions(WorkflowsDirectory: RepositoryLayout.FindWorkflowsDirectory(path)));
-            if (!loaded.IsValid)
+            if (ExperimentFile.Load(cli, path) is not { } spec)
             {
-                DiagnosticPrinter.Print(cli, loaded.Diagnostics);
                 return ExitCodes.InvalidInput;
             }
 
-            var spec = loaded.Spec!;
             var specDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-            var haystack = Path.Combine(RepositoryLayout.FindWorkflowsDirectory(path) is { } wf ? Path.GetDirectoryName(wf)! : ".", "samples", "haystack");
             ITokenizer tok;
             NeedleSetup setup;
             try
             {
                 tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), specDir);
-                setup = NeedleSetup.FromSpec(spec.Evaluation.Needle, tok, haystack, specDir);
+                setup = NeedleSetup.FromSpec(spec.Evaluation.Needle, tok, Haystack.DefaultDirectory(), specDir);
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException)
             {
@@ -140,14 +136,11 @@ public static class EvalCommand
         command.SetAction(parse =>
         {
             var path = parse.GetValue(file)!;
-            var loaded = ExperimentLoader.LoadFile(path, new LoadOptions(WorkflowsDirectory: RepositoryLayout.FindWorkflowsDirectory(path)));
-            if (!loaded.IsValid)
+            if (ExperimentFile.Load(cli, path) is not { } spec)
             {
-                DiagnosticPrinter.Print(cli, loaded.Diagnostics);
                 return ExitCodes.InvalidInput;
             }
 
-            var spec = loaded.Spec!;
             var tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), Path.GetDirectoryName(Path.GetFullPath(path))!);
             var documents = DataPrep.Corpus.InputFile.Discover(parse.GetValue(validation)!)
                 .SelectMany(f => DataPrep.Corpus.CorpusReader.Read(f, new DataPrep.Corpus.CorpusReaderOptions(), new DataPrep.Corpus.BadRecordLog(skip: false)))

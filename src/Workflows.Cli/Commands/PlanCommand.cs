@@ -46,10 +46,8 @@ public static class PlanCommand
         command.SetAction(parse =>
         {
             var path = parse.GetValue(file)!;
-            var loaded = ExperimentLoader.LoadFile(path, new LoadOptions(WorkflowsDirectory: RepositoryLayout.FindWorkflowsDirectory(path)));
-            if (!loaded.IsValid)
+            if (ExperimentFile.Load(cli, path) is not { } spec)
             {
-                DiagnosticPrinter.Print(cli, loaded.Diagnostics);
                 return ExitCodes.InvalidInput;
             }
 
@@ -64,7 +62,7 @@ public static class PlanCommand
                 return ExitCodes.Usage;
             }
 
-            var plan = Planner.Create(loaded.Spec!, options);
+            var plan = Planner.Create(spec, options);
             if (parse.GetValue(json))
             {
                 cli.Out.WriteLine(JsonSerializer.Serialize(plan, JsonOptions));

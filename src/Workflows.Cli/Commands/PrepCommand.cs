@@ -44,14 +44,11 @@ public static class PrepCommand
         command.SetAction(async (parse, ct) =>
         {
             var path = parse.GetValue(file)!;
-            var loaded = ExperimentLoader.LoadFile(path, new LoadOptions(WorkflowsDirectory: RepositoryLayout.FindWorkflowsDirectory(path)));
-            if (!loaded.IsValid)
+            if (ExperimentFile.Load(cli, path) is not { } spec)
             {
-                DiagnosticPrinter.Print(cli, loaded.Diagnostics);
                 return ExitCodes.InvalidInput;
             }
 
-            var spec = loaded.Spec!;
             try
             {
                 var tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), Path.GetDirectoryName(Path.GetFullPath(path))!);

@@ -61,7 +61,7 @@ public static class RunCommand
                 {
                     // The report lives in blob storage; a local copy is what a person opens.
                     var local = Path.Combine("out", "runs", runId, "report");
-                    var files = await RunOutputs.DownloadAsync(host.Services, reportPrefix, local, ct);
+                    var files = await RunOutputs.DownloadAsync(host.Services, reportPrefix, "report", local, ct);
                     cli.Out.WriteLine($"report: {reportPrefix} in {storage.Connection.Description}");
                     cli.Out.WriteLine($"local copy: {string.Join(", ", files.Select(f => Path.GetRelativePath(Directory.GetCurrentDirectory(), f)))}");
                 }

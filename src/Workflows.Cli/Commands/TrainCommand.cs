@@ -34,14 +34,11 @@ public static class TrainCommand
         command.SetAction(parse =>
         {
             var path = parse.GetValue(file)!;
-            var loaded = ExperimentLoader.LoadFile(path, new LoadOptions(WorkflowsDirectory: RepositoryLayout.FindWorkflowsDirectory(path)));
-            if (!loaded.IsValid)
+            if (ExperimentFile.Load(cli, path) is not { } spec)
             {
-                DiagnosticPrinter.Print(cli, loaded.Diagnostics);
                 return ExitCodes.InvalidInput;
             }
 
-            var spec = loaded.Spec!;
             PackedShardSequenceSource source;
             TrainingJob job;
             try

@@ -32,17 +32,31 @@ internal static class EvaluationJobs
         var manifest = await services.Manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, version, output.KeyHash), ct)
                        ?? throw new InvalidDataException($"the output of step '{output.Step}' ({output.Prefix}) is not in the store");
         var local = services.CacheFolder(output.Activity, manifest.ContentHash);
-        foreach (var entry in manifest.Entries.Where(e => e.Path.StartsWith(folder + "/", StringComparison.Ordinal)))
+        await DownloadEntriesAsync(services, manifest, folder + "/", local, ct);
+        return local;
+    }
+
+    /// <summary>
+    /// Downloads (verified) every entry under <paramref name="pathPrefix"/> into <paramref name="local"/>, keeping the
+    /// path below the prefix; a file already there with the entry's length is kept (the folder is keyed by content).
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> DownloadEntriesAsync(EngineServices services, Manifest manifest, string pathPrefix,
+        string local, CancellationToken ct)
+    {
+        var files = new List<string>();
+        foreach (var entry in manifest.Entries.Where(e => e.Path.StartsWith(pathPrefix, StringComparison.Ordinal)))
         {
-            var target = Path.Combine(local, entry.Path[(folder.Length + 1)..]);
+            var target = Path.Combine(local, entry.Path[pathPrefix.Length..]);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             if (!File.Exists(target) || new FileInfo(target).Length != entry.Length)
             {
                 await services.Manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, target, ct);
             }
+
+            files.Add(target);
         }
 
-        return local;
+        return files;
     }
 
     public static async Task<StepOutput> PublishFolderAsync(EngineServices services, GpuJob job, string folder, string prefix,
@@ -150,32 +164,14 @@ internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
 /// <summary>Every job type a GPU agent of this build can run.</summary>
 public static class GpuJobHandlers
 {
-    /// <summary>The public-domain haystack shipped in samples/haystack, found from the working folder or the app folder.</summary>
-    public static string DefaultHaystack()
-    {
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-        {
-            for (var d = start; d is not null; d = Path.GetDirectoryName(d))
-            {
-                var candidate = Path.Combine(d, "samples", "haystack");
-                if (Directory.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
-        }
-
-        return Path.Combine("samples", "haystack");
-    }
-
     public static IReadOnlyList<IGpuJobHandler> All(EngineServices services) =>
-        [new TrainJobHandler(services), new NeedleJobHandler(services, DefaultHaystack()), new DomainLossJobHandler(services), new ReportJobHandler(services)];
+        [new TrainJobHandler(services), new NeedleJobHandler(services, Haystack.DefaultDirectory()), new DomainLossJobHandler(services), new ReportJobHandler(services)];
 }
 
-/// <summary>Copies a published step output (by its <c>cas/&lt;activity&gt;/&lt;hash&gt;/</c> prefix) to a local folder, verified.</summary>
+/// <summary>Copies the files under <c>folder/</c> of a published step output (by its <c>cas/&lt;activity&gt;/&lt;hash&gt;/</c> prefix) to a local folder, verified.</summary>
 public static class RunOutputs
 {
-    public static async Task<IReadOnlyList<string>> DownloadAsync(EngineServices services, string outputPrefix, string localFolder, CancellationToken ct = default)
+    public static async Task<IReadOnlyList<string>> DownloadAsync(EngineServices services, string outputPrefix, string folder, string localFolder, CancellationToken ct = default)
     {
         var parts = outputPrefix.TrimEnd('/').Split('/');
         if (parts.Length != 3 || parts[0] + "/" != ArtifactKey.RootPrefix)
@@ -185,15 +181,6 @@ public static class RunOutputs
 
         var manifest = await services.Manifests.TryGetAsync(ArtifactKey.FromParts(parts[1], GpuJobStep.Version, parts[2]), ct)
                        ?? throw new InvalidDataException($"no published output at {outputPrefix}");
-        var files = new List<string>();
-        foreach (var entry in manifest.Entries)
-        {
-            var target = Path.Combine(localFolder, Path.GetFileName(entry.Path));
-            Directory.CreateDirectory(localFolder);
-            await services.Manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, target, ct);
-            files.Add(target);
-        }
-
-        return files;
+        return await EvaluationJobs.DownloadEntriesAsync(services, manifest, folder + "/", localFolder, ct);
     }
 }

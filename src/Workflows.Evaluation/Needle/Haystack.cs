@@ -14,6 +14,27 @@ public sealed record HaystackFile(string Name, string Text);
 public sealed class Haystack
 {
     private static readonly char[] SentenceEnds = ['.', '!', '?'];
+
+    /// <summary>
+    /// The public-domain haystack shipped in samples/haystack, found from the working folder or the app's folder
+    /// (the default when an experiment names none).
+    /// </summary>
+    public static string DefaultDirectory()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var d = start; d is not null; d = Path.GetDirectoryName(d))
+            {
+                var candidate = Path.Combine(d, "samples", "haystack");
+                if (Directory.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        return Path.Combine("samples", "haystack");
+    }
     private int[]? _sentenceStarts;
 
     public Haystack(IReadOnlyList<HaystackFile> files)
