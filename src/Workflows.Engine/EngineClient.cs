@@ -152,7 +152,10 @@ public sealed class EngineClient
         {
             var view = await GetAsync(runId).ConfigureAwait(false) ?? throw new InvalidOperationException($"run '{runId}' does not exist");
             onUpdate?.Invoke(view);
-            if (view.Record.IsFinished || view.OrchestrationStatus is "Failed" or "Terminated" or "Canceled")
+            // The run record is marked finished by the orchestration's last activity, a moment before the orchestration
+            // itself completes with its result: wait for the orchestration (unless its state is gone, e.g. hub deleted).
+            if (view.OrchestrationStatus is "Completed" or "Failed" or "Terminated" or "Canceled"
+                || (view.Record.IsFinished && view.OrchestrationStatus is null))
             {
                 return view;
             }
