@@ -73,6 +73,8 @@ def parse_args(argv=None):
     f.add_argument("--needle-tokens", type=int, default=24)
     f.add_argument("--question-tokens", type=int, default=16)
     f.add_argument("--new-tokens", type=int, default=50)
+    f.add_argument("--profile", action="store_true", help="print the top CUDA kernels of each grid pass (torch.profiler) to stderr")
+    f.add_argument("--reuse-align", type=int, default=1, help="with reuse, keep the prefix up to the insertion point rounded down to a multiple of this")
 
     k = sub.add_parser("peak", help="measure the matmul peak")
     k.add_argument("--device", default="cuda")
@@ -480,6 +482,10 @@ def prefill(torch, args):
             outputs = {}
             timings = {}
             for reuse in (False, True):
+                profiler = None
+                if args.profile:
+                    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA])
+                    profiler.__enter__()
                 sync(torch, device)
                 start = time.perf_counter()
                 prefilled = 0
@@ -490,12 +496,13 @@ def prefill(torch, args):
                     cached = 0
                     for depth, pos in sorted(enumerate(positions), key=lambda x: x[1]):
                         if reuse:
+                            anchor = pos - pos % max(1, args.reuse_align)
                             gen.truncate(cached)
-                            if pos > cached:
-                                gen.prefill(hay[:, cached:pos])
-                                prefilled += pos - cached
-                                cached = pos
-                            rest = torch.cat([needle, hay[:, pos:], question], 1)
+                            if anchor > cached:
+                                gen.prefill(hay[:, cached:anchor])
+                                prefilled += anchor - cached
+                                cached = anchor
+                            rest = torch.cat([hay[:, anchor:pos], needle, hay[:, pos:], question], 1)
                         else:
                             gen.truncate(0)
                             rest = torch.cat([hay[:, :pos], needle, hay[:, pos:], question], 1)
@@ -508,6 +515,10 @@ def prefill(torch, args):
                             outputs[key] = tokens
                 sync(torch, device)
                 timings["with_reuse" if reuse else "without_reuse"] = {"seconds": time.perf_counter() - start, "prefilled_tokens": prefilled}
+                if profiler is not None:
+                    profiler.__exit__(None, None, None)
+                    print(f"== reuse={reuse}", file=sys.stderr)
+                    print(profiler.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60), file=sys.stderr)
             result["grid"] = dict(timings, cells=len(outputs), identical_outputs=sum(1 for v in outputs.values() if v is True),
                                   new_tokens=args.new_tokens)
     return result

@@ -24,6 +24,7 @@ public static class BenchPrefillCommand
         var repeats = new Option<int>("--repeats") { Description = "Timed prefills per length; the fastest counts.", DefaultValueFactory = _ => 2 };
         var gridLengths = new Option<string>("--grid-lengths") { Description = "Lengths of the synthetic needle grid (comma list or MIN:MAX:COUNT; empty = no grid). The paper's grid is 1000:128000:40.", DefaultValueFactory = _ => "8192,32768" };
         var gridDepths = new Option<int>("--grid-depths") { Description = "Needle depths per length, evenly spaced over 0..100% of the haystack (the paper: 10).", DefaultValueFactory = _ => 10 };
+        var reuseAlign = new Option<int?>("--reuse-align") { Description = "With reuse, keep the cached prefix only up to the insertion point rounded down to a multiple of this (1 = exactly up to it). Default: --chunk on CUDA (as wf eval needle does: cuDNN attention re-plans every new key length), 1 on CPU." };
         var newTokens = new Option<int>("--new-tokens") { Description = "Greedy tokens generated per grid cell (the paper: 50).", DefaultValueFactory = _ => 50 };
         var command = new Command("prefill", """
             Prefill tokens/s of our model (KV cache, chunked prefill) at the given prompt lengths, and the wall time of a
@@ -41,7 +42,7 @@ public static class BenchPrefillCommand
             Exit codes: 0 ok, 1 a run failed (ours, or the twin's: ours is still printed), 2 usage error.
             """);
         shape.AddTo(command);
-        foreach (var o in new Option[] { lengths, chunk, weights, repeats, gridLengths, gridDepths, newTokens })
+        foreach (var o in new Option[] { lengths, chunk, weights, repeats, gridLengths, gridDepths, newTokens, reuseAlign })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -52,9 +53,9 @@ public static class BenchPrefillCommand
                 s = shape.Read(parse);
                 bool bf16 = (parse.GetValue(weights) ?? (s.IsCuda ? "bf16" : "fp32")) == "bf16";
                 settings = new PrefillBenchSettings(s.Config, s.Device, bf16, ParseLengths(parse.GetValue(lengths)!), parse.GetValue(chunk),
-                    parse.GetValue(repeats), ParseLengths(parse.GetValue(gridLengths)!), parse.GetValue(gridDepths), NewTokens: parse.GetValue(newTokens), Seed: s.Seed);
-                if (settings.ChunkTokens < 1 || settings.Repeats < 1 || settings.NewTokens < 1 || settings.GridDepths < 0)
-                    throw new ArgumentException("--chunk, --repeats and --new-tokens must be at least 1, --grid-depths at least 0");
+                    parse.GetValue(repeats), ParseLengths(parse.GetValue(gridLengths)!), parse.GetValue(gridDepths), NewTokens: parse.GetValue(newTokens), Seed: s.Seed, ReuseAlign: parse.GetValue(reuseAlign) ?? (s.IsCuda ? parse.GetValue(chunk) : 1));
+                if (settings.ChunkTokens < 1 || settings.Repeats < 1 || settings.NewTokens < 1 || settings.ReuseAlign < 1 || settings.GridDepths < 0)
+                    throw new ArgumentException("--chunk, --repeats, --new-tokens and --reuse-align must be at least 1, --grid-depths at least 0");
                 if (settings.Lengths.Count == 0 && settings.GridLengths.Count == 0)
                     throw new ArgumentException("nothing to measure: give --lengths or --grid-lengths");
                 if (settings.GridLengths.Any(l => l <= settings.NeedleTokens + settings.QuestionTokens))
@@ -108,6 +109,7 @@ public static class BenchPrefillCommand
                     "--lengths", Ints(settings.Lengths), "--chunk", Ints([settings.ChunkTokens]), "--weights", weightsName,
                     "--repeats", Ints([settings.Repeats]), "--grid-lengths", Ints(settings.GridLengths), "--grid-depths", Ints([settings.GridDepths]),
                     "--needle-tokens", Ints([settings.NeedleTokens]), "--question-tokens", Ints([settings.QuestionTokens]), "--new-tokens", Ints([settings.NewTokens]),
+                    "--reuse-align", Ints([settings.ReuseAlign]),
                 ]);
                 twin = PythonTwin.Run(s.Python, script, "prefill", args, cli.Err);
             }
@@ -176,6 +178,7 @@ public static class BenchPrefillCommand
             ["settings"] = s.ToJson(settings.Model),
             ["weights"] = weightsName,
             ["chunk"] = settings.ChunkTokens,
+            ["reuse_align"] = settings.ReuseAlign,
             ["repeats"] = settings.Repeats,
             ["prefill"] = prefill,
             ["grid"] = grid,

@@ -12,6 +12,8 @@ namespace Workflows.Training.Bench;
 /// <param name="Repeats">Timed prefills per length; the fastest counts (the first may include cache allocation).</param>
 /// <param name="GridLengths">Lengths of the synthetic needle grid (empty = no grid).</param>
 /// <param name="GridDepths">Depths per length, evenly spaced from 0 to 100% of the haystack.</param>
+/// <param name="ReuseAlign">With reuse, the kept prefix ends at the insertion point rounded down to a multiple of this
+/// (1 = exactly at it); the up to ReuseAlign−1 haystack tokens before the needle are prefilled again with the rest.</param>
 public sealed record PrefillBenchSettings(
     LlamaConfig Model,
     string Device,
@@ -24,7 +26,8 @@ public sealed record PrefillBenchSettings(
     int NeedleTokens = 24,
     int QuestionTokens = 16,
     int NewTokens = 50,
-    long Seed = 0);
+    long Seed = 0,
+    int ReuseAlign = 1);
 
 public sealed record PrefillRun(int Length, double Seconds)
 {
@@ -88,8 +91,8 @@ public static class PrefillBenchmark
         if (s.GridLengths.Count > 0 && s.GridDepths > 0)
         {
             var cells = s.GridLengths.Select(length => GridCells.Make(length, s.GridDepths, s.NeedleTokens, s.QuestionTokens, s.Model.VocabSize, random)).ToList();
-            var plain = RunGrid(gen, cells, reuse: false, s.NewTokens, device, out var plainOutputs);
-            var reused = RunGrid(gen, cells, reuse: true, s.NewTokens, device, out var reusedOutputs);
+            var plain = RunGrid(gen, cells, reuse: false, s.NewTokens, device, 1, out var plainOutputs);
+            var reused = RunGrid(gen, cells, reuse: true, s.NewTokens, device, s.ReuseAlign, out var reusedOutputs);
             int identical = plainOutputs.Count(kv => reusedOutputs[kv.Key].SequenceEqual(kv.Value));
             grid = new GridResult(plainOutputs.Count, plain, reused, identical, s.NewTokens);
         }
@@ -104,7 +107,7 @@ public static class PrefillBenchmark
     /// it, extended to this cell's point, and only needle + rest + question are prefilled per cell. RoPE scaling
     /// length = the cell length in both modes, so the outputs must be identical (counted).
     /// </summary>
-    public static GridRun RunGrid(LlamaGenerator gen, IReadOnlyList<GridCells> lengths, bool reuse, int newTokens, Device device,
+    public static GridRun RunGrid(LlamaGenerator gen, IReadOnlyList<GridCells> lengths, bool reuse, int newTokens, Device device, int align,
         out Dictionary<(int Length, int Depth), int[]> outputs)
     {
         outputs = new();
@@ -127,14 +130,15 @@ public static class PrefillBenchmark
                 Tensor rest;
                 if (reuse)
                 {
+                    int anchor = pos - pos % Math.Max(1, align);
                     gen.TruncateTo(cached);
-                    if (pos > cached)
+                    if (anchor > cached)
                     {
-                        gen.Prefill(hay.narrow(1, cached, pos - cached)).Dispose();
-                        prefilled += pos - cached;
-                        cached = pos;
+                        gen.Prefill(hay.narrow(1, cached, anchor - cached)).Dispose();
+                        prefilled += anchor - cached;
+                        cached = anchor;
                     }
-                    rest = cat([needle, hay.narrow(1, pos, hayLength - pos), question], 1);
+                    rest = cat([hay.narrow(1, anchor, pos - anchor), needle, hay.narrow(1, pos, hayLength - pos), question], 1);
                 }
                 else
                 {
