@@ -4,6 +4,9 @@ using Workflows.Engine.Steps;
 using Workflows.GitOps.Archive;
 using Workflows.GitOps.Publishing;
 using Workflows.Artifacts.Store;
+using Workflows.Artifacts.Runs;
+using Workflows.GitOps.Runs;
+using Workflows.GitOps.Tests.Fakes;
 
 namespace Workflows.Cli.Tests;
 
@@ -82,5 +85,35 @@ public sealed class ReportPublishingTests
         PrepareDataStep.ShardMismatches(published, [Part(0, "aaa"), Part(1, "bbb")]).Should().BeEmpty();
         PrepareDataStep.ShardMismatches(published, [Part(0, "aaa"), Part(1, "ccc")]).Should().Equal(
             "shard 1 (data/shard-00001.parquet): expected bbb, got ccc");
+    }
+
+    [Fact]
+    public async Task The_run_finished_hook_reports_a_failed_pull_request_run_with_its_error_and_a_failure_status()
+    {
+        await using var storage = await TestStorage.StartAsync();
+        await using var gh = await FakeGitHub.StartAsync();
+        var store = await BlobArtifactStore.OpenAsync(storage.Connection, "hook-" + Guid.NewGuid().ToString("N")[..12]);
+        const string sha = "5555555555555555555555555555555555555555";
+        gh.AddPullRequest(21, "alice", sha, null, ("experiments/smoke.yaml", "added"));
+        var runs = new RunRecordStore(store);
+        var started = DateTimeOffset.Parse("2026-03-01T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
+        await runs.CreateAsync(new RunRecord
+        {
+            RunId = "pr21-smoke-abc", ExperimentName = "smoke", ExperimentHash = "h", CodeCommit = "c", SubmittedAt = started,
+            StartedAt = started, CompletedAt = started.AddSeconds(42), Status = RunStatus.Failed,
+            Error = "step 'prepare-data', shard 2: disk full",
+            Steps = [new StepRecord { Step = "prepare-data", Status = "failed", StartedAt = started, CompletedAt = started.AddSeconds(40), Shard = "2", Error = "disk full" }],
+            Origin = new RunOrigin { Repository = gh.FullName, PullRequest = 21, HeadSha = sha, Author = "alice", RequestedBy = "maria", TriggerId = "9" },
+        }, "name: smoke\n");
+        var hook = new GitHubRunFinishedHook(store, null, gh.Token, gh.BaseUrl);
+
+        await hook.OnRunFinishedAsync((await runs.GetAsync("pr21-smoke-abc"))!.Record);
+        await hook.OnRunFinishedAsync((await runs.GetAsync("pr21-smoke-abc"))!.Record);
+
+        var body = gh.Comments.Should().ContainSingle().Which.Body;
+        body.Should().Contain("run `pr21-smoke-abc` failed").And.Contain("disk full").And.Contain("prepare-data 40s");
+        gh.Statuses.Select(s => (s.State, s.Context)).Should().Equal(("failure", "wf/experiment/smoke"), ("failure", "wf/experiment/smoke"));
+        gh.Requests.Count(r => r.Method is "POST" or "PATCH" && r.Path.Contains("comments", StringComparison.Ordinal)).Should().Be(1, "the second report changes nothing");
+        await store.Container.DeleteAsync();
     }
 }
