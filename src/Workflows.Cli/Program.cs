@@ -69,6 +69,11 @@ public static class Program
         root.Subcommands.Add(LogsCommand.Create(cli));
         root.Subcommands.Add(WorkerCommand.Create(cli));
         root.Subcommands.Add(GpuAgentCommand.Create(cli));
+        root.Subcommands.Add(ReportCommand.Create(cli));
+        root.Subcommands.Add(ArchiveCommand.Create(cli));
+        root.Subcommands.Add(ListCommand.Create(cli));
+        root.Subcommands.Add(ShowCommand.Create(cli));
+        root.Subcommands.Add(RerunCommand.Create(cli));
         return root;
     }
 }

@@ -1,5 +1,6 @@
 using DurableTask.AzureStorage;
 using DurableTask.Core;
+using DurableTask.Core.Exceptions;
 using Newtonsoft.Json;
 using Workflows.Artifacts;
 using Workflows.Artifacts.Runs;
@@ -13,6 +14,16 @@ namespace Workflows.Engine;
 
 /// <summary>An experiment ready to submit: the spec, its YAML exactly as written, the bound workflow, absolute input paths.</summary>
 public sealed record SubmitRequest(ExperimentSpec Spec, string ExperimentYaml, BoundWorkflow Workflow, IReadOnlyList<string> DataPaths, string CodeCommit);
+
+/// <summary>What a submission records beside the experiment: the pull request behind it, or the run it reproduces.</summary>
+public sealed record SubmitOptions
+{
+    public RunOrigin? Origin { get; init; }
+    public string? RerunOf { get; init; }
+
+    /// <summary>Recompute this step and every later one instead of reusing cached outputs (<c>wf rerun --force/--from</c>).</summary>
+    public string? RecomputeFrom { get; init; }
+}
 
 /// <summary>What <c>wf status RUN</c> shows: the run record, DTFx's view of the instance, live step progress, the result.</summary>
 public sealed record RunView(RunRecord Record, string? OrchestrationStatus, RunProgress? Progress, RunResult? Result, string? FailureMessage)
@@ -67,8 +78,13 @@ public sealed class EngineClient
         return new SubmitRequest(spec, File.ReadAllText(experimentFile), bound, paths, codeCommit);
     }
 
-    /// <summary>Records the run (<c>runs/&lt;id&gt;/</c>) and starts its orchestration; returns the run id (= DTFx instance id).</summary>
-    public async Task<string> SubmitAsync(SubmitRequest request, string? runId = null)
+    /// <summary>
+    /// Records the run (<c>runs/&lt;id&gt;/</c>) and starts its orchestration; returns the run id (= DTFx instance id).
+    /// Idempotent for a given <paramref name="runId"/>: submitting the same experiment under an id that exists returns
+    /// it (starting its orchestration if an earlier attempt died between the record and the start); a different
+    /// experiment under that id is refused.
+    /// </summary>
+    public async Task<string> SubmitAsync(SubmitRequest request, string? runId = null, SubmitOptions? options = null)
     {
         if (!EngineHost.SupportedWorkflowVersions.Contains(request.Workflow.Version))
         {
@@ -76,22 +92,78 @@ public sealed class EngineClient
                 $"workflow '{request.Workflow.Name}' version {request.Workflow.Version} is not supported by this build (supported: {string.Join(", ", EngineHost.SupportedWorkflowVersions)})");
         }
 
+        options ??= new SubmitOptions();
+        if (options.RecomputeFrom is { } from && request.Workflow.Steps.All(s => s.Id != from))
+        {
+            throw new InvalidOperationException(
+                $"step '{from}' is not in workflow '{request.Workflow.Name}' (steps: {string.Join(", ", request.Workflow.Steps.Select(s => s.Id))})");
+        }
+
         runId ??= RunRecord.NewRunId();
-        await Runs.CreateAsync(new RunRecord
+        var hash = CanonicalForm.Hash(request.Spec);
+        var record = new RunRecord
         {
             RunId = runId,
             ExperimentName = request.Spec.Name,
-            ExperimentHash = CanonicalForm.Hash(request.Spec),
+            ExperimentHash = hash,
             CodeCommit = request.CodeCommit,
             EngineInstanceId = runId,
             SubmittedAt = DateTimeOffset.UtcNow,
             Steps = [.. request.Workflow.Steps.Select(s => new StepRecord { Step = s.Id, Status = StepStates.Pending })],
-        }, request.ExperimentYaml).ConfigureAwait(false);
+            Origin = options.Origin,
+            DataPaths = request.DataPaths,
+            WorkflowName = request.Workflow.Name,
+            WorkflowVersion = request.Workflow.Version,
+            RerunOf = options.RerunOf,
+            RecomputeFrom = options.RecomputeFrom,
+        };
+        if (await Runs.GetAsync(runId).ConfigureAwait(false) is { } existing)
+        {
+            RequireSameExperiment(existing.Record, hash);
+        }
+        else
+        {
+            try
+            {
+                await Runs.CreateAsync(record, request.ExperimentYaml).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException)
+            {
+                // A concurrent delivery of the same submission may have won; anything else is rethrown.
+                var raced = await Runs.GetAsync(runId).ConfigureAwait(false);
+                if (raced is null)
+                {
+                    throw;
+                }
 
-        var input = new RunInput(runId, request.Spec.Name, CanonicalForm.Hash(request.Spec), request.Workflow, request.DataPaths);
-        await _client.CreateOrchestrationInstanceAsync(ExperimentOrchestration.Name, EngineHost.OrchestrationVersion(request.Workflow.Version), runId, input)
-            .ConfigureAwait(false);
+                RequireSameExperiment(raced.Record, hash);
+            }
+        }
+
+        if (await _client.GetOrchestrationStateAsync(runId).ConfigureAwait(false) is null)
+        {
+            var input = new RunInput(runId, request.Spec.Name, hash, request.Workflow, request.DataPaths, options.RecomputeFrom);
+            try
+            {
+                await _client.CreateOrchestrationInstanceAsync(ExperimentOrchestration.Name, EngineHost.OrchestrationVersion(request.Workflow.Version), runId, input)
+                    .ConfigureAwait(false);
+            }
+            catch (OrchestrationAlreadyExistsException)
+            {
+                // started by a concurrent delivery of the same submission
+            }
+        }
+
         return runId;
+    }
+
+    private static void RequireSameExperiment(RunRecord existing, string hash)
+    {
+        if (existing.ExperimentHash != hash)
+        {
+            throw new InvalidOperationException(
+                $"run '{existing.RunId}' already exists for experiment '{existing.ExperimentName}' with a different content hash ({existing.ExperimentHash}, not {hash})");
+        }
     }
 
     public async Task<RunView?> GetAsync(string runId)

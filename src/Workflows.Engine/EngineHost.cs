@@ -87,6 +87,7 @@ public sealed class EngineHost : IAsyncDisposable
         {
             new(ActivityNames.UpdateRun, new UpdateRunActivity(services)),
             new(ActivityNames.LookupCache, new LookupCacheActivity(services)),
+            new(ActivityNames.RunFinished, new RunFinishedActivity(services)),
         };
         activities.AddRange(registry.Activities.Where(a => activities.All(x => x.Name != a.Name)));
         foreach (var a in activities)

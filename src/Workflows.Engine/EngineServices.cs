@@ -16,6 +16,9 @@ public sealed class EngineServices(IArtifactStore store, EngineOptions options, 
     /// <summary>For raising events to orchestrations (GPU job completions).</summary>
     public TaskHubClient Client { get; } = client;
 
+    /// <summary>Told when a run of this worker's orchestrations ends (e.g. the GitHub reporter when a token is configured).</summary>
+    public List<IRunFinishedHook> RunFinishedHooks { get; } = [];
+
     /// <summary>Producer string written into manifests: which worker of which run wrote an output.</summary>
     public string Producer(string runId) => $"{Options.WorkerId}/{runId}";
 

@@ -30,6 +30,21 @@ public sealed record StepRecord
 }
 
 /// <summary>
+/// Where a run came from when a pull request asked for it: the report step finds the PR and the commit status again
+/// from these. <see cref="TriggerId"/> (comment id, or workflow run id for a label) makes a redelivered trigger a no-op.
+/// </summary>
+public sealed record RunOrigin
+{
+    /// <summary>owner/name.</summary>
+    public required string Repository { get; init; }
+    public required int PullRequest { get; init; }
+    public required string HeadSha { get; init; }
+    public string? Author { get; init; }
+    public string? RequestedBy { get; init; }
+    public string? TriggerId { get; init; }
+}
+
+/// <summary>
 /// What is known about one run, stored as <c>runs/&lt;run-id&gt;/run.json</c> next to <c>experiment.yaml</c> (the
 /// experiment exactly as submitted).
 /// </summary>
@@ -56,6 +71,23 @@ public sealed record RunRecord
     public DateTimeOffset? CompletedAt { get; init; }
     public IReadOnlyList<StepRecord> Steps { get; init; } = [];
     public string? Error { get; init; }
+
+    /// <summary>The pull request that asked for the run (null for runs started by hand).</summary>
+    public RunOrigin? Origin { get; init; }
+
+    /// <summary>The experiment's <c>data.paths</c> as the run read them (absolute), so an exact rerun reads the same files.</summary>
+    public IReadOnlyList<string>? DataPaths { get; init; }
+
+    /// <summary>Workflow template name and version the run was bound to.</summary>
+    public string? WorkflowName { get; init; }
+
+    public int? WorkflowVersion { get; init; }
+
+    /// <summary>For a rerun: the run it reproduces.</summary>
+    public string? RerunOf { get; init; }
+
+    /// <summary>For a forced rerun: the first step whose cached output was not reused (it and every later step recomputed).</summary>
+    public string? RecomputeFrom { get; init; }
 
     [JsonIgnore]
     public TimeSpan? Duration => StartedAt is { } s && CompletedAt is { } c ? c - s : null;

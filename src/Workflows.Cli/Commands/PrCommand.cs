@@ -19,6 +19,7 @@ public static class PrCommand
         pr.Subcommands.Add(CommentPlan(cli));
         pr.Subcommands.Add(Guard(cli));
         pr.Subcommands.Add(CheckArchive(cli));
+        pr.Subcommands.Add(PrSubmitCommand.Create(cli));
         return pr;
     }
 

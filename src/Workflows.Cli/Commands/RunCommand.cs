@@ -47,7 +47,8 @@ public static class RunCommand
 
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, ct);
             var options = EngineCli.Options(parse.GetValue(hub)!, parse.GetValue(file)!);
-            await using var host = await EngineHost.StartAsync(storage.Connection, options);
+            await using var host = await EngineHost.StartAsync(storage.Connection, options,
+                (_, services) => Workflows.Cli.GitOps.GitOpsWiring.AddRunFinishedHook(services, storage.Connection, cli.Err));
             using var agentStop = new CancellationTokenSource();
             var agent = new GpuAgent(host.Services, GpuJobHandlers.All(host.Services), cli.Err);
             var agentTask = agent.RunAsync(agentStop.Token);
@@ -97,6 +98,8 @@ internal static class EngineCli
     public static EngineOptions Options(string hub, string? experimentFile = null) => new()
     {
         TaskHubName = hub,
+        // WF_CONTAINER keeps separate deployments (or tests) sharing one storage account apart.
+        ContainerName = Environment.GetEnvironmentVariable("WF_CONTAINER") is { Length: > 0 } container ? container : "workflows",
         CacheDirectory = Path.Combine(".wf", "cache"),
         ResolveTokenizer = name => TokenizerResolver.Resolve(name, null,
             experimentFile is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(Path.GetFullPath(experimentFile))!),

@@ -22,7 +22,8 @@ public static class WorkerCommand
         {
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, ct);
             var options = EngineCli.Options(parse.GetValue(hub)!);
-            await using var host = await EngineHost.StartAsync(storage.Connection, options);
+            await using var host = await EngineHost.StartAsync(storage.Connection, options,
+                (_, services) => Workflows.Cli.GitOps.GitOpsWiring.AddRunFinishedHook(services, storage.Connection, cli.Err));
             cli.Out.WriteLine($"worker {options.WorkerId} on task hub '{options.TaskHubName}' ({storage.Connection.Description}); step types: {string.Join(", ", host.Steps.Types)}. Ctrl-C stops.");
             try
             {

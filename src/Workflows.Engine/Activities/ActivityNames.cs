@@ -8,4 +8,5 @@ public static class ActivityNames
 
     public const string UpdateRun = "wf.run.update";
     public const string LookupCache = "wf.cache.lookup";
+    public const string RunFinished = "wf.run.finished";
 }

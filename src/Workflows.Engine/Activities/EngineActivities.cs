@@ -85,3 +85,27 @@ public sealed class LookupCacheActivity(EngineServices services) : AsyncTaskActi
 }
 
 public sealed record CacheQuery(string Step, string Activity, string ActivityVersion, string KeyHash);
+
+/// <summary>
+/// The orchestration's last call: hands the final run record to every <see cref="IRunFinishedHook"/> the worker was
+/// configured with (none: nothing happens). A hook that throws fails this activity, which is retried; the run's own
+/// result is not changed by it.
+/// </summary>
+public sealed class RunFinishedActivity(EngineServices services) : AsyncTaskActivity<string, bool>
+{
+    protected override async Task<bool> ExecuteAsync(TaskContext context, string runId)
+    {
+        if (services.RunFinishedHooks.Count == 0)
+        {
+            return false;
+        }
+
+        var record = (await services.Runs.GetAsync(runId))?.Record ?? throw new InvalidOperationException($"run '{runId}' has no record");
+        foreach (var hook in services.RunFinishedHooks)
+        {
+            await hook.OnRunFinishedAsync(record);
+        }
+
+        return true;
+    }
+}

@@ -113,6 +113,7 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
             CompletedAt = context.CurrentUtcDateTime,
             Error = error,
         });
+        await NotifyFinished(context, input.RunId);
         return new RunResult(failure is null, outputs, failure?.Step, failure?.Shard, error);
     }
 
@@ -164,6 +165,19 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
                 Step = new StepUpdate(step.Id, e.Shard, StepStates.Failed, false, null, startedAt, completedAt, e.Message),
             });
             throw;
+        }
+    }
+
+    /// <summary>Run-finished hooks (PR results, ...) after the final record; their failure never changes the run's result.</summary>
+    private static async Task NotifyFinished(OrchestrationContext context, string runId)
+    {
+        try
+        {
+            await context.ScheduleWithRetry<bool>(ActivityNames.RunFinished, ActivityNames.Version, RecordRetry, runId);
+        }
+        catch (DurableTask.Core.Exceptions.TaskFailedException)
+        {
+            // Reported in the worker's log by DTFx; 'wf report --run ID --pr N' does the same by hand.
         }
     }
 

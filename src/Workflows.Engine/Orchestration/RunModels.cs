@@ -6,12 +6,28 @@ namespace Workflows.Engine.Orchestration;
 
 /// <summary>The orchestration's input: the bound workflow and where the run's inputs are.</summary>
 /// <param name="DataPaths">The experiment's <c>data.paths</c>, made absolute at submit time (inputs are read from local paths for now).</param>
+/// <param name="RecomputeFrom">A forced rerun: this step and every later one (workflow order) ignore cached outputs and recompute.</param>
 public sealed record RunInput(
     string RunId,
     string ExperimentName,
     string ExperimentHash,
     BoundWorkflow Workflow,
-    IReadOnlyList<string> DataPaths);
+    IReadOnlyList<string> DataPaths,
+    string? RecomputeFrom = null)
+{
+    /// <summary>Whether <paramref name="step"/> may take its output from the cache (false for RecomputeFrom and later steps).</summary>
+    public bool MayReuseCache(string step)
+    {
+        if (RecomputeFrom is null)
+        {
+            return true;
+        }
+
+        var ids = Workflow.Steps.Select(s => s.Id).ToList();
+        var from = ids.IndexOf(RecomputeFrom);
+        return from < 0 || ids.IndexOf(step) < from;
+    }
+}
 
 /// <summary>A step's published output: where it lives and the content hash downstream keys are derived from.</summary>
 public sealed record StepOutput(string Step, string Activity, string KeyHash, string Prefix, string ContentHash, bool Cached);

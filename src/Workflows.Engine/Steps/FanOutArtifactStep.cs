@@ -53,7 +53,9 @@ public static class FanOutArtifactStep
         {
             var key = KeyOf(type, version, scope);
             scope.Report(p => p with { Phase = "cache check", OutputPrefix = key.Prefix });
-            var cached = await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, key.Activity, key.ActivityVersion, key.Hash));
+            var cached = scope.Run.MayReuseCache(scope.Step.Id)
+                ? await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, key.Activity, key.ActivityVersion, key.Hash))
+                : null;
             if (cached is not null)
             {
                 scope.Report(p => p with { Done = scope.Step.FanOutCount, CachedItems = scope.Step.FanOutCount, Total = scope.Step.FanOutCount });

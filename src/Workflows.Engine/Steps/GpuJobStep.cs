@@ -46,7 +46,9 @@ public static class GpuJobStep
         {
             var key = KeyOf(scope);
             scope.Report(p => p with { Phase = "cache check", OutputPrefix = key.Prefix, Total = 1 });
-            var cached = await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, key.Activity, key.ActivityVersion, key.Hash));
+            var cached = scope.Run.MayReuseCache(scope.Step.Id)
+                ? await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, key.Activity, key.ActivityVersion, key.Hash))
+                : null;
             if (cached is not null)
             {
                 scope.Report(p => p with { Done = 1, CachedItems = 1 });

@@ -94,7 +94,9 @@ public static class PrepareDataStep
             var inputs = await scope.CallAsync<PrepInputs>(Resolve, new ResolveInput(scope.Run.RunId, scope.Step.Id, scope.Run.DataPaths, scope.Step.FanOutCount));
             var key = ArtifactKey.FromParts(Type, Version, inputs.KeyHash);
             scope.Report(p => p with { Phase = "cache check", OutputPrefix = key.Prefix });
-            var cached = await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, Type, Version, inputs.KeyHash));
+            var cached = scope.Run.MayReuseCache(scope.Step.Id)
+                ? await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, Type, Version, inputs.KeyHash))
+                : null;
             if (cached is not null)
             {
                 scope.Report(p => p with { Done = p.Total, CachedItems = p.Total });
@@ -281,6 +283,14 @@ public static class PrepareDataStep
             var key = ArtifactKey.FromParts(Type, Version, input.Context.KeyHash);
             if (await services.Manifests.TryGetAsync(key) is { } done)
             {
+                // Published already (a forced rerun, or a racing run of the same key): the shards just written must be
+                // the published ones, bit for bit; a difference is a reproducibility failure, named shard by shard.
+                var mismatches = ShardMismatches(done, input.Parts);
+                if (mismatches.Count > 0)
+                {
+                    throw new InvalidDataException($"data prep did not reproduce the published output {key.Prefix}: {string.Join("; ", mismatches)}");
+                }
+
                 return new StepOutput(input.Context.Step, Type, key.Hash, key.Prefix, done.ContentHash, Cached: false);
             }
 
@@ -329,6 +339,27 @@ public static class PrepareDataStep
                 Directory.Delete(scratch, recursive: true);
             }
         }
+    }
+
+    /// <summary>Each shard whose recomputed SHA-256 differs from the published manifest's: "shard 2 (data/shard-00002.parquet): expected X, got Y".</summary>
+    public static IReadOnlyList<string> ShardMismatches(Manifest published, IReadOnlyList<ShardPart> recomputed)
+    {
+        var problems = new List<string>();
+        foreach (var part in recomputed.OrderBy(p => p.Shard))
+        {
+            var path = $"{DataFolder}/{part.File}";
+            var entry = published.Find(path);
+            if (entry is null)
+            {
+                problems.Add($"shard {part.Shard} ({path}): not in the published output, got {part.Sha256}");
+            }
+            else if (entry.Sha256 != part.Sha256)
+            {
+                problems.Add($"shard {part.Shard} ({path}): expected {entry.Sha256}, got {part.Sha256}");
+            }
+        }
+
+        return problems;
     }
 
     /// <summary>Downloads a prepare-data output's <c>data/</c> folder (verified, once per content hash) for training or evaluation.</summary>

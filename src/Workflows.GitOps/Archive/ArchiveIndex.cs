@@ -11,7 +11,13 @@ public sealed record ArchivedExperiment(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("path")] string Path,
     [property: JsonPropertyName("content_hash")] string ContentHash,
-    [property: JsonPropertyName("runs")] IReadOnlyList<string> Runs);
+    [property: JsonPropertyName("runs")] IReadOnlyList<string> Runs)
+{
+    /// <summary>The commit of main that archived it (<c>wf archive --commit</c>).</summary>
+    [JsonPropertyName("commit")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Commit { get; init; }
+}
 
 /// <summary>
 /// The archive as this component needs it: which experiment files are frozen. The artifact store's blob index

@@ -36,7 +36,9 @@ public sealed record RunReport(
     IReadOnlyList<StepDuration>? Durations = null,
     TimeSpan? Total = null,
     string? Error = null,
-    Uri? DetailsUrl = null)
+    Uri? DetailsUrl = null,
+    string? NeedleTableMarkdown = null,
+    string? ComparisonMarkdown = null)
 {
     /// <summary>The commit status a run's state maps to: pending while it runs, then success, failure or error.</summary>
     public CommitStatusState StatusState => State switch
@@ -124,11 +126,22 @@ public static class ResultsComment
             sb.Append(CultureInfo.InvariantCulture, $"![needle-in-a-haystack heatmap of {r.Experiment}]({Md.Url(r.HeatmapUrl)})\n\n");
         }
 
+        if (!string.IsNullOrWhiteSpace(r.NeedleTableMarkdown))
+        {
+            sb.Append(r.NeedleTableMarkdown.Trim('\n')).Append("\n\n");
+        }
+
         if (!string.IsNullOrWhiteSpace(r.LossTableMarkdown))
         {
             var vs = r.Baseline is null ? "" : $" vs {Md.Code(r.Baseline)}";
             sb.Append(CultureInfo.InvariantCulture, $"#### Loss by domain and length{vs}\n\n");
             sb.Append(r.LossTableMarkdown.Trim('\n')).Append("\n\n");
+        }
+
+        if (!string.IsNullOrWhiteSpace(r.ComparisonMarkdown))
+        {
+            sb.Append("#### Compared with the archived run\n\n");
+            sb.Append(r.ComparisonMarkdown.Trim('\n')).Append("\n\n");
         }
 
         if (r.Artifacts is { Count: > 0 } artifacts)
