@@ -14,7 +14,8 @@ public sealed record GpuJob(
     string EventName,
     IReadOnlyDictionary<string, StepOutput> Inputs,
     IReadOnlyDictionary<string, string> Parameters,
-    DateTimeOffset EnqueuedAt);
+    DateTimeOffset EnqueuedAt,
+    bool Recompute = false);
 
 public static class GpuJobStates
 {

@@ -28,7 +28,9 @@ public sealed class TrainJobHandler(EngineServices services) : IGpuJobHandler
         reportProgress("downloading data");
         var folder = await PrepareDataStep.DownloadDataAsync(services, data, cancellationToken);
         var key = ArtifactKey.FromParts(job.Type, Version, job.KeyHash);
-        var work = services.CacheFolder("train-work", key.Hash);
+        // A forced rerun (wf rerun --force / --from) must train again, not resume the earlier run's checkpoints:
+        // its work folder is its own (attempts of the same run still resume from each other's checkpoints).
+        var work = services.CacheFolder("train-work", job.Recompute ? $"{key.Hash}-{job.RunId}" : key.Hash);
         using var source = new PackedShardSequenceSource(folder);
         var vocabulary = services.Options.ResolveTokenizer(spec.Data.Tokenizer).VocabularySize;
         var trainingJob = SpecMapping.ToTrainingJob(spec, work, vocabulary, source.SequencesPerEpoch, services.Options.TrainingDevice, resume: true);

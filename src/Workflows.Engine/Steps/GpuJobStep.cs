@@ -61,7 +61,8 @@ public static class GpuJobStep
                 scope.Report(p => p with { Attempts = attempt, Phase = "queued" });
                 var jobId = $"{scope.Run.RunId}.{scope.Step.Id}.{attempt}";
                 var job = new GpuJob(jobId, scope.Run.RunId, scope.Step.Id, scope.Step.Type, key.Hash, EventName(jobId),
-                    scope.Inputs, scope.Step.Parameters, new DateTimeOffset(scope.Now, TimeSpan.Zero));
+                    scope.Inputs, scope.Step.Parameters, new DateTimeOffset(scope.Now, TimeSpan.Zero),
+                    Recompute: !scope.Run.MayReuseCache(scope.Step.Id));
                 await scope.CallAsync<bool>(Enqueue, new EnqueueInput(job));
                 var status = await WaitForJob(scope, job, policy.Timeout);
                 if (status is { State: GpuJobStates.Succeeded, Output: { } output })
