@@ -13,7 +13,9 @@ using Workflows.Experiments.Validation;
 namespace Workflows.Engine;
 
 /// <summary>An experiment ready to submit: the spec, its YAML exactly as written, the bound workflow, absolute input paths.</summary>
-public sealed record SubmitRequest(ExperimentSpec Spec, string ExperimentYaml, BoundWorkflow Workflow, IReadOnlyList<string> DataPaths, string CodeCommit);
+/// <param name="HeldOutPaths">The experiment's <c>evaluation.domain_loss.paths</c>, absolute (read by the evaluate-domain-loss step).</param>
+public sealed record SubmitRequest(ExperimentSpec Spec, string ExperimentYaml, BoundWorkflow Workflow, IReadOnlyList<string> DataPaths, string CodeCommit,
+    IReadOnlyList<string>? HeldOutPaths = null);
 
 /// <summary>What a submission records beside the experiment: the pull request behind it, or the run it reproduces.</summary>
 public sealed record SubmitOptions
@@ -75,7 +77,8 @@ public sealed class EngineClient
         var bound = TemplateLoader.Bind(template.Template!, spec);
         var folder = Path.GetDirectoryName(Path.GetFullPath(experimentFile))!;
         var paths = (spec.Data.Paths ?? []).Select(p => Path.GetFullPath(p, folder)).ToList();
-        return new SubmitRequest(spec, File.ReadAllText(experimentFile), bound, paths, codeCommit);
+        var heldOut = (spec.Evaluation.DomainLoss.Paths ?? []).Select(p => Path.GetFullPath(p, folder)).ToList();
+        return new SubmitRequest(spec, File.ReadAllText(experimentFile), bound, paths, codeCommit, heldOut);
     }
 
     /// <summary>
@@ -112,6 +115,7 @@ public sealed class EngineClient
             Steps = [.. request.Workflow.Steps.Select(s => new StepRecord { Step = s.Id, Status = StepStates.Pending })],
             Origin = options.Origin,
             DataPaths = request.DataPaths,
+            HeldOutPaths = request.HeldOutPaths,
             WorkflowName = request.Workflow.Name,
             WorkflowVersion = request.Workflow.Version,
             RerunOf = options.RerunOf,

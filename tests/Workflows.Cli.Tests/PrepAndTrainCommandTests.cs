@@ -38,6 +38,9 @@ public sealed class PrepAndTrainCommandTests : IDisposable
               max_steps: 3
               checkpoint_interval: 2
               activation_checkpointing: false
+            evaluation:
+              needle: { lengths: { from: 128, to: 256, count: 2 }, depths: 2, max_new_tokens: 4 }
+              domain_loss: { lengths: [128, 256], buckets: [0-128, 128-256], documents_per_source: 2 }
             """);
         return path;
     }
@@ -66,6 +69,51 @@ public sealed class PrepAndTrainCommandTests : IDisposable
         File.ReadAllLines(Path.Combine(train, "metrics.jsonl")).Should().HaveCount(3);
         File.Exists(Path.Combine(train, "final-model", "model.safetensors")).Should().BeTrue();
         Directory.GetDirectories(Path.Combine(train, "checkpoints")).Should().NotBeEmpty();
+    }
+
+    [Fact]
+    public void Eval_needle_loss_and_report_run_without_the_engine_and_mark_losses_against_the_baseline()
+    {
+        var experiment = TinyExperiment();
+        var data = Path.Combine(temp, "data");
+        var train = Path.Combine(temp, "train");
+        Wf("prep", experiment, "--out", data, "--threads", "1").Exit.Should().Be(ExitCodes.Ok);
+        Wf("train", experiment, "--data", data, "--out", train).Exit.Should().Be(ExitCodes.Ok);
+        var model = Path.Combine(train, "final-model");
+        var heldOut = Path.Combine(Root, "samples", "slimpajama-pd", "heldout.jsonl.zst");
+
+        var needle = Wf("eval", "needle", experiment, "--model", model, "--out", Path.Combine(temp, "needle"));
+        needle.Exit.Should().Be(ExitCodes.Ok, needle.Err + needle.Out);
+        Directory.GetFiles(Path.Combine(temp, "needle"), "*_results.json").Should().HaveCount(4, "2 lengths x 2 depths");
+
+        var lossFile = Path.Combine(temp, "loss.json");
+        var loss = Wf("eval", "loss", experiment, "--model", model, "--validation", heldOut, "--out", lossFile);
+        loss.Exit.Should().Be(ExitCodes.Ok, loss.Err + loss.Out);
+        var ours = Workflows.Evaluation.DomainLoss.DomainLossJson.Read(lossFile);
+        ours.Buckets.Should().OnlyContain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Book && b.Tokens > 0 && b.Loss > 0);
+
+        // A baseline 0.5 better in the first bucket and 0.5 worse in the second: red, then green, by Table 5's rule.
+        var baselineFile = Path.Combine(temp, "baseline-loss.json");
+        Workflows.Evaluation.DomainLoss.DomainLossJson.Write(baselineFile, ours with
+        {
+            Buckets = [ours.Buckets[0] with { Loss = ours.Buckets[0].Loss - 0.5 }, ours.Buckets[1] with { Loss = ours.Buckets[1].Loss + 0.5 }],
+        });
+        var report = Wf("eval", "report", experiment, "--needle", Path.Combine(temp, "needle"), "--loss", lossFile,
+            "--baseline-loss", baselineFile, "--out", Path.Combine(temp, "report"));
+
+        report.Exit.Should().Be(ExitCodes.Ok, report.Err + report.Out);
+        var md = File.ReadAllText(Path.Combine(temp, "report", "report.md"));
+        md.Should().Contain("needle heatmap").And.Contain("| 0-128 | Book |").And.Contain("🔴 +0.500").And.Contain("🟢 −0.500");
+        File.Exists(Path.Combine(temp, "report", "report.json")).Should().BeTrue();
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp, "report", "report.json")));
+        var rows = json.RootElement.GetProperty("loss").GetProperty("rows");
+        rows[0].GetProperty("mark").GetString().Should().Be("red");
+        rows[1].GetProperty("mark").GetString().Should().Be("green");
+
+        File.WriteAllText(baselineFile, "{ not json");
+        var bad = Wf("eval", "report", experiment, "--needle", Path.Combine(temp, "needle"), "--baseline-loss", baselineFile, "--out", Path.Combine(temp, "r2"));
+        bad.Exit.Should().Be(ExitCodes.InvalidInput);
+        bad.Err.Should().Contain(baselineFile).And.Contain("not a domain-loss report");
     }
 
     [Fact]

@@ -110,11 +110,22 @@ public sealed class CanonicalFormTests
     {
         var json = CanonicalForm.ToJson(Load(Reference));
 
-        json.Should().StartWith("{\"canonical_version\":1,\"data\":{");
+        json.Should().StartWith("{\"canonical_version\":2,\"data\":{");
         json.Should().Contain("\"context\":81920").And.Contain("\"token_budget\":5000000000");
         json.Should().Contain("\"lr\":2.0e-5").And.Contain("\"precision\":\"bf16\"");
         json.Should().Contain("\"CommonCrawl\":0.53374772");
         json.Should().NotContain("description").And.NotContain("gitops").And.NotContain("hash-test");
         CanonicalForm.Hash(Load(Reference)).Should().MatchRegex("^[0-9a-f]{64}$");
+    }
+
+    [Fact]
+    public void Optional_fields_left_unset_are_absent_so_new_optional_fields_keep_old_hashes()
+    {
+        var json = CanonicalForm.ToJson(Load(Reference));
+        json.Should().NotContain("null", "an unset optional field (data.paths, domain_loss.paths, ...) is left out, not written as null");
+
+        var withHeldOut = Load(Reference.Replace("training:\n", "evaluation: { domain_loss: { paths: [validation.jsonl] } }\ntraining:\n", StringComparison.Ordinal));
+        CanonicalForm.ToJson(withHeldOut).Should().Contain("\"paths\":[\"validation.jsonl\"]");
+        CanonicalForm.Hash(withHeldOut).Should().NotBe(CanonicalForm.Hash(Load(Reference)), "a field that is set is part of the identity");
     }
 }

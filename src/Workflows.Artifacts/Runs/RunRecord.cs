@@ -78,6 +78,9 @@ public sealed record RunRecord
     /// <summary>The experiment's <c>data.paths</c> as the run read them (absolute), so an exact rerun reads the same files.</summary>
     public IReadOnlyList<string>? DataPaths { get; init; }
 
+    /// <summary>The experiment's <c>evaluation.domain_loss.paths</c> as the run read them (absolute).</summary>
+    public IReadOnlyList<string>? HeldOutPaths { get; init; }
+
     /// <summary>Workflow template name and version the run was bound to.</summary>
     public string? WorkflowName { get; init; }
 

@@ -18,10 +18,11 @@ public static class EvalCommand
 {
     public static Command Create(CliContext cli)
     {
-        var eval = new Command("eval", "Evaluation without the engine: wf eval needle (run the grid), wf eval heatmap (draw it), wf eval loss (loss by domain and length).");
+        var eval = new Command("eval", "Evaluation without the engine: wf eval needle (run the grid), wf eval heatmap (draw it), wf eval loss (loss by domain and length), wf eval report (the run report from their outputs).");
         eval.Subcommands.Add(Needle(cli));
         eval.Subcommands.Add(Heatmap(cli));
         eval.Subcommands.Add(Loss(cli));
+        eval.Subcommands.Add(Report(cli));
         return eval;
     }
 
@@ -151,7 +152,7 @@ public static class EvalCommand
             using var generator = new Workflows.Training.Inference.LlamaGenerator(llama);
             var report = Workflows.Evaluation.DomainLoss.DomainLossEvaluation.Run(spec.Name, generator, tok, documents, spec.Evaluation.DomainLoss,
                 new Progress<string>(cli.Out.WriteLine));
-            File.WriteAllText(parse.GetValue(output)!, System.Text.Json.JsonSerializer.Serialize(report, PlanCommand.JsonOptions));
+            Workflows.Evaluation.DomainLoss.DomainLossJson.Write(parse.GetValue(output)!, report);
             var paper = Workflows.Evaluation.DomainLoss.PaperNumbers.MatchExperiment(spec.Name, out _);
             var rows = Workflows.Evaluation.DomainLoss.DomainLossTable.Compare(report, null, paper);
             cli.Out.Write(Workflows.Evaluation.DomainLoss.DomainLossTable.ToMarkdown(rows, null, paper));
@@ -159,6 +160,68 @@ public static class EvalCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    private static Command Report(CliContext cli)
+    {
+        var file = new Argument<string>("experiment") { Description = "The experiment the results belong to (its name, model, scorer, training length and baseline)." };
+        var needle = new Option<string>("--needle") { Description = "Folder of *_results.json from wf eval needle.", Required = true };
+        var loss = new Option<string?>("--loss") { Description = "loss.json from wf eval loss (optional: without it the report has no loss table)." };
+        var baselineNeedle = new Option<string?>("--baseline-needle") { Description = "The baseline's needle results folder: adds the difference heatmap and the Δ of the mean." };
+        var baselineLoss = new Option<string?>("--baseline-loss") { Description = "The baseline's loss.json: adds the Δ columns, red where Δ > +0.01, green where Δ < -0.01 (Table 5's rule)." };
+        var output = new Option<string>("--out") { Description = "Folder for report.md, report.json and the heatmap PNGs.", Required = true };
+        var command = new Command("report", """
+            The run report, as the engine's report step writes it, from results on disk: report.md (heatmap, mean needle
+            score, per-length means, the domain x bucket loss table with Table 5's colour rule against the baseline, the
+            paper's published numbers for the matching experiment beside ours, Loss@N) and report.json (every number).
+            The baseline is the experiment's gitops.baseline; give its results with --baseline-needle / --baseline-loss.
+
+            Example:
+              wf eval needle experiments/smoke.yaml --model out/runs/RUN/train/final-model --out out/needle
+              wf eval loss experiments/smoke.yaml --model out/runs/RUN/train/final-model --validation samples/slimpajama-pd/heldout.jsonl.zst --out out/loss.json
+              wf eval report experiments/smoke.yaml --needle out/needle --loss out/loss.json --out out/report
+            """)
+        {
+            file, needle, loss, baselineNeedle, baselineLoss, output,
+        };
+        command.SetAction(parse =>
+        {
+            if (ExperimentFile.Load(cli, parse.GetValue(file)!) is not { } spec)
+            {
+                return ExitCodes.InvalidInput;
+            }
+
+            try
+            {
+                var results = ReadNeedle(parse.GetValue(needle)!);
+                var baseResults = parse.GetValue(baselineNeedle) is { } b ? ReadNeedle(b) : null;
+                var lossReport = parse.GetValue(loss) is { } l ? Workflows.Evaluation.DomainLoss.DomainLossJson.Read(l) : null;
+                var baseLoss = parse.GetValue(baselineLoss) is { } bl ? Workflows.Evaluation.DomainLoss.DomainLossJson.Read(bl) : null;
+                var scorer = Workflows.Evaluation.Scoring.NeedleScorers.FromSpec(spec.Evaluation.Needle.Scorer);
+                var files = Workflows.Evaluation.Reports.RunReport.Write(parse.GetValue(output)!, new Workflows.Evaluation.Reports.RunReportInput(
+                    spec.Name, spec.GitOps.Baseline, spec.Model.Base, scorer, results, baseResults, lossReport, baseLoss,
+                    TrainingLength: spec.Data.Context, TokenBudget: spec.Data.TokenBudget));
+                cli.Out.WriteLine($"wrote {files.Markdown}, {files.Json}" + (files.Heatmap is null ? "" : $", {files.Heatmap}") + (files.DifferenceHeatmap is null ? "" : $", {files.DifferenceHeatmap}"));
+                return ExitCodes.Ok;
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                cli.Err.WriteLine($"error: {e.Message}");
+                return ExitCodes.InvalidInput;
+            }
+        });
+        return command;
+    }
+
+    private static IReadOnlyList<NeedleResult> ReadNeedle(string folder)
+    {
+        if (!Directory.Exists(folder))
+        {
+            throw new DirectoryNotFoundException($"{folder}: no such folder (expected the *_results.json of wf eval needle)");
+        }
+
+        var results = NeedleResultFiles.ReadDirectory(folder);
+        return results.Count > 0 ? results : throw new InvalidDataException($"{folder}: no *_results.json files (expected the output of wf eval needle)");
     }
 
     private static Command Heatmap(CliContext cli)

@@ -105,7 +105,7 @@ public static class RerunCommand
             }
 
             var recomputeFrom = parse.GetValue(from) ?? (parse.GetValue(force) ? bound.Steps[0].Id : null);
-            var request = new SubmitRequest(spec, yaml, bound, archived.DataPaths, commit);
+            var request = new SubmitRequest(spec, yaml, bound, archived.DataPaths, commit, archived.HeldOutPaths);
             string rerunId;
             try
             {

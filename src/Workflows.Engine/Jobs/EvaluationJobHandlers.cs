@@ -1,5 +1,11 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
 using Workflows.Artifacts.ContentAddressing;
+using Workflows.Artifacts.Runs;
+using Workflows.DataPrep.Corpus;
+using Workflows.Evaluation.DomainLoss;
+using Workflows.Training.Inference;
 using Workflows.Engine.Orchestration;
 using Workflows.Engine.Steps;
 using Workflows.Evaluation.Inference;
@@ -114,9 +120,11 @@ public sealed class NeedleJobHandler(EngineServices services, string defaultHays
 }
 
 /// <summary>
-/// evaluate-domain-loss: not built yet (the per-token loss pass of the model over held-out documents is missing). An
-/// experiment that turns it off (<c>evaluation.domain_loss.enabled: false</c>) gets an empty output marked
-/// "disabled"; one that asks for it fails the step with that reason, never a made-up number.
+/// evaluate-domain-loss: the trained model over the experiment's held-out files (<c>evaluation.domain_loss.paths</c>,
+/// recorded absolute in the run record at submit): loss per source in the length buckets and at each evaluation length
+/// (<see cref="DomainLossEvaluation"/>), published as <c>domain-loss/loss.json</c> with the SHA-256 of every file read
+/// (<c>domain-loss/inputs.json</c>). An experiment that turns it off (<c>enabled: false</c>) gets an empty output marked
+/// "disabled"; one that enables it without held-out files fails the step saying so, never a made-up number.
 /// </summary>
 public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandler
 {
@@ -125,20 +133,63 @@ public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandl
     public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
     {
         var spec = await EvaluationJobs.ExperimentAsync(services, job, cancellationToken);
-        if (spec.Evaluation.DomainLoss.Enabled)
+        var output = services.NewScratchDirectory("domain-loss");
+        if (!spec.Evaluation.DomainLoss.Enabled)
         {
-            throw new NotSupportedException("the engine step for domain loss is not built yet (the experiment has no field for held-out files; run `wf eval loss` by hand): set evaluation.domain_loss.enabled: false to run the rest of the workflow");
+            return await EvaluationJobs.PublishFolderAsync(services, job, output, "domain-loss",
+                new Dictionary<string, string> { ["state"] = "disabled" }, cancellationToken);
         }
 
-        var empty = services.NewScratchDirectory("domain-loss");
-        return await EvaluationJobs.PublishFolderAsync(services, job, empty, "domain-loss",
-            new Dictionary<string, string> { ["state"] = "disabled" }, cancellationToken);
+        var record = (await services.Runs.GetAsync(job.RunId, cancellationToken))?.Record
+                     ?? throw new InvalidOperationException($"run {job.RunId} has no run record");
+        var paths = record.HeldOutPaths ?? [];
+        if (paths.Count == 0)
+        {
+            throw new InvalidOperationException(
+                "evaluation.domain_loss is enabled but evaluation.domain_loss.paths names no held-out files: point it at a validation split, or set enabled: false");
+        }
+
+        var files = InputFile.Discover(paths).ToList();
+        var inputs = files.Select(f => new HeldOutInput(f.Path, new FileInfo(f.Path).Length, Sha256(f.Path))).ToList();
+        var modelDir = await EvaluationJobs.DownloadAsync(services, EvaluationJobs.InputOfType(job, "train"), TrainJobHandler.Version,
+            TrainingRunner.FinalModelFolder, cancellationToken);
+        var tokenizer = services.Options.ResolveTokenizer(spec.Data.Tokenizer);
+        var report = await Task.Run(() =>
+        {
+            var documents = files.SelectMany(f => CorpusReader.Read(f, new CorpusReaderOptions(), new BadRecordLog(skip: false)))
+                .Select(d => (d.Source, d.Text));
+            using var model = HuggingFaceCheckpoint.LoadModel(modelDir);
+            model.to(torch.device(services.Options.TrainingDevice));
+            model.eval();
+            using var generator = new LlamaGenerator(model);
+            return DomainLossEvaluation.Run(spec.Name, generator, tokenizer, documents, spec.Evaluation.DomainLoss,
+                new SyncProgress<string>(reportProgress), cancellationToken);
+        }, cancellationToken);
+        DomainLossJson.Write(Path.Combine(output, DomainLossJson.FileName), report);
+        File.WriteAllText(Path.Combine(output, "inputs.json"), JsonSerializer.Serialize(inputs, DomainLossJson.Options));
+        var sources = report.Buckets.Select(b => b.Source).Distinct().Count();
+        return await EvaluationJobs.PublishFolderAsync(services, job, output, "domain-loss", new Dictionary<string, string>
+        {
+            ["state"] = "evaluated",
+            ["sources"] = sources.ToString(CultureInfo.InvariantCulture),
+            ["files"] = files.Count.ToString(CultureInfo.InvariantCulture),
+        }, cancellationToken);
     }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    private sealed record HeldOutInput(string Path, long Bytes, string Sha256);
 }
 
 /// <summary>
-/// report: report.md + report.json from the needle results (and the domain-loss table once that step produces one),
-/// with the heatmap beside them. Runs as an agent job because it reads the evaluation outputs from the store.
+/// report: report.md + report.json from the needle results and the domain-loss report (when that step evaluated one),
+/// with the heatmap beside them. When the experiment names a baseline (<c>gitops.baseline</c>), the newest succeeded run
+/// of that experiment in this store supplies the baseline needle results and losses (difference heatmap, Δ columns).
+/// Runs as an agent job because it reads the evaluation outputs from the store.
 /// </summary>
 public sealed class ReportJobHandler(EngineServices services) : IGpuJobHandler
 {
@@ -148,11 +199,74 @@ public sealed class ReportJobHandler(EngineServices services) : IGpuJobHandler
     {
         var spec = await EvaluationJobs.ExperimentAsync(services, job, cancellationToken);
         var needleDir = await EvaluationJobs.DownloadAsync(services, EvaluationJobs.InputOfType(job, "evaluate-needle"), GpuJobStep.Version, "needle", cancellationToken);
+        DomainLossReport? loss = null;
+        if (job.Inputs.Values.FirstOrDefault(o => o.Activity == "evaluate-domain-loss") is { } lossOutput)
+        {
+            var lossDir = await EvaluationJobs.DownloadAsync(services, lossOutput, GpuJobStep.Version, "domain-loss", cancellationToken);
+            var file = Path.Combine(lossDir, DomainLossJson.FileName);
+            loss = File.Exists(file) ? DomainLossJson.Read(file) : null;
+        }
+
+        var (baselineRun, baselineNeedle, baselineLoss) = await BaselineAsync(spec.GitOps.Baseline, job.RunId, cancellationToken);
+        if (spec.GitOps.Baseline is { } name)
+        {
+            reportProgress(baselineRun is null ? $"no succeeded run of baseline '{name}' in this store" : $"baseline: run {baselineRun}");
+        }
+
         var output = services.NewScratchDirectory("report");
         var scorer = Workflows.Evaluation.Scoring.NeedleScorers.FromSpec(spec.Evaluation.Needle.Scorer);
         RunReport.Write(output, new RunReportInput(spec.Name, spec.GitOps.Baseline, spec.Model.Base, scorer,
-            NeedleResultFiles.ReadDirectory(needleDir), TrainingLength: spec.Data.Context, TokenBudget: spec.Data.TokenBudget));
-        return await EvaluationJobs.PublishFolderAsync(services, job, output, "report", new Dictionary<string, string>(), cancellationToken);
+            NeedleResultFiles.ReadDirectory(needleDir), baselineNeedle, loss, baselineLoss, TrainingLength: spec.Data.Context, TokenBudget: spec.Data.TokenBudget));
+        var properties = new Dictionary<string, string>();
+        if (baselineRun is not null)
+        {
+            properties["baselineRun"] = baselineRun;
+        }
+
+        return await EvaluationJobs.PublishFolderAsync(services, job, output, "report", properties, cancellationToken);
+    }
+
+    /// <summary>The newest succeeded run of the baseline experiment: its needle results and loss report (each when it has one).</summary>
+    private async Task<(string? Run, IReadOnlyList<NeedleResult>? Needle, DomainLossReport? Loss)> BaselineAsync(string? baseline, string runId, CancellationToken ct)
+    {
+        if (baseline is null)
+        {
+            return (null, null, null);
+        }
+
+        RunRecord? newest = null;
+        await foreach (var run in services.Runs.ListAsync(ct))
+        {
+            if (run.ExperimentName == baseline && run.Status == RunStatus.Succeeded && run.RunId != runId
+                && (newest is null || run.SubmittedAt > newest.SubmittedAt))
+            {
+                newest = run;
+            }
+        }
+
+        if (newest is null)
+        {
+            return (null, null, null);
+        }
+
+        IReadOnlyList<NeedleResult>? needle = null;
+        DomainLossReport? loss = null;
+        if (newest.Steps.FirstOrDefault(s => s.Step == "evaluate-needle")?.OutputPrefix is { } needlePrefix)
+        {
+            var local = services.NewScratchDirectory("baseline-needle");
+            await RunOutputs.DownloadAsync(services, needlePrefix, "needle", local, ct);
+            needle = NeedleResultFiles.ReadDirectory(local);
+        }
+
+        if (newest.Steps.FirstOrDefault(s => s.Step == "evaluate-domain-loss")?.OutputPrefix is { } lossPrefix)
+        {
+            var local = services.NewScratchDirectory("baseline-loss");
+            await RunOutputs.DownloadAsync(services, lossPrefix, "domain-loss", local, ct);
+            var file = Path.Combine(local, DomainLossJson.FileName);
+            loss = File.Exists(file) ? DomainLossJson.Read(file) : null;
+        }
+
+        return (newest.RunId, needle, loss);
     }
 }
 

@@ -7,14 +7,16 @@ namespace Workflows.Experiments.Spec;
 
 /// <summary>
 /// The identity of an experiment for caching and exact reruns. Canonical JSON: keys sorted by ordinal, every default
-/// written out, sizes as plain integers, numbers in their shortest round-trip form, enums by their YAML names, the mix
+/// written out (a changed default changes the computation, so it must change the hash), optional fields that are not
+/// set (null) left out (so adding a new optional field to the spec leaves every existing hash, and every archived run's
+/// hash, unchanged), sizes as plain integers, numbers in their shortest round-trip form, enums by their YAML names, the mix
 /// resolved to weights, and cosmetic fields (description, gitops) and the name left out, so that reformatting a file
 /// or renaming it changes nothing while any setting that changes the computation changes the hash.
 /// </summary>
 public static class CanonicalForm
 {
     /// <summary>Bumped when the canonical form itself changes (so old hashes are never confused with new ones).</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     private static readonly HashSet<string> ExcludedTopLevel = ["name"];
 
@@ -55,8 +57,14 @@ public static class CanonicalForm
                 continue;
             }
 
+            var value = field.Property.GetValue(record);
+            if (value is null && !includeCosmetic)
+            {
+                continue;
+            }
+
             writer.WritePropertyName(field.Key);
-            WriteValue(writer, field.Property.GetValue(record), includeCosmetic);
+            WriteValue(writer, value, includeCosmetic);
         }
     }
 

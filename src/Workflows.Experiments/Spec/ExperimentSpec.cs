@@ -266,7 +266,9 @@ public sealed record DomainLossSpec(
     IReadOnlyList<LengthBucket> Buckets = null!,
     [property: Doc("Held-out documents per source.")]
     [property: Bounds(1, 100000)]
-    int DocumentsPerSource = 32)
+    int DocumentsPerSource = 32,
+    [property: Doc("Held-out SlimPajama-format files or folders (e.g. SlimPajama's validation split), never the training files; relative paths are relative to the experiment file. The engine's evaluate-domain-loss step needs them when enabled.")]
+    IReadOnlyList<string>? Paths = null)
 {
     [Doc("Evaluation context lengths (Fig. 3: 1K, 4K, 16K, 32K, 64K, 128K). Binary suffixes.")]
     [Size(SizeBase.Binary)]

@@ -187,6 +187,18 @@ public static class SpecRules
             }
         }
 
+        // Held-out files that are also training files would measure memorisation, not validation loss.
+        var heldOut = spec.Evaluation.DomainLoss.Paths ?? [];
+        var trainingPaths = new HashSet<string>((data.Paths ?? []).Select(NormalisePath), StringComparer.Ordinal);
+        for (var i = 0; i < heldOut.Count; i++)
+        {
+            if (trainingPaths.Contains(NormalisePath(heldOut[i])))
+            {
+                Add($"evaluation.domain_loss.paths[{i}]", DiagnosticCode.InvalidValue, $"'{heldOut[i]}' is also in data.paths: held-out documents must not be training documents",
+                    "point domain_loss.paths at a validation split");
+            }
+        }
+
         if (workflowsDirectory is not null && Directory.Exists(workflowsDirectory)
             && !File.Exists(Path.Combine(workflowsDirectory, spec.Workflow + ".yaml")))
         {
@@ -257,4 +269,8 @@ public static class SpecRules
                 $"original_context {scaling.OriginalContext} is not below the training context {spec.Data.Context}: there is nothing to extend", null);
         }
     }
+
+    /// <summary>A path as written, compared the way the loader resolves it (same folder, '/' separators, no "./").</summary>
+    private static string NormalisePath(string path) =>
+        Path.GetFullPath(path.Replace('\\', '/'), "/experiment-folder/").TrimEnd('/');
 }
