@@ -77,6 +77,9 @@ public sealed class EngineClient
         }
 
         runId ??= RunRecord.NewRunId();
+        // Names become blob prefixes and DTFx ids: refuse hostile ones before anything is written.
+        Hosting.RunNames.ValidateRunId(runId);
+        Hosting.RunNames.ValidateExperimentName(request.Spec.Name);
         await Runs.CreateAsync(new RunRecord
         {
             RunId = runId,

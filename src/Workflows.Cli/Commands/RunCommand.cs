@@ -8,6 +8,7 @@ using Workflows.Artifacts.Azurite;
 using Workflows.Artifacts.Runs;
 using Workflows.Artifacts.Store;
 using Workflows.Engine;
+using Workflows.Engine.Hosting;
 using Workflows.Engine.Jobs;
 using Workflows.Engine.Orchestration;
 using Workflows.Experiments.Validation;
@@ -94,10 +95,15 @@ internal static class EngineCli
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable(HubVariable) is { Length: > 0 } h ? h : "wf",
     };
 
-    public static EngineOptions Options(string hub, string? experimentFile = null) => new()
+    /// <summary>Engine options from the environment the manifests set (WF_ARTIFACTS_CONTAINER, WF_WORK_DIR, WF_DATA_CACHE) and the --hub option.</summary>
+    public static EngineOptions Options(string hub, string? experimentFile = null, WorkerRole role = WorkerRole.Client) =>
+        Options(hub, WorkerEnvironment.Read(role), experimentFile);
+
+    public static EngineOptions Options(string hub, WorkerEnvironment environment, string? experimentFile = null) => new()
     {
         TaskHubName = hub,
-        CacheDirectory = Path.Combine(".wf", "cache"),
+        ContainerName = environment.ArtifactsContainer,
+        CacheDirectory = environment.CacheDirectory,
         ResolveTokenizer = name => TokenizerResolver.Resolve(name, null,
             experimentFile is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(Path.GetFullPath(experimentFile))!),
     };
