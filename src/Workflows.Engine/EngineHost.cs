@@ -108,10 +108,12 @@ public sealed class EngineHost : IAsyncDisposable
         };
         activities.AddRange(registry.Activities.Where(a => activities.All(x => x.Name != a.Name)));
         var inFlight = new InFlightWork();
+        var cancelled = new Hosting.CancelledRuns(services.Runs);
         foreach (var a in activities)
         {
             // Every activity is wrapped once here: spans and metrics, and the in-flight count a graceful stop waits on.
-            worker.AddTaskActivities(new NameValueObjectCreator<TaskActivity>(a.Name, ActivityNames.Version, new InstrumentedActivity(a.Name, a.Activity, inFlight)));
+            worker.AddTaskActivities(new NameValueObjectCreator<TaskActivity>(a.Name, ActivityNames.Version, new InstrumentedActivity(a.Name, a.Activity, inFlight,
+                a.Name == ActivityNames.UpdateRun ? null : id => cancelled.IsCancelledAsync(id))));
         }
 
         await worker.StartAsync().ConfigureAwait(false);

@@ -212,7 +212,7 @@ internal static class EngineCli
         var r = view.Record;
         cli.Out.WriteLine($"run {r.RunId}  {r.ExperimentName}  {r.Status}  submitted {r.SubmittedAt:u}{(r.Duration is { } d ? $"  took {d.TotalSeconds:0.0}s" : "")}");
         var table = new Table { Border = cli.Colour ? TableBorder.Rounded : TableBorder.Ascii };
-        foreach (var h in new[] { "step", "state", "done", "attempts", "cached", "started", "took", "error" })
+        foreach (var h in new[] { "step", "state", "done", "attempts", "retries", "cached", "started", "took", "error" })
         {
             table.AddColumn(h);
         }
@@ -226,6 +226,7 @@ internal static class EngineCli
                 Markup.Escape(p?.State ?? s.Status),
                 p is null ? "" : $"{p.Done}/{p.Total}",
                 p is null ? "" : p.Attempts.ToString(CultureInfo.InvariantCulture),
+                p is null ? "" : p.Retries.ToString(CultureInfo.InvariantCulture),
                 s.Cached || p?.Cached == true ? "yes" : "",
                 s.StartedAt?.ToString("HH:mm:ss", CultureInfo.InvariantCulture) ?? "",
                 took,

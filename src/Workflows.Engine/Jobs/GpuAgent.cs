@@ -128,14 +128,21 @@ public sealed class GpuAgent(EngineServices services, IEnumerable<IGpuJobHandler
         using var running = new Decrement(() => Interlocked.Decrement(ref _running));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         string? progress = null;
-        await _jobs.WriteStatusAsync(new GpuJobStatus(jobId, GpuJobStates.Running, AgentId, DateTimeOffset.UtcNow, null, null, null), cancellationToken);
+        var claimedAt = DateTimeOffset.UtcNow;
+        var runCancelled = false;
+        await _jobs.WriteStatusAsync(new GpuJobStatus(jobId, GpuJobStates.Running, AgentId, claimedAt, null, null, null, claimedAt), cancellationToken);
         var heartbeat = Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)
             {
                 await Task.Delay(RenewEvery, stop.Token);
                 await lease.RenewAsync(stop.Token);
-                await _jobs.WriteStatusAsync(new GpuJobStatus(jobId, GpuJobStates.Running, AgentId, DateTimeOffset.UtcNow, null, null, progress), stop.Token);
+                await _jobs.WriteStatusAsync(new GpuJobStatus(jobId, GpuJobStates.Running, AgentId, DateTimeOffset.UtcNow, null, null, progress, claimedAt), stop.Token);
+                if ((await services.Runs.GetAsync(job.RunId, stop.Token))?.Record.Status == Workflows.Artifacts.Runs.RunStatus.Cancelled)
+                {
+                    runCancelled = true; // wf cancel: stop the job's work now rather than train for hours for nobody
+                    await stop.CancelAsync();
+                }
             }
         }, stop.Token);
 
@@ -147,7 +154,7 @@ public sealed class GpuAgent(EngineServices services, IEnumerable<IGpuJobHandler
                 progress = p;
                 LastAliveAt = DateTimeOffset.UtcNow;
             }, stop.Token);
-            final = new GpuJobStatus(jobId, GpuJobStates.Succeeded, AgentId, DateTimeOffset.UtcNow, output, null, null);
+            final = new GpuJobStatus(jobId, GpuJobStates.Succeeded, AgentId, DateTimeOffset.UtcNow, output, null, null, claimedAt);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -171,7 +178,8 @@ public sealed class GpuAgent(EngineServices services, IEnumerable<IGpuJobHandler
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            final = new GpuJobStatus(jobId, GpuJobStates.Failed, AgentId, DateTimeOffset.UtcNow, null, $"{e.GetType().Name}: {e.Message}", null);
+            var error = runCancelled ? $"run '{job.RunId}' was cancelled; the job was stopped" : $"{e.GetType().Name}: {e.Message}";
+            final = new GpuJobStatus(jobId, GpuJobStates.Failed, AgentId, DateTimeOffset.UtcNow, null, error, null, claimedAt);
         }
         finally
         {

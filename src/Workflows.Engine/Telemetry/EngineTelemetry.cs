@@ -86,7 +86,9 @@ public static class EngineTelemetry
 /// Wraps every registered activity: a span, the duration and execution metrics, and the in-flight count that a
 /// graceful shutdown waits on. Transparent otherwise (input, output and exceptions pass through unchanged).
 /// </summary>
-public sealed class InstrumentedActivity(string name, TaskActivity inner, InFlightWork inFlight) : TaskActivity
+/// <remarks>Before running, it asks <paramref name="isCancelled"/> whether the activity's run was cancelled; if so it fails
+/// fast with <see cref="Hosting.RunCancelledException"/> (the terminated orchestration ignores the result).</remarks>
+public sealed class InstrumentedActivity(string name, TaskActivity inner, InFlightWork inFlight, Func<string, Task<bool>>? isCancelled = null) : TaskActivity
 {
     public string ActivityName { get; } = name;
 
@@ -106,6 +108,12 @@ public sealed class InstrumentedActivity(string name, TaskActivity inner, InFlig
         var outcome = "failed";
         try
         {
+            if (isCancelled is not null && context.OrchestrationInstance?.InstanceId is { } runId && await IsCancelledSafeAsync(runId).ConfigureAwait(false))
+            {
+                outcome = "cancelled";
+                throw new Hosting.RunCancelledException(runId);
+            }
+
             var result = await inner.RunAsync(context, input).ConfigureAwait(false);
             outcome = "succeeded";
             return result;
@@ -120,6 +128,18 @@ public sealed class InstrumentedActivity(string name, TaskActivity inner, InFlig
             EngineTelemetry.ActivitiesInFlight.Add(-1);
             EngineTelemetry.ActivityDuration.Record(watch.Elapsed.TotalSeconds, new("activity", ActivityName), new("outcome", outcome));
             span?.SetTag("wf.outcome", outcome);
+        }
+    }
+
+    private async Task<bool> IsCancelledSafeAsync(string runId)
+    {
+        try
+        {
+            return await isCancelled!(runId).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false; // cannot tell (storage hiccup): run the activity; it is idempotent either way
         }
     }
 }
