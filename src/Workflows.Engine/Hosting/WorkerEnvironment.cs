@@ -55,7 +55,7 @@ public sealed record WorkerEnvironment
         var hub = Get(TaskHubVariable) ?? "wf";
         if (!IsValidTaskHub(hub))
         {
-            throw new ArgumentException($"{TaskHubVariable} '{hub}' is not a valid task hub name: 3-45 letters and digits, starting with a letter.");
+            throw new ArgumentException($"{TaskHubVariable} '{hub}' is not a valid task hub name: up to 45 letters and digits, starting with a letter.");
         }
 
         var container = Get(ArtifactsContainerVariable) ?? DefaultContainer;
@@ -102,7 +102,10 @@ public sealed record WorkerEnvironment
         };
     }
 
-    /// <summary>DTFx's rule for Azure Storage task hubs (queue and table names are derived from it).</summary>
+    /// <summary>
+    /// Task hub names become queue, table and container names (<c>HUB-control-00</c>, <c>HUBHistory</c>, <c>HUB-leases</c>),
+    /// so: letters and digits, starting with a letter, at most 45 (the suffixes make even "wf" long enough for Azure's 3-character minimum).
+    /// </summary>
     public static bool IsValidTaskHub(string name) =>
-        name.Length is >= 3 and <= 45 && char.IsAsciiLetter(name[0]) && name.All(char.IsAsciiLetterOrDigit);
+        name.Length is >= 1 and <= 45 && char.IsAsciiLetter(name[0]) && name.All(char.IsAsciiLetterOrDigit);
 }
