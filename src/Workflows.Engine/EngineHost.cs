@@ -42,7 +42,11 @@ public sealed class EngineHost : IAsyncDisposable
     public InFlightWork InFlight { get; }
 
     /// <summary>The DTFx settings of issue 4 §5 (see <see cref="EngineOptions"/> for why each differs from the default).</summary>
-    public static AzureStorageOrchestrationService CreateService(StorageConnection connection, EngineOptions options)
+    public static AzureStorageOrchestrationService CreateService(StorageConnection connection, EngineOptions options) =>
+        new(CreateSettings(connection, options));
+
+    /// <summary>The DTFx settings <see cref="CreateService"/> uses (exposed so tests can check the storage provider without a network).</summary>
+    public static AzureStorageOrchestrationServiceSettings CreateSettings(StorageConnection connection, EngineOptions options)
     {
         var settings = new AzureStorageOrchestrationServiceSettings
         {
@@ -67,7 +71,7 @@ public sealed class EngineHost : IAsyncDisposable
             settings.LoggerFactory = loggers;
         }
 
-        return new AzureStorageOrchestrationService(settings);
+        return settings;
     }
 
     /// <summary>The step types of this build. evaluate-needle, evaluate-domain-loss and report are not among them yet.</summary>

@@ -43,14 +43,16 @@ public sealed class JsonLineLoggerProvider(TextWriter output) : ILoggerProvider
                 json.WriteString("time", DateTimeOffset.UtcNow);
                 json.WriteString("level", logLevel.ToString());
                 json.WriteString("category", category);
-                json.WriteString("message", SecretRedaction.Redact(formatter(state, exception)));
+                json.WriteString("message", SecretRedaction.Redact(SecretRedaction.MaskSecretFields(formatter(state, exception), state)));
                 if (state is IEnumerable<KeyValuePair<string, object?>> fields)
                 {
                     foreach (var (key, value) in fields)
                     {
                         if (key != "{OriginalFormat}" && value is not null)
                         {
-                            json.WriteString(key, SecretRedaction.Redact(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? ""));
+                            json.WriteString(key, SecretRedaction.IsSecretName(key)
+                                ? SecretRedaction.Mask
+                                : SecretRedaction.Redact(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? ""));
                         }
                     }
                 }
@@ -76,6 +78,30 @@ public sealed class JsonLineLoggerProvider(TextWriter output) : ILoggerProvider
 public static partial class SecretRedaction
 {
     public const string Mask = "***";
+
+    /// <summary>A structured-log field whose name says it holds a credential (its value is masked whole, whatever it looks like).</summary>
+    public static bool IsSecretName(string name) =>
+        SecretName().IsMatch(name);
+
+    /// <summary>Masks, in a formatted message, the values of fields with secret names (the formatter has already inlined them).</summary>
+    public static string MaskSecretFields<TState>(string message, TState state)
+    {
+        if (state is IEnumerable<KeyValuePair<string, object?>> fields)
+        {
+            foreach (var (key, value) in fields)
+            {
+                if (IsSecretName(key) && Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) is { Length: > 0 } text)
+                {
+                    message = message.Replace(text, Mask, StringComparison.Ordinal);
+                }
+            }
+        }
+
+        return message;
+    }
+
+    [GeneratedRegex("(^|[^a-z])(sig|signature|key|secret|token|password|connectionstring|sas|credential)s?($|[^a-z])|Key$|Secret|Token|Password|ConnectionString|Signature|Sig$|Sas", RegexOptions.IgnoreCase)]
+    private static partial Regex SecretName();
 
     public static string Redact(string text) =>
         string.IsNullOrEmpty(text) ? text : SecretPart().Replace(text, m => m.Groups["name"].Value + Mask);
