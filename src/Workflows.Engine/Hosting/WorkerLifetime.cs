@@ -43,6 +43,7 @@ public static class WorkerLifetime
         log($"stopping: no new work; waiting up to {environment.ShutdownGrace.TotalSeconds:0}s for {host.InFlight.Count} running activit{(host.InFlight.Count == 1 ? "y" : "ies")}");
         var handedBack = await host.StopAsync(environment.ShutdownGrace).ConfigureAwait(false);
         log($"stopped in {watch.Elapsed.TotalSeconds:0.0}s; {handedBack} activit{(handedBack == 1 ? "y" : "ies")} handed back for redelivery");
+        log("executions: " + string.Join(" ", host.InFlight.Executions.Select(e => $"{e.Key}={e.Value}")));
         return new ShutdownReport(watch.Elapsed, handedBack);
     }
 

@@ -103,7 +103,7 @@ public sealed class InstrumentedActivity(string name, TaskActivity inner, InFlig
         span?.SetTag("wf.activity", ActivityName);
         span?.SetTag("wf.delivery_attempt", context.DeliveryAttempt);
         EngineTelemetry.ActivitiesInFlight.Add(1);
-        using var _ = inFlight.Enter();
+        using var _ = inFlight.Enter(ActivityName);
         var watch = Stopwatch.StartNew();
         var outcome = "failed";
         try
@@ -150,10 +150,20 @@ public sealed class InFlightWork
     private int _count;
     private TaskCompletionSource _idle = NewIdle(completed: true);
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _executions = new(StringComparer.Ordinal);
+
     public int Count => Volatile.Read(ref _count);
 
-    public IDisposable Enter()
+    /// <summary>Executions started in this process, by activity name (printed by a stopping worker; the scale-out bench sums them).</summary>
+    public IReadOnlyDictionary<string, int> Executions => new SortedDictionary<string, int>(_executions, StringComparer.Ordinal);
+
+    public IDisposable Enter(string? activity = null)
     {
+        if (activity is not null)
+        {
+            _executions.AddOrUpdate(activity, 1, (_, n) => n + 1);
+        }
+
         lock (this)
         {
             if (_count++ == 0)
