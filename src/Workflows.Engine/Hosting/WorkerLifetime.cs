@@ -53,11 +53,13 @@ public static class WorkerLifetime
     /// </summary>
     public static async Task<ShutdownReport> RunAgentAsync(GpuAgent agent, IArtifactStore store, WorkerEnvironment environment, CancellationToken stop, Action<string> log)
     {
-        // Healthy = storage answers and the job loop went round (or a job reported progress) recently.
+        // Healthy = a job is running (a storage blip must not get a days-long training job's pod restarted; the job's
+        // lease heartbeat tells the other agents whether it is alive), or storage answers and the job loop went round recently.
         var stale = TimeSpan.FromMinutes(2) + agent.PollInterval;
         var heartbeat = Heartbeat.Start(environment.HeartbeatFile,
-            async ct => await StorageAnswersAsync(store, ct).ConfigureAwait(false) && DateTimeOffset.UtcNow - agent.LastAliveAt < stale
-                        || agent.IsRunningJob, log: log);
+            async ct => agent.IsRunningJob
+                        || (await StorageAnswersAsync(store, ct).ConfigureAwait(false) && DateTimeOffset.UtcNow - agent.LastAliveAt < stale),
+            log: log);
         using var abort = new CancellationTokenSource();
         var loop = agent.RunAsync(stop, abort.Token);
         try
