@@ -94,6 +94,11 @@ internal static partial class BenchScaleOut
                         cli.Out.WriteLine($"  {p.Name} (pid {p.Pid}, exit {p.ExitCode}): {Writes(executions)} shard writes; {executions?[(executions.IndexOf("executions: ", StringComparison.Ordinal) + 12)..]}");
                     }
 
+                    if (!p.Warnings.IsEmpty)
+                    {
+                        cli.Out.WriteLine($"  {p.Name}: {p.Warnings.Count} warning/error log line(s); last: {p.Warnings.Last()}");
+                    }
+
                     p.Dispose();
                 }
 
@@ -209,6 +214,7 @@ internal static partial class BenchScaleOut
         public int Pid => _process.Id;
         public int ExitCode => _process.HasExited ? _process.ExitCode : -1;
         public ConcurrentQueue<string> Lines { get; } = new();
+        public ConcurrentQueue<string> Warnings { get; } = new();
 
         public static Child Start(string role, string name, string hub, string workDir, StorageConnection connection)
         {
@@ -237,7 +243,14 @@ internal static partial class BenchScaleOut
                     child.Lines.Enqueue(line);
                 }
             };
-            process.ErrorDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, e) =>
+            {
+                // WF_LOG_LEVEL=Warning: only DTFx's and wf's warnings and errors come here (JSON lines).
+                if (e.Data is { } line && line.StartsWith('{'))
+                {
+                    child.Warnings.Enqueue(line);
+                }
+            };
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
             return child;
