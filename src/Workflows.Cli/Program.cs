@@ -25,7 +25,14 @@ public static class Program
 
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = cli.Out, Error = cli.Err, EnableDefaultExceptionHandler = false });
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = cli.Out,
+                Error = cli.Err,
+                EnableDefaultExceptionHandler = false,
+                // wf worker / wf gpu-agent drain on SIGTERM for up to their grace period; other commands keep the 2 s default.
+                ProcessTerminationTimeout = WorkerCommand.TerminationTimeout(parse),
+            });
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

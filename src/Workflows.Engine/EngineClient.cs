@@ -103,6 +103,9 @@ public sealed class EngineClient
         }
 
         runId ??= RunRecord.NewRunId();
+        // Names become blob prefixes and DTFx ids: refuse hostile ones before anything is written.
+        Hosting.RunNames.ValidateRunId(runId);
+        Hosting.RunNames.ValidateExperimentName(request.Spec.Name);
         var hash = CanonicalForm.Hash(request.Spec);
         var record = new RunRecord
         {

@@ -6,6 +6,7 @@ using Workflows.Engine.Activities;
 using Workflows.Engine.Jobs;
 using Workflows.Engine.Orchestration;
 using Workflows.Engine.Steps;
+using Workflows.Engine.Telemetry;
 
 namespace Workflows.Engine;
 
@@ -21,9 +22,12 @@ public sealed class EngineHost : IAsyncDisposable
 
     private readonly TaskHubWorker _worker;
 
-    private EngineHost(TaskHubWorker worker, AzureStorageOrchestrationService service, EngineServices services, StepRegistry registry)
+    private int _stopped;
+
+    private EngineHost(TaskHubWorker worker, AzureStorageOrchestrationService service, EngineServices services, StepRegistry registry, InFlightWork inFlight)
     {
         _worker = worker;
+        InFlight = inFlight;
         Service = service;
         Services = services;
         Steps = registry;
@@ -34,12 +38,22 @@ public sealed class EngineHost : IAsyncDisposable
     public StepRegistry Steps { get; }
     public EngineClient Client => new(Service, Services.Store, Services.Options);
 
+    /// <summary>Activities running in this process right now (what a graceful stop waits for).</summary>
+    public InFlightWork InFlight { get; }
+
     /// <summary>The DTFx settings of issue 4 §5 (see <see cref="EngineOptions"/> for why each differs from the default).</summary>
-    public static AzureStorageOrchestrationService CreateService(StorageConnection connection, EngineOptions options)
+    public static AzureStorageOrchestrationService CreateService(StorageConnection connection, EngineOptions options) =>
+        new(CreateSettings(connection, options));
+
+    /// <summary>The DTFx settings <see cref="CreateService"/> uses (exposed so tests can check the storage provider without a network).</summary>
+    public static AzureStorageOrchestrationServiceSettings CreateSettings(StorageConnection connection, EngineOptions options)
     {
         var settings = new AzureStorageOrchestrationServiceSettings
         {
-            StorageAccountClientProvider = new StorageAccountClientProvider(connection.ConnectionString),
+            // Entra ID (WF_STORAGE_ACCOUNT_URL) needs all three service endpoints; a connection string carries them.
+            StorageAccountClientProvider = connection.Credential is { } credential
+                ? new StorageAccountClientProvider(connection.BlobEndpoint, connection.QueueEndpoint!, connection.TableEndpoint!, credential)
+                : new StorageAccountClientProvider(connection.ConnectionString),
             TaskHubName = options.TaskHubName,
             PartitionCount = options.PartitionCount,
             WorkerId = options.WorkerId,
@@ -52,7 +66,12 @@ public sealed class EngineHost : IAsyncDisposable
             // One app per hub: the app lease only matters for blue/green deployments of several apps on one hub.
             UseAppLease = false,
         };
-        return new AzureStorageOrchestrationService(settings);
+        if (options.LoggerFactory is { } loggers)
+        {
+            settings.LoggerFactory = loggers;
+        }
+
+        return settings;
     }
 
     /// <summary>The step types of this build. evaluate-needle, evaluate-domain-loss and report are not among them yet.</summary>
@@ -76,7 +95,10 @@ public sealed class EngineHost : IAsyncDisposable
         var registry = DefaultSteps(services);
         configure?.Invoke(registry, services);
 
-        var worker = new TaskHubWorker(service) { ErrorPropagationMode = ErrorPropagationMode.UseFailureDetails };
+        var worker = new TaskHubWorker(service, options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance)
+        {
+            ErrorPropagationMode = ErrorPropagationMode.UseFailureDetails,
+        };
         foreach (var version in SupportedWorkflowVersions)
         {
             worker.AddTaskOrchestrations(new FactoryCreator<TaskOrchestration>(ExperimentOrchestration.Name, OrchestrationVersion(version),
@@ -90,20 +112,52 @@ public sealed class EngineHost : IAsyncDisposable
             new(ActivityNames.RunFinished, new RunFinishedActivity(services)),
         };
         activities.AddRange(registry.Activities.Where(a => activities.All(x => x.Name != a.Name)));
+        var inFlight = new InFlightWork();
+        var cancelled = new Hosting.CancelledRuns(services.Runs);
         foreach (var a in activities)
         {
-            worker.AddTaskActivities(new NameValueObjectCreator<TaskActivity>(a.Name, ActivityNames.Version, a.Activity));
+            // Every activity is wrapped once here: spans and metrics, and the in-flight count a graceful stop waits on.
+            worker.AddTaskActivities(new NameValueObjectCreator<TaskActivity>(a.Name, ActivityNames.Version, new InstrumentedActivity(a.Name, a.Activity, inFlight,
+                a.Name == ActivityNames.UpdateRun ? null : id => cancelled.IsCancelledAsync(id))));
         }
 
         await worker.StartAsync().ConfigureAwait(false);
-        return new EngineHost(worker, service, services, registry);
+        return new EngineHost(worker, service, services, registry, inFlight);
     }
 
     public static string OrchestrationVersion(int workflowVersion) => workflowVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// Graceful stop (SIGTERM): stop fetching work, release the control-queue partition leases (DTFx's graceful stop,
+    /// which itself waits up to ~8 s for running work items), then wait up to <paramref name="grace"/> for the
+    /// activities still running here to finish and report their results. Whatever is still running then is handed
+    /// back: the process exits, its dequeued messages become visible again after the work-item visibility timeout,
+    /// and another worker re-runs them (activities are idempotent). Returns the number of activities handed back.
+    /// </summary>
+    public async Task<int> StopAsync(TimeSpan grace)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return 0;
+        }
+
+        var deadline = DateTime.UtcNow + grace;
+        await _worker.StopAsync(isForced: false).ConfigureAwait(false);
+        var left = deadline - DateTime.UtcNow;
+        await InFlight.WaitIdleAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false);
+        var handedBack = InFlight.Count;
+        _worker.Dispose();
+        return handedBack;
+    }
+
     /// <summary>Stops taking work; in-flight work items are abandoned and picked up by another worker.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+
         await _worker.StopAsync(isForced: true).ConfigureAwait(false);
         _worker.Dispose();
     }

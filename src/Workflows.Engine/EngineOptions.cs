@@ -52,6 +52,9 @@ public sealed record EngineOptions
     /// <summary>Device a GPU agent trains on (cpu, cuda, cuda:1).</summary>
     public string TrainingDevice { get; init; } = "cpu";
 
+    /// <summary>Where DTFx and the engine log (structured JSON lines in <c>wf worker</c>); null keeps DTFx silent.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
+
     public static string NewWorkerId() =>
         string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}");
 

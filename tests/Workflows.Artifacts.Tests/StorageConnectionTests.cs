@@ -33,7 +33,7 @@ public class StorageConnectionTests
     [InlineData("garbage")]
     public void Bad_connection_strings_fail_clearly_without_echoing_the_key(string cs)
     {
-        var act = () => StorageConnection.FromEnvironment(_ => cs);
+        var act = () => StorageConnection.FromEnvironment(v => v == StorageConnection.ConnectionStringVariable ? cs : null);
         act.Should().Throw<StorageConfigurationException>()
             .Where(e => !e.Message.Contains(SecretKey) && e.Message.Contains(StorageConnection.ConnectionStringVariable));
     }
@@ -41,7 +41,7 @@ public class StorageConnectionTests
     [Fact]
     public void Development_storage_shorthand_and_local_azurite_use_the_well_known_account()
     {
-        var dev = StorageConnection.FromEnvironment(_ => "UseDevelopmentStorage=true")!;
+        var dev = StorageConnection.FromEnvironment(v => v == StorageConnection.ConnectionStringVariable ? "UseDevelopmentStorage=true" : null)!;
         dev.AccountName.Should().Be("devstoreaccount1");
         dev.BlobEndpoint.Should().Be(new Uri("http://127.0.0.1:10000/devstoreaccount1"));
 

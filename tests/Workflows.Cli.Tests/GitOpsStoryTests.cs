@@ -37,7 +37,7 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
             ["WF_GITHUB_API_URL"] = gh.BaseUrl.ToString(),
             ["WF_STORAGE_CONNECTION_STRING"] = storage.Connection.ConnectionString,
             ["WF_TASK_HUB"] = "wfstory" + suffix,
-            ["WF_CONTAINER"] = "story-" + suffix,
+            ["WF_ARTIFACTS_CONTAINER"] = "story-" + suffix,
             ["WF_REPORTS_CONTAINER"] = "story-reports-" + suffix,
             ["WF_REPORTS_ACCESS"] = "public",
         };
@@ -52,7 +52,7 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
         var options = new EngineOptions
         {
             TaskHubName = env["WF_TASK_HUB"]!,
-            ContainerName = env["WF_CONTAINER"]!,
+            ContainerName = env["WF_ARTIFACTS_CONTAINER"]!,
             CacheDirectory = cache,
             GpuJobPollInterval = TimeSpan.FromSeconds(2),
             ResolveTokenizer = name => TokenizerResolver.Resolve(name, null, experiments),

@@ -71,6 +71,7 @@ public sealed class EngineFixture : IAsyncLifetime, IDisposable
             registry.Register(FanOutArtifactStep.Create(services, "test-items", "1", Produce));
             registry.Register(EmptyFanOutStep.Create());
             registry.Register(GpuJobStep.Create(services, TestGpuHandler.StepType));
+            registry.Register(FanOutArtifactStep.Create(services, FaultTests.ConsumeType, "1", (item, ct) => FaultTests.ConsumeAsync(services, item, ct)));
         });
         Client = Host.Client;
         Agent = new GpuAgent(Host.Services, [new TestGpuHandler(Host.Services, this)]) { PollInterval = TimeSpan.FromMilliseconds(500) };

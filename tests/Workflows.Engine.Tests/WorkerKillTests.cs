@@ -58,8 +58,13 @@ public sealed class WorkerKillTests(EngineFixture engine, ITestOutputHelper outp
             // Both workers print a line when an item starts: the surplus over one per item is the re-executed work
             // (items in flight when the first worker died, redelivered after the work-item visibility timeout).
             var starts = Started.Count(line => line.StartsWith($"start {test} ", StringComparison.Ordinal));
-            output.WriteLine($"killed after {doneAtKill}/{items} items; {starts - items} item execution(s) were repeated; run took {final.Record.Duration?.TotalSeconds:0.0}s");
+            // The second worker also reports, from the engine's wf.activity.executions metric, every activity DTFx
+            // delivered again (DeliveryAttempt > 1): the messages the killed worker had dequeued.
+            var redelivered = Started.Count(line => line.StartsWith("redelivered ", StringComparison.Ordinal));
+            output.WriteLine($"killed after {doneAtKill}/{items} items; {starts - items} item execution(s) were repeated; " +
+                             $"{redelivered} activit{(redelivered == 1 ? "y was" : "ies were")} redelivered; run took {final.Record.Duration?.TotalSeconds:0.0}s");
             starts.Should().BeGreaterThanOrEqualTo(items); // usually > items; == only if the kill fell between two items
+            redelivered.Should().BeGreaterThanOrEqualTo(starts - items, "every repeated item execution is a redelivered message");
         }
         finally
         {

@@ -1,30 +1,66 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Text;
 using Workflows.Artifacts;
+using Workflows.Artifacts.ContentAddressing;
+using Workflows.Artifacts.Store;
+using Workflows.Engine.Hosting;
+using Workflows.Engine.Jobs;
+using Workflows.Engine.Orchestration;
 using Workflows.Engine.Steps;
+using Workflows.Engine.Telemetry;
 
 namespace Workflows.Engine.Tests;
 
 /// <summary>
-/// <c>dotnet Workflows.Engine.Tests.dll worker HUB CONTAINER CACHE</c> (storage from WF_TEST_WORKER_CONNECTION_STRING):
-/// a real worker process with the test step types, so a test can SIGKILL it mid-run. The test runner never calls Main.
+/// <c>dotnet Workflows.Engine.Tests.dll worker|agent HUB CONTAINER CACHE</c> (storage from WF_TEST_WORKER_CONNECTION_STRING):
+/// a real worker process with the test step types, or a real GPU agent process with a slow, checkpointing test job,
+/// so tests can SIGKILL or SIGTERM them mid-run. Both run the same <see cref="WorkerLifetime"/> as <c>wf worker</c> /
+/// <c>wf gpu-agent</c> (heartbeat from WF_HEARTBEAT_FILE, grace from WF_SHUTDOWN_GRACE_SECONDS). The test runner never calls Main.
+/// Lines on stdout the tests read: "start TEST INDEX", "done TEST INDEX", "redelivered ACTIVITY", "job-start JOB from N", "exit N".
 /// </summary>
 public static class WorkerProgram
 {
     public const string ConnectionVariable = "WF_TEST_WORKER_CONNECTION_STRING";
+    public const string SlowGpuType = "slow-gpu";
 
     public static async Task<int> Main(string[] args)
     {
-        if (args.Length != 4 || args[0] != "worker")
+        if (args.Length != 4 || args[0] is not ("worker" or "agent"))
         {
-            await Console.Error.WriteLineAsync("usage: worker HUB CONTAINER CACHE");
+            await Console.Error.WriteLineAsync("usage: worker|agent HUB CONTAINER CACHE");
             return 2;
         }
 
+        using var stop = WorkerLifetime.OnTerminationSignal(out var signals);
+        using var _ = signals;
+        using var listener = ListenForRedeliveries();
         var connection = StorageConnection.FromConnectionString(Environment.GetEnvironmentVariable(ConnectionVariable)!);
-        await using var host = await EngineHost.StartAsync(connection, KillTestOptions(args[1], args[2], args[3]),
-            (registry, services) => registry.Register(FanOutArtifactStep.Create(services, "slow-items", "1", SlowItem)));
-        Console.WriteLine("worker started");
-        await Task.Delay(Timeout.Infinite);
+        var options = KillTestOptions(args[1], args[2], args[3]);
+        var role = args[0] == "worker" ? WorkerRole.Worker : WorkerRole.GpuAgent;
+        var environment = WorkerEnvironment.Read(role);
+        ShutdownReport report;
+        if (role == WorkerRole.Worker)
+        {
+            await using var host = await EngineHost.StartAsync(connection, options, (registry, services) =>
+            {
+                registry.Register(FanOutArtifactStep.Create(services, "slow-items", "1", SlowItem));
+                registry.Register(GpuJobStep.Create(services, SlowGpuType));
+            });
+            Console.WriteLine("worker started");
+            report = await WorkerLifetime.RunWorkerAsync(host, environment, stop.Token, Console.WriteLine);
+        }
+        else
+        {
+            var store = await BlobArtifactStore.OpenAsync(connection, options.ContainerName);
+            var service = EngineHost.CreateService(connection, options);
+            var services = new EngineServices(store, options, new DurableTask.Core.TaskHubClient(service));
+            var agent = new GpuAgent(services, [new SlowGpuHandler(services)], Console.Out) { PollInterval = TimeSpan.FromMilliseconds(500) };
+            Console.WriteLine($"agent started {agent.AgentId}");
+            report = await WorkerLifetime.RunAgentAsync(agent, store, environment, stop.Token, Console.WriteLine);
+        }
+
+        Console.WriteLine($"exit handed-back={report.HandedBack}");
         return 0;
     }
 
@@ -37,14 +73,86 @@ public static class WorkerProgram
         WorkItemQueueVisibilityTimeout = TimeSpan.FromSeconds(10),
         ControlQueueVisibilityTimeout = TimeSpan.FromSeconds(10),
         MaxConcurrentActivities = 4,
+        GpuJobPollInterval = TimeSpan.FromSeconds(2),
     };
 
-    /// <summary>Deterministic bytes, slowly: a run of 32 items takes several seconds on one worker.</summary>
+    /// <summary>Deterministic bytes, slowly (parameter delay_ms, default 400): a run of 32 items takes several seconds on one worker.</summary>
     public static async Task<byte[]> SlowItem(FanOutItem item, CancellationToken cancellationToken)
     {
-        // The test counts these lines (from both processes) to report how many executions were repeated.
+        // The tests count these lines (from every process) to report how many executions were repeated.
         Console.WriteLine($"start {item.Parameters["test"]} {item.Index}");
-        await Task.Delay(400, cancellationToken);
+        var delay = item.Parameters.TryGetValue("delay_ms", out var d) ? int.Parse(d, CultureInfo.InvariantCulture) : 400;
+        await Task.Delay(delay, cancellationToken);
+        Console.WriteLine($"done {item.Parameters["test"]} {item.Index}");
         return Encoding.UTF8.GetBytes($"{item.Parameters["test"]}: slow item {item.Index} of {item.Count}\n");
+    }
+
+    /// <summary>Prints a line for each activity DTFx delivered again (DeliveryAttempt &gt; 1), from the engine's own metric.</summary>
+    private static MeterListener ListenForRedeliveries()
+    {
+        var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == EngineTelemetry.Name && instrument.Name == "wf.activity.executions")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            string? activity = null;
+            var redelivered = false;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "activity")
+                {
+                    activity = tag.Value as string;
+                }
+                else if (tag.Key == "redelivered" && tag.Value is true)
+                {
+                    redelivered = true;
+                }
+            }
+
+            if (redelivered)
+            {
+                Console.WriteLine($"redelivered {activity}");
+            }
+        });
+        listener.Start();
+        return listener;
+    }
+}
+
+/// <summary>
+/// A GPU job that "trains" for <c>seconds</c> one-second steps, checkpointing the step count in the agent's cache
+/// folder (shared by the test's agents, like a checkpoint directory), so an agent taking the job over resumes.
+/// </summary>
+public sealed class SlowGpuHandler(EngineServices services) : IGpuJobHandler
+{
+    public string Type => WorkerProgram.SlowGpuType;
+
+    public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
+    {
+        var seconds = int.Parse(job.Parameters["seconds"], CultureInfo.InvariantCulture);
+        var checkpoint = Path.Combine(services.Options.CacheDirectory, "slow-gpu", job.KeyHash + ".step");
+        Directory.CreateDirectory(Path.GetDirectoryName(checkpoint)!);
+        var from = File.Exists(checkpoint) ? int.Parse(await File.ReadAllTextAsync(checkpoint, cancellationToken), CultureInfo.InvariantCulture) : 0;
+        Console.WriteLine($"job-start {job.JobId} from {from}");
+        for (var step = from; step < seconds; step++)
+        {
+            await Task.Delay(1000, cancellationToken);
+            await File.WriteAllTextAsync(checkpoint, (step + 1).ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+            reportProgress($"step {step + 1}/{seconds}");
+        }
+
+        var key = ArtifactKey.FromParts(job.Type, GpuJobStep.Version, job.KeyHash);
+        var writer = services.Manifests.BeginWrite(key, services.Producer(job.RunId));
+        using var content = new MemoryStream(Encoding.UTF8.GetBytes($"model of {job.Parameters["test"]} after {seconds} steps\n"));
+        await writer.PutAsync("final-model/model.txt", content, cancellationToken);
+        var published = await writer.PublishAsync(cancellationToken: cancellationToken);
+        return new StepOutput(job.Step, key.Activity, key.Hash, key.Prefix, published.Manifest.ContentHash, Cached: false);
     }
 }

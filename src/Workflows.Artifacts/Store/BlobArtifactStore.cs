@@ -98,6 +98,14 @@ public sealed class BlobArtifactStore : IArtifactStore
         {
             throw StorageConnection.Unreachable(connection, e);
         }
+        catch (Azure.Identity.AuthenticationFailedException e)
+        {
+            // No identity available (no workload-identity token file, no managed identity, no az login): say which
+            // setting chose identity access; the credential chain's own message lists what it tried.
+            throw new StorageConfigurationException(
+                $"No Entra ID token for {connection.Description}: {e.Message.Split('\n')[0].TrimEnd('.')}. " +
+                $"In AKS the pod needs the workload-identity label and service account; elsewhere set {StorageConnection.ConnectionStringVariable} instead.", e);
+        }
         options ??= BlobArtifactStoreOptions.Default with
         {
             BlockChecksum = connection.BlobEndpoint.IsLoopback ? BlockChecksum.Md5 : BlockChecksum.Crc64,

@@ -17,19 +17,36 @@ public static class BenchEngineCommand
         var counts = new Option<int[]>("--count") { Description = "Fan-out sizes.", DefaultValueFactory = _ => [64, 512], AllowMultipleArgumentsPerToken = true };
         var repeat = new Option<int>("--repeat") { Description = "Runs per size.", DefaultValueFactory = _ => 3 };
         var experiment = new Option<string>("--experiment") { Description = "Experiment file whose spec the runs carry.", DefaultValueFactory = _ => Path.Combine("experiments", "smoke.yaml") };
+        var workers = new Option<int[]>("--workers")
+        {
+            Description = "Scale-out mode: for each N, start N 'wf worker' processes + 1 'wf gpu-agent' process and run a real prepare-data of --shards shards of the experiment's data.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var shards = new Option<int>("--shards") { Description = "Scale-out mode: shards of the prepare-data run.", DefaultValueFactory = _ => 64 };
+        var shardTokens = new Option<long>("--shard-tokens") { Description = "Scale-out mode: token budget per shard (the run's token_budget = shards x this).", DefaultValueFactory = _ => 8192 };
         var command = new Command("engine", """
             Engine overhead: a one-step workflow fanning out N empty activities, through the same orchestration, run
             records and worker settings as real runs, on a fresh task hub (deleted afterwards). Reports end-to-end
             seconds (submit to run record 'Succeeded') and activities/s.
 
-            Example:
+            With --workers N...: scale-out proof instead. N separate 'wf worker' processes and one 'wf gpu-agent'
+            process on one storage account run a real prepare-data of --shards shards (fresh seed per run, so nothing is
+            cached); the published manifest is checked (every shard exactly once) and each worker's share is shown.
+
+            Examples:
               wf bench engine --count 64 512 --repeat 3
+              wf bench engine --workers 1 3 --shards 64 --repeat 2
             """)
         {
-            counts, repeat, experiment,
+            counts, repeat, experiment, workers, shards, shardTokens,
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (parse.GetValue(workers) is { Length: > 0 } workerCounts)
+            {
+                return await BenchScaleOut.RunAsync(cli, parse.GetValue(experiment)!, workerCounts, parse.GetValue(shards), parse.GetValue(shardTokens), parse.GetValue(repeat), ct);
+            }
+
             var request = EngineCli.Prepare(parse.GetValue(experiment)!);
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, ct);
             var options = EngineCli.Options(EngineOptions.UniqueHubName("bench"));

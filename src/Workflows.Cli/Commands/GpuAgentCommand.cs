@@ -3,36 +3,49 @@ using DurableTask.Core;
 using Workflows.Artifacts.Azurite;
 using Workflows.Artifacts.Store;
 using Workflows.Engine;
+using Workflows.Engine.Hosting;
 using Workflows.Engine.Jobs;
+using Workflows.Engine.Telemetry;
 
 namespace Workflows.Cli.Commands;
 
-/// <summary><c>wf gpu-agent</c>: takes GPU jobs (training) from the store until Ctrl-C.</summary>
+/// <summary><c>wf gpu-agent</c>: takes GPU jobs (training, evaluation, report) from the store until SIGTERM or Ctrl-C.</summary>
 public static class GpuAgentCommand
 {
     public static Command Create(CliContext cli)
     {
         var hub = EngineCli.HubOption();
         var device = new Option<string>("--device") { Description = "Training device: cpu, cuda, cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("gpu-agent", """
+        var command = new Command("gpu-agent", $"""
             Run a GPU agent: it claims queued GPU jobs (gpu-jobs/ in the store) with a blob lease, runs them (training
             from the prepared data, resuming from checkpoints when it takes over a job), renews the lease as heartbeat,
-            uploads the outputs and signals the run. Ctrl-C stops after checkpointing; another agent resumes the job.
+            uploads the outputs and signals the run.
+
+            Same environment as 'wf worker' ({WorkerEnvironment.DataCacheVariable} holds the agent's data and checkpoint cache);
+            on SIGTERM the agent takes no new job, gives the running one up to {WorkerEnvironment.ShutdownGraceVariable}
+            (default 570 s) to finish, then hands it back (status queued, lease released: another agent resumes it
+            from its checkpoints) and exits 0.
+
+            Example:
+              WF_HEARTBEAT_FILE=/tmp/wf/heartbeat wf gpu-agent --device cuda
             """)
         {
             hub, device,
         };
         command.SetAction(async (parse, ct) =>
         {
-            await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, ct);
-            var options = EngineCli.Options(parse.GetValue(hub)!) with { TrainingDevice = parse.GetValue(device)! };
+            var environment = WorkerEnvironment.Read(WorkerRole.GpuAgent);
+            using var loggers = TelemetryExport.CreateLoggerFactory(environment.LogLevel, cli.Err, TelemetryExport.IsConfigured());
+            using var export = TelemetryExport.StartOtlp("wf-gpu-agent");
+            await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, CancellationToken.None);
+            var options = EngineCli.Options(parse.GetValue(hub)!, environment) with { TrainingDevice = parse.GetValue(device)!, LoggerFactory = loggers };
             var store = await BlobArtifactStore.OpenAsync(storage.Connection, options.ContainerName);
             var service = EngineHost.CreateService(storage.Connection, options);
             await service.CreateIfNotExistsAsync();
             var services = new EngineServices(store, options, new TaskHubClient(service));
             var agent = new GpuAgent(services, GpuJobHandlers.All(services), cli.Out);
-            cli.Out.WriteLine($"gpu-agent {agent.AgentId} on {options.TrainingDevice} ({storage.Connection.Description}). Ctrl-C stops.");
-            await agent.RunAsync(ct);
+            cli.Out.WriteLine($"gpu-agent {agent.AgentId} on {options.TrainingDevice}, task hub '{options.TaskHubName}', container '{options.ContainerName}' ({storage.Connection.Description}). SIGTERM or Ctrl-C stops.");
+            await WorkerLifetime.RunAgentAsync(agent, store, environment, ct, message => cli.Out.WriteLine($"gpu-agent: {message}"));
             return ExitCodes.Ok;
         });
         return command;

@@ -8,6 +8,7 @@ using Workflows.Artifacts.Azurite;
 using Workflows.Artifacts.Runs;
 using Workflows.Artifacts.Store;
 using Workflows.Engine;
+using Workflows.Engine.Hosting;
 using Workflows.Engine.Jobs;
 using Workflows.Engine.Orchestration;
 using Workflows.Experiments.Validation;
@@ -95,12 +96,15 @@ internal static class EngineCli
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable(HubVariable) is { Length: > 0 } h ? h : "wf",
     };
 
-    public static EngineOptions Options(string hub, string? experimentFile = null) => new()
+    /// <summary>Engine options from the environment the manifests set (WF_ARTIFACTS_CONTAINER, WF_WORK_DIR, WF_DATA_CACHE) and the --hub option.</summary>
+    public static EngineOptions Options(string hub, string? experimentFile = null, WorkerRole role = WorkerRole.Client) =>
+        Options(hub, WorkerEnvironment.Read(role), experimentFile);
+
+    public static EngineOptions Options(string hub, WorkerEnvironment environment, string? experimentFile = null) => new()
     {
         TaskHubName = hub,
-        // WF_CONTAINER keeps separate deployments (or tests) sharing one storage account apart.
-        ContainerName = Environment.GetEnvironmentVariable("WF_CONTAINER") is { Length: > 0 } container ? container : "workflows",
-        CacheDirectory = Path.Combine(".wf", "cache"),
+        ContainerName = environment.ArtifactsContainer,
+        CacheDirectory = environment.CacheDirectory,
         ResolveTokenizer = name => TokenizerResolver.Resolve(name, null,
             experimentFile is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(Path.GetFullPath(experimentFile))!),
     };
@@ -209,7 +213,7 @@ internal static class EngineCli
         var r = view.Record;
         cli.Out.WriteLine($"run {r.RunId}  {r.ExperimentName}  {r.Status}  submitted {r.SubmittedAt:u}{(r.Duration is { } d ? $"  took {d.TotalSeconds:0.0}s" : "")}");
         var table = new Table { Border = cli.Colour ? TableBorder.Rounded : TableBorder.Ascii };
-        foreach (var h in new[] { "step", "state", "done", "attempts", "cached", "started", "took", "error" })
+        foreach (var h in new[] { "step", "state", "done", "attempts", "retries", "cached", "started", "took", "error" })
         {
             table.AddColumn(h);
         }
@@ -223,6 +227,7 @@ internal static class EngineCli
                 Markup.Escape(p?.State ?? s.Status),
                 p is null ? "" : $"{p.Done}/{p.Total}",
                 p is null ? "" : p.Attempts.ToString(CultureInfo.InvariantCulture),
+                p is null ? "" : p.Retries.ToString(CultureInfo.InvariantCulture),
                 s.Cached || p?.Cached == true ? "yes" : "",
                 s.StartedAt?.ToString("HH:mm:ss", CultureInfo.InvariantCulture) ?? "",
                 took,

@@ -55,8 +55,40 @@ public static class StatusCommand
             }
 
             EngineCli.PrintRun(cli, view, parse.GetValue(json));
+            if (!parse.GetValue(json))
+            {
+                await PrintGpuJobsAsync(cli, client, id, ct);
+            }
+
             return ExitCodes.Ok;
         }, ct));
         return command;
+    }
+
+    /// <summary>The run's GPU jobs (train, evaluations, report): attempt, state, agent, queue wait and run time.</summary>
+    private static async Task PrintGpuJobsAsync(CliContext cli, Workflows.Engine.EngineClient client, string runId, CancellationToken ct)
+    {
+        var jobs = await new Workflows.Engine.Jobs.GpuJobStore(client.Store).ListForRunAsync(runId, ct);
+        if (jobs.Count == 0)
+        {
+            return;
+        }
+
+        cli.Out.WriteLine("GPU jobs (queue wait = enqueued until an agent claimed it):");
+        var table = new Table { Border = cli.Colour ? TableBorder.Rounded : TableBorder.Ascii };
+        foreach (var h in new[] { "job", "state", "agent", "enqueued", "queue wait", "ran", "progress / error" })
+        {
+            table.AddColumn(h);
+        }
+
+        foreach (var (job, status) in jobs)
+        {
+            var wait = status?.StartedAt is { } claimed ? $"{(claimed - job.EnqueuedAt).TotalSeconds:0.0}s" : "";
+            var ran = status?.StartedAt is { } s2 ? $"{(status.UpdatedAt - s2).TotalSeconds:0.0}s" : "";
+            table.AddRow(Markup.Escape(job.JobId), Markup.Escape(status?.State ?? "?"), Markup.Escape(status?.Agent ?? ""),
+                job.EnqueuedAt.ToString("HH:mm:ss", CultureInfo.InvariantCulture), wait, ran, Markup.Escape(status?.Error ?? status?.Progress ?? ""));
+        }
+
+        cli.Console.Write(table);
     }
 }

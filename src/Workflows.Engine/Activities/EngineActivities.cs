@@ -23,7 +23,8 @@ public sealed class UpdateRunActivity(EngineServices services) : AsyncTaskActivi
 {
     protected override async Task<bool> ExecuteAsync(TaskContext context, RunUpdate input)
     {
-        await services.Runs.UpdateAsync(input.RunId, r => Apply(r, input));
+        var updated = await services.Runs.UpdateAsync(input.RunId, r => Apply(r, input));
+        Telemetry.EngineTelemetry.RecordRunUpdate(input, updated.Record.StartedAt);
         return true;
     }
 

@@ -28,7 +28,9 @@ public static class GpuJobStates
 }
 
 /// <summary>A job's status blob: who runs it, the last heartbeat, and the output or error once finished.</summary>
-public sealed record GpuJobStatus(string JobId, string State, string? Agent, DateTimeOffset UpdatedAt, StepOutput? Output, string? Error, string? Progress);
+/// <param name="StartedAt">When the agent now running (or last running) the job claimed it; claim time minus the job's EnqueuedAt is its queue wait.</param>
+public sealed record GpuJobStatus(string JobId, string State, string? Agent, DateTimeOffset UpdatedAt, StepOutput? Output, string? Error, string? Progress,
+    DateTimeOffset? StartedAt = null);
 
 /// <summary>
 /// Jobs as blobs: <c>gpu-jobs/&lt;job-id&gt;/job.json</c> (create-only, so a re-delivered enqueue activity is harmless),
@@ -91,6 +93,27 @@ public sealed class GpuJobStore(IArtifactStore store)
         }
 
         return open;
+    }
+
+    /// <summary>Every job of one run (job ids start with the run id), with its status, in id order: what <c>wf status RUN</c> shows.</summary>
+    public async Task<IReadOnlyList<(GpuJob Job, GpuJobStatus? Status)>> ListForRunAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        var found = new List<(GpuJob, GpuJobStatus?)>();
+        await foreach (var blob in Store.ListAsync(Root, cancellationToken))
+        {
+            if (!blob.Name.EndsWith("/job.json", StringComparison.Ordinal) || !blob.Name.StartsWith($"{Root}{runId}.", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var id = blob.Name[Root.Length..^"/job.json".Length];
+            if (await GetAsync(id, cancellationToken) is { } job)
+            {
+                found.Add((job, await GetStatusAsync(id, cancellationToken)));
+            }
+        }
+
+        return found;
     }
 
     private async Task<T?> ReadAsync<T>(string name, CancellationToken cancellationToken)

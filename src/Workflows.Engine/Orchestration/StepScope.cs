@@ -59,6 +59,11 @@ public sealed class StepScope
         for (var attempt = 1; ; attempt++)
         {
             Report(p => p with { Attempts = Math.Max(p.Attempts, attempt), Retries = p.Retries + (attempt > 1 ? 1 : 0) });
+            if (attempt > 1 && !Context.IsReplaying)
+            {
+                Telemetry.EngineTelemetry.StepRetries.Add(1, new KeyValuePair<string, object?>("step", Step.Id));
+            }
+
             string error;
             try
             {
