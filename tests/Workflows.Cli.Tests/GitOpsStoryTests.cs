@@ -171,6 +171,25 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
                 .And.Contain("Data prep reproduced bit for bit: 4 shard(s)");
             var rerunRecord = (await host.Client.ListAsync()).Single(r => r.RerunOf == runId);
             rerunRecord.Steps.Should().OnlyContain(s => !s.Cached, "--force recomputes every step");
+
+            // 7. Another /run, cancelled at once: the terminated orchestration never reaches its own run-finished step,
+            //    so `wf cancel` puts the cancellation on the PR itself (comment + error status).
+            //    The worker is stopped first: every step of this run is cached, so with a worker it could finish before the
+            //    cancel lands; without one it stays queued and the test is deterministic.
+            await host.StopAsync(TimeSpan.FromSeconds(10));
+            string[] secondArgs = [.. submitArgs.Select(a => a == "555" ? "557" : a)];
+            var second = Wf(secondArgs);
+            second.Exit.Should().Be(ExitCodes.Ok, second.Out + second.Err);
+            var cancelledId = RunIdIn().Match(second.Out).Groups[1].Value;
+            cancelledId.Should().NotBe(runId);
+            gh.ClearRequests();
+            var cancel = Wf("cancel", cancelledId, "--reason", "story test");
+            cancel.Exit.Should().Be(ExitCodes.Ok, cancel.Out + cancel.Err);
+            cancel.Out.Should().Contain("reported on acme/longctx#12");
+            (await host.Client.Runs.GetAsync(cancelledId))!.Record.Status.Should().Be(RunStatus.Cancelled);
+            gh.Requests[^1].ToString().Should().Be($"POST {Api}/statuses/{HeadSha}");
+            gh.Requests[^1].Json!["state"]!.GetValue<string>().Should().Be("error");
+            gh.Comments.Single().Body.Should().Contain($"`{cancelledId}`").And.Contain("cancelled");
             log.WriteLine($"submit returned in {submitWatch.Elapsed.TotalSeconds:0.0}s; first run done at {runSeconds:0.0}s; whole story {clock.Elapsed.TotalSeconds:0.0}s");
         }
         finally

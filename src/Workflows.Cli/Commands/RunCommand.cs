@@ -145,11 +145,15 @@ internal static class EngineCli
         }
     }
 
-    public static async Task<T> WithClient<T>(CliContext cli, string hub, Func<EngineClient, Task<T>> action, CancellationToken ct)
+    public static Task<T> WithClient<T>(CliContext cli, string hub, Func<EngineClient, Task<T>> action, CancellationToken ct) =>
+        WithClient(cli, hub, (client, _) => action(client), ct);
+
+    /// <summary>The same, with the storage connection (for commands that also publish or report).</summary>
+    public static async Task<T> WithClient<T>(CliContext cli, string hub, Func<EngineClient, Workflows.Artifacts.StorageConnection, Task<T>> action, CancellationToken ct)
     {
         await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, ct);
         var client = await EngineClient.ConnectAsync(storage.Connection, Options(hub));
-        return await action(client);
+        return await action(client, storage.Connection);
     }
 
     /// <summary>Prints a line whenever a step's state, phase, counts or attempts change; returns the final view.</summary>

@@ -14,17 +14,27 @@ public static class GitOpsWiring
     /// </summary>
     public static bool AddRunFinishedHook(EngineServices services, StorageConnection connection, TextWriter? log = null, Func<string, string?>? env = null)
     {
-        env ??= Environment.GetEnvironmentVariable;
-        if (env("GITHUB_TOKEN") is not { Length: > 0 } token)
+        if (CreateHook(services.Store, connection, env) is not { } hook)
         {
             return false;
         }
 
+        services.RunFinishedHooks.Add(hook.Hook);
+        log?.WriteLine($"GitHub reporting on: finished runs of pull requests update their PR comment and commit status (reports in container '{hook.Publisher.Container.Name}', {hook.Publisher.Access})");
+        return true;
+    }
+
+    /// <summary>The GitHub results hook, or null when GITHUB_TOKEN is not set.</summary>
+    public static (GitHubRunFinishedHook Hook, ReportPublisher Publisher)? CreateHook(Workflows.Artifacts.Store.IArtifactStore store, StorageConnection connection, Func<string, string?>? env = null)
+    {
+        env ??= Environment.GetEnvironmentVariable;
+        if (env("GITHUB_TOKEN") is not { Length: > 0 } token)
+        {
+            return null;
+        }
+
         var url = env("WF_GITHUB_API_URL") ?? env("GITHUB_API_URL");
         var publisher = new ReportPublisher(connection, ReportPublishingOptions.FromEnvironment(env));
-        services.RunFinishedHooks.Add(new GitHubRunFinishedHook(services.Store, publisher, token,
-            string.IsNullOrWhiteSpace(url) ? null : new Uri(url), env("WF_GITHUB_BOT_LOGIN")));
-        log?.WriteLine($"GitHub reporting on: finished runs of pull requests update their PR comment and commit status (reports in container '{publisher.Container.Name}', {publisher.Access})");
-        return true;
+        return (new GitHubRunFinishedHook(store, publisher, token, string.IsNullOrWhiteSpace(url) ? null : new Uri(url), env("WF_GITHUB_BOT_LOGIN")), publisher);
     }
 }
