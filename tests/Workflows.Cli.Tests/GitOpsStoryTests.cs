@@ -119,6 +119,7 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
             gh.Statuses.Select(s => s.State).Should().Equal("pending", "pending", "success");
             var body = gh.Comments.Single().Body;
             body.Should().Contain($"run `{runId}` succeeded").And.Contain("mean needle score").And.Contain("| context length | mean |")
+                .And.Contain("Loss by domain and length").And.Contain("| 0-512 | Book |", "the smoke experiment's held-out books")
                 .And.Contain("Tokens per source", "the plan section is kept");
             var heatmapUrl = new Uri(HeatmapIn().Match(body).Groups[1].Value);
             heatmapUrl.AbsolutePath.Should().MatchRegex($"/story-reports-{suffix}/reports/[0-9a-f]{{64}}\\.png$");
