@@ -78,6 +78,7 @@ public static class Program
         root.Subcommands.Add(GpuAgentCommand.Create(cli));
         root.Subcommands.Add(ReportCommand.Create(cli));
         root.Subcommands.Add(ArchiveCommand.Create(cli));
+        root.Subcommands.Add(CorpusCommand.Create(cli));
         root.Subcommands.Add(ListCommand.Create(cli));
         root.Subcommands.Add(ShowCommand.Create(cli));
         root.Subcommands.Add(RerunCommand.Create(cli));

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using DurableTask.Core;
 using Workflows.Artifacts.ContentAddressing;
+using Workflows.Artifacts.Corpora;
 using Workflows.DataPrep.Corpus;
 using Workflows.DataPrep.Packing;
 using Workflows.DataPrep.Pipeline;
@@ -12,6 +13,7 @@ using Workflows.DataPrep.Selection;
 using Workflows.DataPrep.Statistics;
 using Workflows.DataPrep.Tokenization;
 using Workflows.Engine.Activities;
+using Workflows.Engine.Corpora;
 using Workflows.Engine.Orchestration;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Validation;
@@ -19,7 +21,8 @@ using Workflows.Experiments.Validation;
 namespace Workflows.Engine.Steps;
 
 /// <summary>
-/// prepare-data as activities over <see cref="DataPrepPipeline"/>: resolve inputs (SHA-256 of each local file) →
+/// prepare-data as activities over <see cref="DataPrepPipeline"/>: resolve inputs (SHA-256 of each local file of
+/// <c>data.paths</c>, or, without paths, the registered corpus <c>data.corpus</c>'s manifest) →
 /// cache check → measure per input file (fan-out; each file's index is itself content-addressed, so experiments over
 /// the same files share it) → plan → write shard j (fan-out over the plan's shards) → publish (statistics, charts,
 /// the data-prep manifest, then the content-addressed manifest, last).
@@ -29,6 +32,8 @@ namespace Workflows.Engine.Steps;
 /// <c>data/length-histogram.png</c>, <c>data/source-mix.png</c>, <c>data/manifest.json</c> (the data-prep manifest, so
 /// downloading <c>data/</c> gives exactly the folder <c>wf prep</c> writes and training reads).
 /// Key = (prepare-data, version, {options, tokenizer, shard count, input keys}, {input:KEY → SHA-256 of the file}).
+/// A corpus file's key and SHA-256 come from its manifest, so a corpus run and a local-paths run of the same files
+/// (same keys, same bytes) have the same keys and share every cached output.
 /// The template's fan-out count is the number of output shards wanted: sequences per shard = ceil(sequences / count).
 /// </remarks>
 public static class PrepareDataStep
@@ -63,7 +68,8 @@ public static class PrepareDataStep
 
     public sealed record ResolveInput(string RunId, string Step, IReadOnlyList<string> DataPaths, int ShardCount);
 
-    public sealed record InputRef(string Key, string Path, string Sha256, string MeasureKeyHash);
+    /// <summary>One input. From a registered corpus (<paramref name="FromCorpus"/>), <paramref name="Path"/> is its blob and the bytes are fetched into the cache.</summary>
+    public sealed record InputRef(string Key, string Path, string Sha256, string MeasureKeyHash, long Bytes = 0, bool FromCorpus = false);
 
     public sealed record PrepInputs(string KeyHash, IReadOnlyList<InputRef> Files);
 
@@ -85,11 +91,6 @@ public static class PrepareDataStep
     {
         public async Task<StepOutput> RunAsync(StepScope scope)
         {
-            if (scope.Run.DataPaths.Count == 0)
-            {
-                throw new StepFailedException(scope.Step.Id, null, "the experiment lists no data.paths: prepare-data reads local files for now");
-            }
-
             scope.Report(p => p with { Phase = "resolve inputs" });
             var inputs = await scope.CallAsync<PrepInputs>(Resolve, new ResolveInput(scope.Run.RunId, scope.Step.Id, scope.Run.DataPaths, scope.Step.FanOutCount));
             var key = ArtifactKey.FromParts(Type, Version, inputs.KeyHash);
@@ -147,16 +148,18 @@ public static class PrepareDataStep
 
         public async Task<PrepInputs> ResolveAsync(ResolveInput input)
         {
-            var (_, tokenizer, options) = await Setup(input.RunId);
-            var files = InputFile.Discover(input.DataPaths);
+            var (spec, tokenizer, options) = await Setup(input.RunId);
+            // No data.paths: the registered corpus data.corpus, whose manifest already holds each file's key and SHA-256.
+            var files = input.DataPaths.Count > 0
+                ? InputFile.Discover(input.DataPaths).Select(f => (f.Key, f.Path, Sha256: CorpusMeasurer.Sha256Of(f.Path), Bytes: 0L, FromCorpus: false)).ToList()
+                : (await CorpusInputs.ResolveAsync(services, spec.Data.Corpus)).Select(f => (f.Key, Path: f.Blob, f.Sha256, f.Bytes, FromCorpus: true)).ToList();
             var fingerprint = CorpusMeasurer.ReaderFingerprint(options.Reader);
             var refs = files.Select(f =>
             {
-                var sha = CorpusMeasurer.Sha256Of(f.Path);
                 var measureKey = ArtifactKey.Compute(MeasureActivity, MeasureVersion,
                     new JsonObject { ["fileKey"] = f.Key, ["reader"] = fingerprint, ["tokenizer"] = tokenizer.Id },
-                    new Dictionary<string, string> { ["input"] = sha });
-                return new InputRef(f.Key, f.Path, sha, measureKey.Hash);
+                    new Dictionary<string, string> { ["input"] = f.Sha256 });
+                return new InputRef(f.Key, f.Path, f.Sha256, measureKey.Hash, f.Bytes, f.FromCorpus);
             }).ToList();
 
             // Options minus the thread count (which never changes the output), as canonical JSON.
@@ -180,15 +183,18 @@ public static class PrepareDataStep
             }
 
             var (_, tokenizer, options) = await Setup(input.RunId);
+            var path = input.File.FromCorpus
+                ? await CorpusInputs.LocalPathAsync(services, new CorpusFile(input.File.Key, input.File.Sha256, input.File.Bytes))
+                : input.File.Path;
             var scratch = services.NewScratchDirectory("measure");
             try
             {
-                if (CorpusMeasurer.Sha256Of(input.File.Path) != input.File.Sha256)
+                if (CorpusMeasurer.Sha256Of(path) != input.File.Sha256)
                 {
-                    throw new InvalidDataException($"{input.File.Path} changed since the run resolved its inputs (SHA-256 differs): resubmit the run");
+                    throw new InvalidDataException($"{path} changed since the run resolved its inputs (SHA-256 differs): resubmit the run");
                 }
 
-                await DataPrepPipeline.MeasureAsync(new InputFile(input.File.Path, input.File.Key), options, tokenizer, scratch, null, CancellationToken.None);
+                await DataPrepPipeline.MeasureAsync(new InputFile(path, input.File.Key), options, tokenizer, scratch, null, CancellationToken.None);
                 var writer = services.Manifests.BeginWrite(key, services.Producer(input.RunId));
                 foreach (var file in Directory.EnumerateFiles(scratch).Order(StringComparer.Ordinal))
                 {

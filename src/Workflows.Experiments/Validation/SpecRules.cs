@@ -141,11 +141,9 @@ public static class SpecRules
                 (suggestion is null ? "" : $"did you mean '{suggestion}'? ") + "use llama-2, gpt2 or a path to a SentencePiece tokenizer.model");
         }
 
-        if (data.Corpus != "slimpajama" && (data.Paths is null || data.Paths.Count == 0))
-        {
-            Add("data.corpus", DiagnosticCode.InvalidValue, $"unknown corpus '{data.Corpus}' and no paths given",
-                "use corpus: slimpajama, or list input files under data.paths");
-        }
+        // Any corpus id (the spec's pattern) is allowed without data.paths: corpora are registered in the engine's blob
+        // store ('wf corpus upload NAME FILES...'), which validation cannot see; the engine's prepare-data step fails a
+        // run whose corpus is not registered, naming that command.
 
         CheckModel(spec, Add);
 

@@ -1,0 +1,67 @@
+using Workflows.Artifacts.Corpora;
+using Workflows.Artifacts.Store;
+using static Workflows.Cli.Tests.CliHarness;
+
+namespace Workflows.Cli.Tests;
+
+/// <summary><c>wf corpus upload|list|show</c> against a real Azurite (in a container of its own).</summary>
+[Collection(nameof(EnvironmentVariables))]
+public sealed class CorpusCommandTests
+{
+    [Fact]
+    public async Task Upload_registers_content_addressed_blobs_and_a_manifest_skips_known_blobs_and_list_and_show_read_it_back()
+    {
+        await using var storage = await TestStorage.StartAsync();
+        var container = "corpus-" + Guid.NewGuid().ToString("N")[..12];
+        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst");
+        var previous = Environment.GetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING");
+        Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", storage.Connection.ConnectionString);
+        try
+        {
+            var first = Wf("corpus", "upload", "sample", sample, "--container", container);
+            first.Exit.Should().Be(0, first.Err);
+            first.Out.Should().Contain("uploaded").And.Contain("sample.jsonl.zst").And.Contain("corpus sample: 1 file(s), 152,274 bytes");
+
+            var store = await BlobArtifactStore.OpenAsync(storage.Connection, container);
+            var manifest = (await new CorpusRegistry(store).TryGetAsync("sample"))!;
+            var file = manifest.Files.Should().ContainSingle().Subject;
+            file.Key.Should().Be("sample.jsonl.zst");
+            file.Sha256.Should().Be(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(sample))));
+            (await store.GetPropertiesAsync($"corpora/blobs/{file.Sha256}"))!.Length.Should().Be(new FileInfo(sample).Length);
+
+            var again = Wf("corpus", "upload", "sample", sample, "--container", container);
+            again.Exit.Should().Be(0, again.Err);
+            again.Out.Should().Contain("stored").And.Contain("uploaded 0 bytes").And.Contain("manifest unchanged");
+
+            // The folder holds a second file: a different corpus under the same name needs --replace.
+            var folder = Path.GetDirectoryName(sample)!;
+            var clash = Wf("corpus", "upload", "sample", folder, "--container", container);
+            clash.Exit.Should().Be(1);
+            clash.Err.Should().Contain("--replace");
+            Wf("corpus", "upload", "pd", folder, "--container", container).Exit.Should().Be(0);
+
+            var list = Wf("corpus", "list", "--container", container);
+            list.Exit.Should().Be(0, list.Err);
+            list.Out.Should().MatchRegex(@"(?s)^pd\s+2 file\(s\).*\nsample\s+1 file\(s\)");
+
+            var show = Wf("corpus", "show", "sample", "--container", container);
+            show.Exit.Should().Be(0, show.Err);
+            show.Out.Should().Contain(file.Sha256).And.Contain("sample.jsonl.zst");
+
+            var missing = Wf("corpus", "show", "nothing-here", "--container", container);
+            missing.Exit.Should().Be(1);
+            missing.Err.Should().Contain("corpus 'nothing-here' is not registered").And.Contain("wf corpus upload nothing-here");
+
+            foreach (var bad in new[] { "../escape", "Upper", "blobs", "a/b" })
+            {
+                var refused = Wf("corpus", "upload", bad, sample, "--container", container);
+                refused.Exit.Should().Be(1, bad);
+                refused.Err.Should().Contain("corpus name", bad);
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", previous);
+        }
+    }
+}
