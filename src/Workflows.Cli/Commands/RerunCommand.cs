@@ -85,13 +85,20 @@ public static class RerunCommand
             if (await outputs.DataPrepAsync(archived, ct) is { } data)
             {
                 var problems = new List<string>();
-                var files = InputFile.Discover(archived.DataPaths).ToDictionary(f => f.Key, f => f.Path, StringComparer.Ordinal);
+                // Local inputs are hashed again; a registered corpus (no data.paths) is compared through its manifest, whose
+                // blobs are content-addressed and verified when a worker downloads them.
+                var corpus = archived.DataPaths.Count == 0
+                    ? await new Workflows.Artifacts.Corpora.CorpusRegistry(client.Store).TryGetAsync(spec.Data.Corpus, ct)
+                    : null;
+                var current = archived.DataPaths.Count > 0
+                    ? InputFile.Discover(archived.DataPaths).ToDictionary(f => f.Key, f => CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal)
+                    : (corpus?.Files ?? []).ToDictionary(f => f.Key, f => f.Sha256, StringComparer.Ordinal);
                 foreach (var (key, expected) in data.Inputs)
                 {
-                    var got = files.TryGetValue(key, out var path) ? CorpusMeasurer.Sha256Of(path) : null;
+                    var got = current.GetValueOrDefault(key);
                     if (got != expected)
                     {
-                        problems.Add($"input {key}: expected SHA-256 {expected}, got {got ?? "(file missing)"}");
+                        problems.Add($"input {key}: expected SHA-256 {expected}, got {got ?? (corpus is null && archived.DataPaths.Count == 0 ? $"(corpus '{spec.Data.Corpus}' is not registered)" : "(file missing)")}");
                     }
                 }
 
