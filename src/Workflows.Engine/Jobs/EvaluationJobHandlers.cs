@@ -6,6 +6,7 @@ using Workflows.Artifacts.Runs;
 using Workflows.DataPrep.Corpus;
 using Workflows.Evaluation.DomainLoss;
 using Workflows.Training.Inference;
+using Workflows.Engine.Corpora;
 using Workflows.Engine.Orchestration;
 using Workflows.Engine.Steps;
 using Workflows.Evaluation.Inference;
@@ -121,7 +122,7 @@ public sealed class NeedleJobHandler(EngineServices services, string defaultHays
 
 /// <summary>
 /// evaluate-domain-loss: the trained model over the experiment's held-out files (<c>evaluation.domain_loss.paths</c>,
-/// recorded absolute in the run record at submit): loss per source in the length buckets and at each evaluation length
+/// recorded absolute in the run record at submit, or the registered corpus <c>evaluation.domain_loss.corpus</c>): loss per source in the length buckets and at each evaluation length
 /// (<see cref="DomainLossEvaluation"/>), published as <c>domain-loss/loss.json</c> with the SHA-256 of every file read
 /// (<c>domain-loss/inputs.json</c>). An experiment that turns it off (<c>enabled: false</c>) gets an empty output marked
 /// "disabled"; one that enables it without held-out files fails the step saying so, never a made-up number.
@@ -143,14 +144,31 @@ public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandl
         var record = (await services.Runs.GetAsync(job.RunId, cancellationToken))?.Record
                      ?? throw new InvalidOperationException($"run {job.RunId} has no run record");
         var paths = record.HeldOutPaths ?? [];
-        if (paths.Count == 0)
+        List<InputFile> files;
+        List<HeldOutInput> inputs;
+        if (paths.Count > 0)
+        {
+            files = [.. InputFile.Discover(paths)];
+            inputs = [.. files.Select(f => new HeldOutInput(f.Path, new FileInfo(f.Path).Length, Sha256(f.Path)))];
+        }
+        else if (spec.Evaluation.DomainLoss.Corpus is { } corpus)
+        {
+            // A registered corpus: keys and SHA-256 from its manifest, bytes downloaded (verified) into this machine's cache.
+            reportProgress($"held-out corpus '{corpus}'");
+            files = [];
+            inputs = [];
+            foreach (var file in await CorpusInputs.ResolveAsync(services, corpus, cancellationToken))
+            {
+                files.Add(new InputFile(await CorpusInputs.LocalPathAsync(services, file, cancellationToken), file.Key));
+                inputs.Add(new HeldOutInput($"corpus:{corpus}/{file.Key}", file.Bytes, file.Sha256));
+            }
+        }
+        else
         {
             throw new InvalidOperationException(
-                "evaluation.domain_loss is enabled but evaluation.domain_loss.paths names no held-out files: point it at a validation split, or set enabled: false");
+                "evaluation.domain_loss is enabled but names no held-out data: set evaluation.domain_loss.paths (local files) or .corpus (registered with wf corpus upload), or set enabled: false");
         }
 
-        var files = InputFile.Discover(paths).ToList();
-        var inputs = files.Select(f => new HeldOutInput(f.Path, new FileInfo(f.Path).Length, Sha256(f.Path))).ToList();
         var modelDir = await EvaluationJobs.DownloadAsync(services, EvaluationJobs.InputOfType(job, "train"), TrainJobHandler.Version,
             TrainingRunner.FinalModelFolder, cancellationToken);
         var tokenizer = services.Options.ResolveTokenizer(spec.Data.Tokenizer);

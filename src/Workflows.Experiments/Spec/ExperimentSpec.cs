@@ -267,8 +267,11 @@ public sealed record DomainLossSpec(
     [property: Doc("Held-out documents per source.")]
     [property: Bounds(1, 100000)]
     int DocumentsPerSource = 32,
-    [property: Doc("Held-out SlimPajama-format files or folders (e.g. SlimPajama's validation split), never the training files; relative paths are relative to the experiment file. The engine's evaluate-domain-loss step needs them when enabled.")]
-    IReadOnlyList<string>? Paths = null)
+    [property: Doc("Held-out SlimPajama-format files or folders (e.g. SlimPajama's validation split), never the training files; relative paths are relative to the experiment file. The engine's evaluate-domain-loss step needs these or 'corpus' when enabled.")]
+    IReadOnlyList<string>? Paths = null,
+    [property: Doc("Instead of paths: a corpus registered in the engine's store with 'wf corpus upload' (e.g. slimpajama-validation), read by remote workers from storage. Never the training corpus.")]
+    [property: Pattern("^[a-z0-9][a-z0-9-]*$", "a corpus id such as slimpajama-validation")]
+    string? Corpus = null)
 {
     [Doc("Evaluation context lengths (Fig. 3: 1K, 4K, 16K, 32K, 64K, 128K). Binary suffixes.")]
     [Size(SizeBase.Binary)]

@@ -197,6 +197,19 @@ public static class SpecRules
             }
         }
 
+        if (spec.Evaluation.DomainLoss.Corpus is { } heldOutCorpus)
+        {
+            if (heldOut.Count > 0)
+            {
+                Add("evaluation.domain_loss.corpus", DiagnosticCode.InvalidValue, "domain_loss names both paths and a corpus: give one of them", null);
+            }
+            else if ((data.Paths is null || data.Paths.Count == 0) && heldOutCorpus == data.Corpus)
+            {
+                Add("evaluation.domain_loss.corpus", DiagnosticCode.InvalidValue, $"'{heldOutCorpus}' is also the training corpus (data.corpus): held-out documents must not be training documents",
+                    "register the validation split as its own corpus");
+            }
+        }
+
         if (workflowsDirectory is not null && Directory.Exists(workflowsDirectory)
             && !File.Exists(Path.Combine(workflowsDirectory, spec.Workflow + ".yaml")))
         {
