@@ -149,7 +149,8 @@ public sealed class EngineClient
 
         if (await _client.GetOrchestrationStateAsync(runId).ConfigureAwait(false) is null)
         {
-            var input = new RunInput(runId, request.Spec.Name, hash, request.Workflow, request.DataPaths, options.RecomputeFrom);
+            var input = new RunInput(runId, request.Spec.Name, hash, request.Workflow, request.DataPaths, options.RecomputeFrom,
+                await HeldOutInputsAsync(request).ConfigureAwait(false));
             try
             {
                 await _client.CreateOrchestrationInstanceAsync(ExperimentOrchestration.Name, EngineHost.OrchestrationVersion(request.Workflow.Version), runId, input)
@@ -162,6 +163,33 @@ public sealed class EngineClient
         }
 
         return runId;
+    }
+
+    /// <summary>
+    /// The held-out files' key → SHA-256 for the domain-loss step's cache key: local paths hashed here (the submitter reads
+    /// them, as it reads data.paths), or the registered corpus's manifest. Empty when domain loss is off or names no data
+    /// (the step then fails or publishes "disabled" by itself), or the corpus is not registered (the step says so).
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>> HeldOutInputsAsync(SubmitRequest request)
+    {
+        var loss = request.Spec.Evaluation.DomainLoss;
+        if (!loss.Enabled)
+        {
+            return new Dictionary<string, string>();
+        }
+
+        if (request.HeldOutPaths is { Count: > 0 } paths)
+        {
+            return Workflows.DataPrep.Corpus.InputFile.Discover(paths)
+                .ToDictionary(f => f.Key, f => Workflows.DataPrep.Corpus.CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal);
+        }
+
+        if (loss.Corpus is { } corpus && await new Workflows.Artifacts.Corpora.CorpusRegistry(Store).TryGetAsync(corpus).ConfigureAwait(false) is { } manifest)
+        {
+            return manifest.Files.ToDictionary(f => "corpus:" + f.Key, f => f.Sha256, StringComparer.Ordinal);
+        }
+
+        return new Dictionary<string, string>();
     }
 
     private static void RequireSameExperiment(RunRecord existing, string hash)

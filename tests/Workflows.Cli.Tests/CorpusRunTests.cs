@@ -205,6 +205,28 @@ public sealed class CorpusRunTests : IDisposable
             report.Buckets.Should().NotBeEmpty().And.OnlyContain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Book && b.Tokens > 0);
             var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(heldOut)));
             File.ReadAllText(Path.Combine(local, "inputs.json")).Should().Contain("corpus:books-validation/heldout.jsonl.zst").And.Contain(sha);
+
+            // New bytes under the same corpus name: the held-out SHA-256 is in the step's key, so the loss is evaluated
+            // again (train stays cached) instead of a stale loss being reused.
+            var changed = Path.Combine(temp, "changed");
+            Directory.CreateDirectory(changed);
+            File.Copy(Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst"), Path.Combine(changed, "heldout.jsonl.zst"));
+            Wf("corpus", "upload", "books-validation", Path.Combine(changed, "heldout.jsonl.zst"), "--replace", "--container", options.ContainerName)
+                .Exit.Should().Be(ExitCodes.Ok);
+            var second = await host.Client.SubmitAsync(EngineClient.Prepare(experiment, workflows, "0000000"));
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3)))
+            {
+                view = await host.Client.WaitAsync(second, pollInterval: TimeSpan.FromMilliseconds(300), cancellationToken: timeout.Token);
+            }
+
+            view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
+            view.Record.Steps.Single(s => s.Step == "train").Cached.Should().BeTrue();
+            var again = view.Record.Steps.Single(s => s.Step == "evaluate-domain-loss");
+            again.Cached.Should().BeFalse("the held-out bytes changed");
+            var local2 = Path.Combine(temp, "loss2");
+            await RunOutputs.DownloadAsync(host.Services, again.OutputPrefix!, "domain-loss", local2);
+            Workflows.Evaluation.DomainLoss.DomainLossJson.Read(Path.Combine(local2, "loss.json")).Buckets
+                .Should().Contain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Github, "the new held-out file has code");
         }
         finally
         {

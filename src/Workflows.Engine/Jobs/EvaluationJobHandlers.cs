@@ -129,7 +129,9 @@ public sealed class NeedleJobHandler(EngineServices services, string defaultHays
 /// </summary>
 public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandler
 {
-    public string Type => "evaluate-domain-loss";
+    public const string StepType = "evaluate-domain-loss";
+
+    public string Type => StepType;
 
     public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
     {

@@ -13,8 +13,16 @@ public sealed record RunInput(
     string ExperimentHash,
     BoundWorkflow Workflow,
     IReadOnlyList<string> DataPaths,
-    string? RecomputeFrom = null)
+    string? RecomputeFrom = null,
+    IReadOnlyDictionary<string, string>? HeldOutInputs = null)
 {
+    /// <summary>
+    /// The held-out files of <c>evaluation.domain_loss</c> by key → SHA-256, taken at submit (local paths hashed, or the
+    /// registered corpus's manifest). They enter the evaluate-domain-loss step's cache key, so new held-out bytes under
+    /// the same path or corpus name are evaluated again instead of reusing a stale loss.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> HeldOutInputs { get; init; } = HeldOutInputs ?? new Dictionary<string, string>();
+
     /// <summary>Whether <paramref name="step"/> may take its output from the cache (false for RecomputeFrom and later steps).</summary>
     public bool MayReuseCache(string step)
     {

@@ -27,13 +27,24 @@ public static class GpuJobStep
             new ActivityRegistration(ActivityNames.LookupCache, new LookupCacheActivity(services)),
         ]);
 
-    /// <summary>Key of a job's output: step type, version, its bound parameters and the content hashes of its inputs.</summary>
+    /// <summary>
+    /// Key of a job's output: step type, version, its bound parameters and the content hashes of its inputs; for
+    /// evaluate-domain-loss also the held-out files' SHA-256 taken at submit (<see cref="RunInput.HeldOutInputs"/>).
+    /// </summary>
     public static ArtifactKey KeyOf(StepScope scope)
     {
         var inputs = new JsonObject(scope.Step.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal)
             .Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(p.Value))));
-        return ArtifactKey.Compute(scope.Step.Type, Version, new JsonObject { ["parameters"] = inputs },
-            scope.Inputs.ToDictionary(i => i.Key, i => i.Value.ContentHash, StringComparer.Ordinal));
+        var hashes = scope.Inputs.ToDictionary(i => i.Key, i => i.Value.ContentHash, StringComparer.Ordinal);
+        if (scope.Step.Type == DomainLossJobHandler.StepType)
+        {
+            foreach (var (key, sha) in scope.Run.HeldOutInputs)
+            {
+                hashes["held-out:" + key] = sha;
+            }
+        }
+
+        return ArtifactKey.Compute(scope.Step.Type, Version, new JsonObject { ["parameters"] = inputs }, hashes);
     }
 
     public static string EventName(string jobId) => "gpu-job-done:" + jobId;
