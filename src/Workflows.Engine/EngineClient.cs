@@ -168,20 +168,28 @@ public sealed class EngineClient
     /// <summary>
     /// The held-out files' key → SHA-256 for the domain-loss step's cache key: local paths hashed here (the submitter reads
     /// them, as it reads data.paths), or the registered corpus's manifest. Empty when domain loss is off or names no data
-    /// (the step then fails or publishes "disabled" by itself), or the corpus is not registered (the step says so).
+    /// (the step then fails or publishes "disabled" by itself), the workflow has no such step, a local file cannot be
+    /// read here (the step, on the worker, reports the missing file itself), or the corpus is not registered (likewise).
     /// </summary>
     private async Task<IReadOnlyDictionary<string, string>> HeldOutInputsAsync(SubmitRequest request)
     {
         var loss = request.Spec.Evaluation.DomainLoss;
-        if (!loss.Enabled)
+        if (!loss.Enabled || request.Workflow.Steps.All(s => s.Type != Jobs.DomainLossJobHandler.StepType))
         {
             return new Dictionary<string, string>();
         }
 
         if (request.HeldOutPaths is { Count: > 0 } paths)
         {
-            return Workflows.DataPrep.Corpus.InputFile.Discover(paths)
-                .ToDictionary(f => f.Key, f => Workflows.DataPrep.Corpus.CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal);
+            try
+            {
+                return Workflows.DataPrep.Corpus.InputFile.Discover(paths)
+                    .ToDictionary(f => f.Key, f => Workflows.DataPrep.Corpus.CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
+            {
+                return new Dictionary<string, string>();
+            }
         }
 
         if (loss.Corpus is { } corpus && await new Workflows.Artifacts.Corpora.CorpusRegistry(Store).TryGetAsync(corpus).ConfigureAwait(false) is { } manifest)
