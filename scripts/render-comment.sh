@@ -20,7 +20,7 @@
 # Not run by CI. Prerequisites (Debian 12; node/npm from any source):
 #   apt-get install -y chromium imagemagick pngquant fonts-noto-core fonts-liberation
 #   npm install --prefix "$RENDER_TOOLS" markdown-it github-markdown-css   # done automatically when missing
-# RENDER_TOOLS (default /tmp/render-comment) holds node_modules and the intermediate files, never the repository.
+# RENDER_TOOLS (default $TMPDIR/render-comment, /tmp when TMPDIR is unset) holds node_modules and the intermediate files, never the repository.
 # pngquant is optional (without it ImageMagick writes an 8-bit palette PNG).
 set -euo pipefail
 
@@ -39,7 +39,7 @@ done
 in=$(realpath "$1")
 out=$(realpath -m "$2")
 
-tools=${RENDER_TOOLS:-/tmp/render-comment}
+tools=${RENDER_TOOLS:-${TMPDIR:-/tmp}/render-comment}
 mkdir -p "$tools"
 if [[ ! -d "$tools/node_modules/markdown-it" || ! -d "$tools/node_modules/github-markdown-css" ]]; then
   npm install --prefix "$tools" --no-audit --no-fund --silent markdown-it github-markdown-css >&2

@@ -149,8 +149,9 @@ public sealed class EngineClient
 
         if (await _client.GetOrchestrationStateAsync(runId).ConfigureAwait(false) is null)
         {
+            var heldOut = await HeldOutInputsAsync(request).ConfigureAwait(false);
             var input = new RunInput(runId, request.Spec.Name, hash, request.Workflow, request.DataPaths, options.RecomputeFrom,
-                await HeldOutInputsAsync(request).ConfigureAwait(false));
+                heldOut.Count == 0 ? null : new Dictionary<string, IReadOnlyDictionary<string, string>> { [Jobs.DomainLossJobHandler.StepType] = heldOut });
             try
             {
                 await _client.CreateOrchestrationInstanceAsync(ExperimentOrchestration.Name, EngineHost.OrchestrationVersion(request.Workflow.Version), runId, input)
@@ -166,7 +167,7 @@ public sealed class EngineClient
     }
 
     /// <summary>
-    /// The held-out files' key → SHA-256 for the domain-loss step's cache key: local paths hashed here (the submitter reads
+    /// The held-out files' "held-out:KEY" → SHA-256 for the domain-loss step's cache key: local paths hashed here (the submitter reads
     /// them, as it reads data.paths), or the registered corpus's manifest. Empty when domain loss is off or names no data
     /// (the step then fails or publishes "disabled" by itself), the workflow has no such step, a local file cannot be
     /// read here (the step, on the worker, reports the missing file itself), or the corpus is not registered (likewise).
@@ -184,7 +185,7 @@ public sealed class EngineClient
             try
             {
                 return Workflows.DataPrep.Corpus.InputFile.Discover(paths)
-                    .ToDictionary(f => f.Key, f => Workflows.DataPrep.Corpus.CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal);
+                    .ToDictionary(f => "held-out:" + f.Key, f => Workflows.DataPrep.Corpus.CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
             {
@@ -194,7 +195,7 @@ public sealed class EngineClient
 
         if (loss.Corpus is { } corpus && await new Workflows.Artifacts.Corpora.CorpusRegistry(Store).TryGetAsync(corpus).ConfigureAwait(false) is { } manifest)
         {
-            return manifest.Files.ToDictionary(f => "corpus:" + f.Key, f => f.Sha256, StringComparer.Ordinal);
+            return manifest.Files.ToDictionary(f => "held-out:corpus:" + f.Key, f => f.Sha256, StringComparer.Ordinal);
         }
 
         return new Dictionary<string, string>();

@@ -20,6 +20,22 @@ public sealed class CorpusRunTests : IDisposable
 
     public void Dispose() => Directory.Delete(temp, recursive: true);
 
+    /// <summary>The prepare-data step of the test workflows (as in workflows/continual-pretraining.yaml).</summary>
+    private const string PrepareDataStepYaml = """
+          - id: prepare-data
+            type: prepare-data
+            fan_out: { over: shards, count: "${data.shards}" }
+            with:
+              corpus: "${data.corpus}"
+              paths: "${data.paths}"
+              mix: "${data.mix}"
+              upsampling: "${data.upsampling}"
+              token_budget: "${data.token_budget}"
+              context: "${data.context}"
+              seed: "${data.seed}"
+              tokenizer: "${data.tokenizer}"
+        """;
+
     [Fact]
     public async Task Rerun_of_a_corpus_run_verifies_inputs_through_the_corpus_manifest_and_names_a_changed_file()
     {
@@ -43,18 +59,8 @@ public sealed class CorpusRunTests : IDisposable
             name: prep-only
             version: 1
             steps:
-              - id: prepare-data
-                type: prepare-data
-                fan_out: { over: shards, count: "${data.shards}" }
-                with:
-                  corpus: "${data.corpus}"
-                  mix: "${data.mix}"
-                  upsampling: "${data.upsampling}"
-                  token_budget: "${data.token_budget}"
-                  context: "${data.context}"
-                  seed: "${data.seed}"
-                  tokenizer: "${data.tokenizer}"
-            """);
+
+            """ + PrepareDataStepYaml);
         var experiment = Path.Combine(temp, "corpus-run.yaml");
         File.WriteAllText(experiment, """
             name: corpus-run
@@ -129,18 +135,9 @@ public sealed class CorpusRunTests : IDisposable
             name: train-and-loss
             version: 1
             steps:
-              - id: prepare-data
-                type: prepare-data
-                fan_out: { over: shards, count: "${data.shards}" }
-                with:
-                  corpus: "${data.corpus}"
-                  paths: "${data.paths}"
-                  mix: "${data.mix}"
-                  upsampling: "${data.upsampling}"
-                  token_budget: "${data.token_budget}"
-                  context: "${data.context}"
-                  seed: "${data.seed}"
-                  tokenizer: "${data.tokenizer}"
+
+            """ + PrepareDataStepYaml + """
+
               - id: train
                 type: train
                 needs: [prepare-data]

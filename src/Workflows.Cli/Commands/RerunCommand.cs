@@ -93,12 +93,13 @@ public static class RerunCommand
                 var current = archived.DataPaths.Count > 0
                     ? InputFile.Discover(archived.DataPaths).ToDictionary(f => f.Key, f => CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal)
                     : (corpus?.Files ?? []).ToDictionary(f => f.Key, f => f.Sha256, StringComparer.Ordinal);
+                var absent = archived.DataPaths.Count == 0 && corpus is null ? $"(corpus '{spec.Data.Corpus}' is not registered)" : "(file missing)";
                 foreach (var (key, expected) in data.Inputs)
                 {
                     var got = current.GetValueOrDefault(key);
                     if (got != expected)
                     {
-                        problems.Add($"input {key}: expected SHA-256 {expected}, got {got ?? (corpus is null && archived.DataPaths.Count == 0 ? $"(corpus '{spec.Data.Corpus}' is not registered)" : "(file missing)")}");
+                        problems.Add($"input {key}: expected SHA-256 {expected}, got {got ?? absent}");
                     }
                 }
 

@@ -26,19 +26,7 @@ public static class WorkerLifetime
     public static async Task<ShutdownReport> RunWorkerAsync(EngineHost host, WorkerEnvironment environment, CancellationToken stop, Action<string> log)
     {
         var heartbeat = Heartbeat.Start(environment.HeartbeatFile, ct => StorageAnswersAsync(host.Services.Store, ct), log: log);
-        try
-        {
-            await Task.Delay(Timeout.Infinite, stop).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        if (heartbeat is not null)
-        {
-            await heartbeat.DisposeAsync().ConfigureAwait(false);
-        }
+        var watch = await WaitForStopAsync(stop, heartbeat).ConfigureAwait(false);
 
         log($"stopping: no new work; waiting up to {environment.ShutdownGrace.TotalSeconds:0}s for {host.InFlight.Count} running activit{(host.InFlight.Count == 1 ? "y" : "ies")}");
         var handedBack = await host.StopAsync(environment.ShutdownGrace).ConfigureAwait(false);
@@ -62,6 +50,25 @@ public static class WorkerLifetime
             log: log);
         using var abort = new CancellationTokenSource();
         var loop = agent.RunAsync(stop, abort.Token);
+        var watch = await WaitForStopAsync(stop, heartbeat).ConfigureAwait(false);
+
+        log($"stopping: no new jobs; {(agent.IsRunningJob ? $"the running job gets up to {environment.ShutdownGrace.TotalSeconds:0}s" : "no job running")}");
+        abort.CancelAfter(environment.ShutdownGrace);
+        try
+        {
+            await loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        log($"stopped in {watch.Elapsed.TotalSeconds:0.0}s; {agent.JobsHandedBack} job(s) handed back");
+        return new ShutdownReport(watch.Elapsed, agent.JobsHandedBack);
+    }
+
+    /// <summary>Waits for <paramref name="stop"/>, then removes the heartbeat (a stopping pod is unready at once); the stopwatch times the shutdown.</summary>
+    private static async Task<System.Diagnostics.Stopwatch> WaitForStopAsync(CancellationToken stop, IAsyncDisposable? heartbeat)
+    {
         try
         {
             await Task.Delay(Timeout.Infinite, stop).ConfigureAwait(false);
@@ -76,18 +83,7 @@ public static class WorkerLifetime
             await heartbeat.DisposeAsync().ConfigureAwait(false);
         }
 
-        log($"stopping: no new jobs; {(agent.IsRunningJob ? $"the running job gets up to {environment.ShutdownGrace.TotalSeconds:0}s" : "no job running")}");
-        abort.CancelAfter(environment.ShutdownGrace);
-        try
-        {
-            await loop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        log($"stopped in {watch.Elapsed.TotalSeconds:0.0}s; {agent.JobsHandedBack} job(s) handed back");
-        return new ShutdownReport(watch.Elapsed, agent.JobsHandedBack);
+        return watch;
     }
 
     /// <summary>A token cancelled by SIGTERM or SIGINT (for processes without System.CommandLine, such as the tests' workers).</summary>

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Runs;
@@ -151,7 +150,7 @@ public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandl
         if (paths.Count > 0)
         {
             files = [.. InputFile.Discover(paths)];
-            inputs = [.. files.Select(f => new HeldOutInput(f.Path, new FileInfo(f.Path).Length, Sha256(f.Path)))];
+            inputs = [.. files.Select(f => new HeldOutInput(f.Path, new FileInfo(f.Path).Length, CorpusMeasurer.Sha256Of(f.Path)))];
         }
         else if (spec.Evaluation.DomainLoss.Corpus is { } corpus)
         {
@@ -196,11 +195,6 @@ public sealed class DomainLossJobHandler(EngineServices services) : IGpuJobHandl
         }, cancellationToken);
     }
 
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
 
     private sealed record HeldOutInput(string Path, long Bytes, string Sha256);
 }
@@ -222,9 +216,7 @@ public sealed class ReportJobHandler(EngineServices services) : IGpuJobHandler
         DomainLossReport? loss = null;
         if (job.Inputs.Values.FirstOrDefault(o => o.Activity == "evaluate-domain-loss") is { } lossOutput)
         {
-            var lossDir = await EvaluationJobs.DownloadAsync(services, lossOutput, GpuJobStep.Version, "domain-loss", cancellationToken);
-            var file = Path.Combine(lossDir, DomainLossJson.FileName);
-            loss = File.Exists(file) ? DomainLossJson.Read(file) : null;
+            loss = ReadLoss(await EvaluationJobs.DownloadAsync(services, lossOutput, GpuJobStep.Version, "domain-loss", cancellationToken));
         }
 
         var (baselineRun, baselineNeedle, baselineLoss) = await BaselineAsync(spec.GitOps.Baseline, job.RunId, cancellationToken);
@@ -282,11 +274,17 @@ public sealed class ReportJobHandler(EngineServices services) : IGpuJobHandler
         {
             var local = services.NewScratchDirectory("baseline-loss");
             await RunOutputs.DownloadAsync(services, lossPrefix, "domain-loss", local, ct);
-            var file = Path.Combine(local, DomainLossJson.FileName);
-            loss = File.Exists(file) ? DomainLossJson.Read(file) : null;
+            loss = ReadLoss(local);
         }
 
         return (newest.RunId, needle, loss);
+    }
+
+    /// <summary>The loss report of a downloaded domain-loss output; null when that step was disabled (no loss.json).</summary>
+    private static DomainLossReport? ReadLoss(string folder)
+    {
+        var file = Path.Combine(folder, DomainLossJson.FileName);
+        return File.Exists(file) ? DomainLossJson.Read(file) : null;
     }
 }
 

@@ -14,14 +14,15 @@ public sealed record RunInput(
     BoundWorkflow Workflow,
     IReadOnlyList<string> DataPaths,
     string? RecomputeFrom = null,
-    IReadOnlyDictionary<string, string>? HeldOutInputs = null)
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? ExternalInputs = null)
 {
     /// <summary>
-    /// The held-out files of <c>evaluation.domain_loss</c> by key → SHA-256, taken at submit (local paths hashed, or the
-    /// registered corpus's manifest). They enter the evaluate-domain-loss step's cache key, so new held-out bytes under
-    /// the same path or corpus name are evaluated again instead of reusing a stale loss.
+    /// Inputs a GPU step reads from outside the store, by step type → (name → SHA-256), taken at submit; they enter that
+    /// step's cache key beside its parameters and upstream outputs, so new bytes under the same name are not served a
+    /// stale cached output. Today: evaluate-domain-loss's held-out files (local paths hashed, or a corpus manifest).
     /// </summary>
-    public IReadOnlyDictionary<string, string> HeldOutInputs { get; init; } = HeldOutInputs ?? new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> ExternalInputs { get; init; } =
+        ExternalInputs ?? new Dictionary<string, IReadOnlyDictionary<string, string>>();
 
     /// <summary>Whether <paramref name="step"/> may take its output from the cache (false for RecomputeFrom and later steps).</summary>
     public bool MayReuseCache(string step)

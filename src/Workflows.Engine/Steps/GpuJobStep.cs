@@ -28,20 +28,17 @@ public static class GpuJobStep
         ]);
 
     /// <summary>
-    /// Key of a job's output: step type, version, its bound parameters and the content hashes of its inputs; for
-    /// evaluate-domain-loss also the held-out files' SHA-256 taken at submit (<see cref="RunInput.HeldOutInputs"/>).
+    /// Key of a job's output: step type, version, its bound parameters, the content hashes of its inputs and of the
+    /// files it reads from outside the store (<see cref="RunInput.ExternalInputs"/>).
     /// </summary>
     public static ArtifactKey KeyOf(StepScope scope)
     {
         var inputs = new JsonObject(scope.Step.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal)
             .Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(p.Value))));
         var hashes = scope.Inputs.ToDictionary(i => i.Key, i => i.Value.ContentHash, StringComparer.Ordinal);
-        if (scope.Step.Type == DomainLossJobHandler.StepType)
+        foreach (var (name, sha) in scope.Run.ExternalInputs.GetValueOrDefault(scope.Step.Type) ?? new Dictionary<string, string>())
         {
-            foreach (var (key, sha) in scope.Run.HeldOutInputs)
-            {
-                hashes["held-out:" + key] = sha;
-            }
+            hashes[name] = sha;
         }
 
         return ArtifactKey.Compute(scope.Step.Type, Version, new JsonObject { ["parameters"] = inputs }, hashes);
