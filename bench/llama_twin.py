@@ -5,16 +5,24 @@ The same architecture and the same numerics, op for op, in plain PyTorch (no dep
 - RMSNorm in float32: weight * (x32 * rsqrt(mean(x32^2) + eps)); SwiGLU MLP; grouped-query attention with RoPE
   (HF conventions: cat(freqs, freqs), rotate_half), tables computed in float64 then cast to the compute type;
   causal attention through scaled_dot_product_attention(is_causal=True) (flash kernels on GPU).
-- Precision ("explicit", the default, what ours does): float32 master weights; every projection casts its input and
-  weight to bf16 (like autocast, which TorchSharp lacks), attention runs on bf16 q/k/v, norms, the residual stream
-  and the loss stay float32. "--scheme autocast" instead runs the fp32 model under torch.autocast(bf16), the
-  idiomatic PyTorch way, as an extra reference.
+- Precision, --scheme:
+  "lean" (the default, what ours does): bf16 parameters, so projections, attention and the residual stream run in
+  bf16 (norms in float32 inside, the loss's softmax in float32); each parameter's gradient is added into a float32
+  buffer by a post-accumulate hook and freed; AdamW runs on float32 master weights, on the GPU (fused) or, with
+  --offload cpu, on pinned host copies with PyTorch's fused CPU AdamW (gradients copied down, parameters copied up).
+  "explicit": float32 parameters; every projection casts its input and weight to bf16 (like autocast, which
+  TorchSharp lacks), norms, residual stream and loss stay float32; fused AdamW on the parameters (what ours did
+  before it had bf16 parameters; the issue's reference figures).
+  "autocast": the fp32 model under torch.autocast(bf16), the idiomatic PyTorch way, as an extra reference.
 - Activation checkpointing per block: torch.utils.checkpoint with use_reentrant=True (ours is the reentrant
   variant); --no-reentrant for the non-reentrant one.
 - Loss: cross-entropy in float32; with --loss-chunk N > 0 and more positions than N, the same chunked
   cross-entropy as ours (gradients computed chunk by chunk in the forward pass, logits never all materialised).
 - Optimizer: AdamW(betas=(0.9, 0.95), eps=1e-8, weight_decay=0) with fused=True, foreach=True or the plain
-  per-parameter loop; clip_grad_norm_(1.0) every step, loss.item() every step, as our Trainer does.
+  per-parameter loop; clip_grad_norm_(1.0) every step, loss.item() every micro-batch step, as our Trainer does.
+- Timing (train): per context, --warmup full steps, then --micro-batches timed forward+backward passes (gradients
+  accumulating, as within a 4M-token step) and --optimizer-steps timed optimizer steps; the implied throughput of
+  a whole step of --batch-tokens is reported beside the micro-batch throughput, with the allocator's peaks.
 - Inference (prefill mode): the same KV cache (preallocated [B, kv_heads, capacity, head_dim]), the same chunked
   prefill (first chunk is_causal, later chunks a boolean mask [n, start+n], GQA heads folded into the query axis),
   greedy decoding and prefix reuse by truncation.
@@ -46,14 +54,17 @@ def parse_args(argv=None):
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
 
-    t = sub.add_parser("train", help="time training steps")
+    t = sub.add_parser("train", help="time training micro-batches and optimizer steps")
     shape(t)
-    t.add_argument("--context", type=int, required=True)
+    t.add_argument("--contexts", "--context", dest="contexts", required=True, help="comma-separated contexts, measured in increasing order")
     t.add_argument("--micro-batch", type=int, default=1)
-    t.add_argument("--warmup", type=int, default=2)
-    t.add_argument("--steps", type=int, default=5)
+    t.add_argument("--warmup", type=int, default=1)
+    t.add_argument("--micro-batches", type=int, default=3)
+    t.add_argument("--optimizer-steps", type=int, default=2)
+    t.add_argument("--batch-tokens", type=int, default=4_000_000)
     t.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
-    t.add_argument("--scheme", choices=["explicit", "autocast"], default="explicit")
+    t.add_argument("--scheme", choices=["lean", "explicit", "autocast"], default="lean")
+    t.add_argument("--offload", choices=["gpu", "cpu"], default="gpu", help="lean: where the fp32 master weights and AdamW state live")
     t.add_argument("--checkpointing", dest="checkpointing", action="store_true", default=True)
     t.add_argument("--no-checkpointing", dest="checkpointing", action="store_false")
     t.add_argument("--no-reentrant", dest="reentrant", action="store_false", default=True)
@@ -151,9 +162,9 @@ def build(torch, args, compute):
             super().__init__()
             self.weight = nn.Parameter(torch.ones(args.hidden))
 
-        def forward(self, x):
+        def forward(self, x):  # HF's LlamaRMSNorm: normalise in float32, back to the input's type, then scale
             x32 = x.to(torch.float32)
-            return self.weight * (x32 * (x32.pow(2).mean(-1, keepdim=True) + args.rms_eps).rsqrt())
+            return self.weight * (x32 * (x32.pow(2).mean(-1, keepdim=True) + args.rms_eps).rsqrt()).to(x.dtype)
 
     def rope(x, cos, sin):
         half = x.shape[-1] // 2
@@ -314,10 +325,14 @@ def matmul_parameters(args):
 def train(torch, args):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
+    cuda = device.type == "cuda"
     bf16 = args.precision == "bf16"
-    explicit = args.scheme == "explicit"
-    compute = torch.bfloat16 if bf16 and explicit else torch.float32
-    model = build(torch, args, compute).to(device)
+    lean = args.scheme == "lean"
+    autocast = bf16 and args.scheme == "autocast"
+    compute = torch.bfloat16 if bf16 and not autocast else torch.float32
+    started = time.perf_counter()
+    with device:  # parameters are created (and initialised) on the device
+        model = build(torch, args, compute)
     model.checkpointing = args.checkpointing
     model.reentrant = args.reentrant
     model.train()
@@ -328,34 +343,116 @@ def train(torch, args):
         opt_kwargs["foreach"] = True
     else:
         opt_kwargs.update(foreach=False, fused=False)
-    opt = torch.optim.AdamW(model.parameters(), **opt_kwargs)
-    batch = torch.randint(args.vocab, (args.micro_batch, args.context + 1), device=device)
-    inputs, targets = batch[:, :-1], batch[:, 1:]
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        if bf16 and not explicit:
+    if lean:
+        # fp32 master weights (exact copies of the fp32 init), then bf16 parameters; gradients go into fp32 buffers.
+        host = args.offload == "cpu"
+        master = []
+        for p in model.parameters():
+            m = torch.empty(p.shape, dtype=torch.float32, device="cpu" if host else device, pin_memory=host and cuda)
+            m.copy_(p.detach())
+            master.append(m)
+        if bf16:
+            model.to(torch.bfloat16)
+        params = list(model.parameters())
+        grads32 = [torch.zeros(p.shape, dtype=torch.float32, device=device) for p in params]
+        for p, g in zip(params, grads32):
+            def fold(p, g=g):
+                g.add_(p.grad)
+                p.grad = None
+            p.register_post_accumulate_grad_hook(fold)
+        if host:
+            host_grads = [torch.empty(m.shape, dtype=torch.float32, pin_memory=cuda) for m in master]
+            for m, hg in zip(master, host_grads):
+                m.grad = hg
+        else:
+            for m, g in zip(master, grads32):
+                m.grad = g
+        opt = torch.optim.AdamW(master, **opt_kwargs)
+
+        def optimizer_step():
+            if host:
+                for g, hg in zip(grads32, host_grads):
+                    hg.copy_(g, non_blocking=True)
+                sync(torch, device)
+            torch.nn.utils.clip_grad_norm_(master, args.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                for p, m in zip(params, master):
+                    p.copy_(m, non_blocking=True)
+                for g in grads32:
+                    g.zero_()
+    else:
+        params = list(model.parameters())
+        opt = torch.optim.AdamW(params, **opt_kwargs)
+
+        def optimizer_step():
+            torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    sync(torch, device)
+    setup_s = time.perf_counter() - started
+    print(f"twin: model built in {setup_s:.1f} s ({sum(p.numel() for p in params):,} parameters, scheme {args.scheme}, offload {args.offload})",
+          file=sys.stderr, flush=True)
+
+    def micro_batch(inputs, targets):
+        if autocast:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
                 loss = model.loss(inputs, targets, args.loss_chunk)
         else:
             loss = model.loss(inputs, targets, args.loss_chunk)
         loss.backward()
-        value = loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        opt.step()
-        return value
+        return loss.item()
 
-    losses = [step() for _ in range(args.warmup)]
-    sync(torch, device)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        losses.append(step())
-    sync(torch, device)
-    seconds = time.perf_counter() - start
-    tokens = args.steps * args.micro_batch * args.context
-    return {"tokens_per_s": tokens / seconds, "step_s": seconds / args.steps, "steps": args.steps, "warmup": args.warmup,
-            "loss_first": losses[0], "loss_last": losses[-1], "optimizer": args.optimizer, "scheme": args.scheme,
-            "parameters": sum(p.numel() for p in model.parameters()), "matmul_parameters": matmul_parameters(args)}
+    results = []
+    failed = None
+    for context in sorted(set(ints(args.contexts))):
+        row = {"context": context}
+        if failed is not None:
+            row["error"] = f"not run: a shorter context failed ({failed})"
+            results.append(row)
+            continue
+        try:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(device)
+            batch = torch.randint(args.vocab, (args.micro_batch, context + 1), device=device)
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+            losses = []
+            for _ in range(args.warmup):
+                losses.append(micro_batch(inputs, targets))
+                optimizer_step()
+            sync(torch, device)
+            start = time.perf_counter()
+            for _ in range(args.micro_batches):
+                losses.append(micro_batch(inputs, targets))
+            sync(torch, device)
+            micro = (time.perf_counter() - start) / args.micro_batches
+            start = time.perf_counter()
+            for _ in range(args.optimizer_steps):
+                optimizer_step()
+            sync(torch, device)
+            step_s = (time.perf_counter() - start) / max(1, args.optimizer_steps)
+            sequences = max(1, round(args.batch_tokens / context))
+            micro_batches = -(-sequences // args.micro_batch)
+            row.update(micro_batch_s=micro, tokens_per_s=args.micro_batch * context / micro, optimizer_step_s=step_s,
+                       implied_tokens_per_s=sequences * context / (micro_batches * micro + step_s),
+                       loss_first=losses[0], loss_last=losses[-1])
+            print(f"twin: context {context:,}: {row['tokens_per_s']:,.0f} tokens/s per micro-batch, optimizer step {step_s:.3f} s",
+                  file=sys.stderr, flush=True)
+        except torch.OutOfMemoryError as e:
+            failed = str(e).split("\n")[0][:300]
+            row["error"] = failed
+            print(f"twin: context {context:,}: {failed}", file=sys.stderr, flush=True)
+            for p in params:
+                p.grad = None
+        if cuda:
+            free, total = torch.cuda.mem_get_info(device)
+            row.update(max_memory_allocated=torch.cuda.max_memory_allocated(device), max_memory_reserved=torch.cuda.max_memory_reserved(device),
+                       device_used_bytes=total - free, device_total_bytes=total)
+        results.append(row)
+    return {"contexts": results, "scheme": args.scheme, "offload": args.offload, "optimizer": args.optimizer, "setup_s": setup_s,
+            "parameters": sum(p.numel() for p in params), "matmul_parameters": matmul_parameters(args)}
 
 
 # ---------------------------------------------------------------- prefill

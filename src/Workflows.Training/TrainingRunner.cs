@@ -54,7 +54,8 @@ public static class TrainingRunner
 
         trainer.SaveCheckpoint();
         string final = Path.Combine(job.OutputDirectory, FinalModelFolder);
-        HuggingFaceCheckpoint.Save(model, final);
+        // The parameters themselves (bf16 for bf16 training: the master weights rounded as the model computed with them).
+        HuggingFaceCheckpoint.Save(model, final, dtype: trainer.Parameters.ParameterType);
         return new TrainingResult(trainer.Step, true, resumedFrom, final, lastLoss);
     }
 

@@ -67,9 +67,10 @@ public class TrainingTests : UsesTempDirectories
         var batch = text.Pack(Context).Skip(10).Take(6).ToList();
         Dictionary<string, Tensor> Gradients(int microBatch, out double loss)
         {
-            var model = NewModel(text.VocabularySize, seed: 4);
-            loss = Trainer.AccumulateGradients(model, batch, microBatch, CPU);
-            return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+            using var model = NewModel(text.VocabularySize, seed: 4);
+            using var trainer = new Trainer(model, Options(1, microBatch) with { BatchTokens = 6 * Context }, new InMemoryPackedSequenceSource(batch), NewTempDirectory());
+            loss = trainer.AccumulateGradients(batch);
+            return trainer.Parameters.Parameters.ToDictionary(p => p.Name, p => { using var g = trainer.Parameters.GradientOf(p.Parameter); return g.clone(); });
         }
 
         var whole = Gradients(6, out double wholeLoss);

@@ -12,202 +12,250 @@ using Workflows.Training.Model;
 namespace Workflows.Cli.Commands;
 
 /// <summary>
-/// wf bench train: training throughput of our TorchSharp model against its PyTorch twin, side by side.
+/// wf bench train: training throughput and memory of our TorchSharp trainer against its PyTorch twin, side by side.
 /// </summary>
 public static class BenchTrainCommand
 {
     public static Command Create(CliContext cli)
     {
         var shape = new BenchShapeOptions();
-        var context = new Option<int>("--context") { Description = "Training context (tokens per sequence).", DefaultValueFactory = _ => 32768 };
-        var microBatch = new Option<int>("--micro-batch") { Description = "Sequences per step (one micro-batch per optimizer step).", DefaultValueFactory = _ => 1 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 2 };
-        var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 5 };
-        var precision = new Option<string?>("--precision") { Description = "bf16 (bf16 compute on fp32 master weights) or fp32. Default: bf16 on CUDA, fp32 on CPU." };
+        var context = new Option<string>("--context") { Description = "Training context(s), comma-separated; measured in increasing order on one model.", DefaultValueFactory = _ => "32768" };
+        var microBatch = new Option<int>("--micro-batch") { Description = "Sequences per micro-batch.", DefaultValueFactory = _ => 1 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed full steps (micro-batch + optimizer step) per context.", DefaultValueFactory = _ => 1 };
+        var microBatches = new Option<int>("--micro-batches") { Description = "Timed micro-batches (forward + backward) per context.", DefaultValueFactory = _ => 3 };
+        var optimizerSteps = new Option<int>("--optimizer-steps") { Description = "Timed optimizer steps per context.", DefaultValueFactory = _ => 2 };
+        var batchTokens = new Option<long>("--batch-tokens") { Description = "Tokens per optimizer step for the implied whole-step throughput (the paper: 4,000,000).", DefaultValueFactory = _ => 4_000_000 };
+        var precision = new Option<string?>("--precision") { Description = "bf16 (bf16 parameters, fp32 master weights and gradients) or fp32. Default: bf16 on CUDA, fp32 on CPU." };
         precision.AcceptOnlyFromAmong("bf16", "fp32");
+        var offload = new Option<string>("--offload") { Description = "Where the fp32 master weights and AdamW moments live, both sides: gpu, or cpu (host memory, AdamW on the CPU).", DefaultValueFactory = _ => "gpu" };
+        offload.AcceptOnlyFromAmong("gpu", "cpu");
         var noCheckpointing = new Option<bool>("--no-checkpointing") { Description = "Keep every block's activations instead of recomputing them in the backward pass." };
         var lossChunk = new Option<int>("--loss-chunk") { Description = "Positions per chunk of the LM head + cross-entropy (0 = all logits at once).", DefaultValueFactory = _ => 8192 };
-        var optimizer = new Option<string>("--optimizer") { Description = "Our AdamW: flat (flat buffers, few ops per step) or torchsharp (TorchSharp's per-tensor AdamW).", DefaultValueFactory = _ => "flat" };
-        optimizer.AcceptOnlyFromAmong("flat", "torchsharp");
-        var twinOptimizers = new Option<string>("--twin-optimizers") { Description = "The twin's AdamW variants, one run each: fused, foreach, plain (comma-separated).", DefaultValueFactory = _ => "fused,plain" };
+        var twinSchemes = new Option<string>("--twin-schemes") { Description = "The twin's precision schemes, one run each: lean (ours: bf16 parameters, fp32 master weights and gradient buffers, AdamW where --offload says), explicit (fp32 parameters cast to bf16 at each matmul, fused AdamW on the GPU).", DefaultValueFactory = _ => "lean" };
         var command = new Command("train", """
-            Train our LLaMA model (random init, random token ids) for W warm-up + N timed steps with the real training
-            loop, and the same model in PyTorch (bench/llama_twin.py, run by --python, same settings, same precision
-            scheme) in the same command; print tokens/s, MFU and device memory side by side. The twin runs first so
-            its GPU memory is free again when ours runs. MFU = tokens/s x FLOPs per token / the bf16 matmul peak
-            measured in this command (best of ours and the twin's); FLOPs per token = 6N + 6*L*d*T (causal
-            attention; the PaLM count 12*L*d*T is shown too). See docs/training.md for every number.
+            Train our LLaMA model (random init, random token ids) with the real trainer and the same model in PyTorch
+            (bench/llama_twin.py, run by --python) in the same command. For each context: warm-up steps, timed
+            micro-batches (forward + backward), timed optimizer steps; printed side by side: micro-batch tokens/s,
+            optimizer-step time, the throughput they imply for a whole step of --batch-tokens (4M, the paper's), MFU of
+            that, device memory (and the twin's allocator peaks). The twin runs first, so its GPU memory is free again
+            when ours runs; if one side fails (out of memory) the other is still printed. MFU = tokens/s x FLOPs per
+            token / the bf16 matmul peak measured in this command; FLOPs per token = 6N + 6*L*d*T (the PaLM count
+            12*L*d*T too). See docs/training.md.
 
             Examples:
-              wf bench train --preset 200m --context 32768 --device cuda
-              wf bench train --preset 200m --context 65536 --device cuda --json
-              wf bench train --preset 7b --context 32768 --device cuda --twin-optimizers fused
-              wf bench train --preset tiny --context 128 --steps 3 --device cpu --threads 1
+              wf bench train --preset 200m --context 32768,65536 --device cuda
+              wf bench train --preset 7b --context 32768,65536,81920 --offload cpu --micro-batches 2 --optimizer-steps 1
+              wf bench train --preset 1b --context 32768 --twin-schemes lean,explicit --json
+              wf bench train --preset tiny --context 128 --device cpu --threads 1
 
-            On a CPU shared with other work, --threads 1 avoids torch's spinning worker threads (timings 10x apart).
-            Exit codes: 0 ok, 1 a run failed (ours, or the twin's: ours is still printed), 2 usage error.
+            On a CPU shared with other work, --threads 1 avoids torch's spinning worker threads.
+            Exit codes: 0 ok, 1 a run failed (the other side is still printed), 2 usage error.
             """);
         shape.AddTo(command);
-        foreach (var o in new Option[] { context, microBatch, warmup, steps, precision, noCheckpointing, lossChunk, optimizer, twinOptimizers })
+        foreach (var o in new Option[] { context, microBatch, warmup, microBatches, optimizerSteps, batchTokens, precision, offload, noCheckpointing, lossChunk, twinSchemes })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
             BenchShape s;
+            List<int> contexts;
             try
             {
                 s = shape.Read(parse);
+                contexts = parse.GetValue(context)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(c => int.Parse(c, CultureInfo.InvariantCulture)).Distinct().Order().ToList();
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
             {
                 cli.Err.WriteLine($"error: {e.Message}");
                 return ExitCodes.InvalidInput;
             }
 
             var prec = (parse.GetValue(precision) ?? (s.IsCuda ? "bf16" : "fp32")) == "bf16" ? Precision.Bf16 : Precision.Fp32;
-            var settings = new TrainBenchSettings(s.Config, parse.GetValue(context), parse.GetValue(microBatch), parse.GetValue(warmup),
-                parse.GetValue(steps), s.Device, prec, !parse.GetValue(noCheckpointing), parse.GetValue(lossChunk),
-                parse.GetValue(optimizer) == "flat" ? OptimizerKind.FlatAdamW : OptimizerKind.TorchSharpAdamW, s.Seed);
-            if (settings.Context < 1 || settings.MicroBatch < 1 || settings.Steps < 1 || settings.WarmupSteps < 0 || settings.LossChunkTokens < 0)
+            var settings = new TrainBenchSettings(s.Config, contexts, parse.GetValue(microBatch), parse.GetValue(warmup), parse.GetValue(microBatches),
+                parse.GetValue(optimizerSteps), s.Device, prec, !parse.GetValue(noCheckpointing), parse.GetValue(lossChunk),
+                parse.GetValue(offload) == "cpu" ? OptimizerPlacement.Host : OptimizerPlacement.Device, parse.GetValue(batchTokens), s.Seed);
+            if (contexts.Count == 0 || contexts[0] < 1 || settings.MicroBatch < 1 || settings.MicroBatches < 1 || settings.OptimizerSteps < 0
+                || settings.WarmupSteps < 0 || settings.LossChunkTokens < 0 || settings.BatchTokens < 1)
             {
-                cli.Err.WriteLine("error: --context, --micro-batch and --steps must be at least 1, --warmup and --loss-chunk at least 0");
+                cli.Err.WriteLine("error: --context, --micro-batch, --micro-batches and --batch-tokens must be at least 1, --warmup, --optimizer-steps and --loss-chunk at least 0");
                 return ExitCodes.InvalidInput;
             }
-            var variants = parse.GetValue(twinOptimizers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            if (variants.Any(v => v is not ("fused" or "foreach" or "plain")))
+            var schemes = parse.GetValue(twinSchemes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (schemes.Length == 0 || schemes.Any(v => v is not ("lean" or "explicit")))
             {
-                cli.Err.WriteLine("error: --twin-optimizers takes fused, foreach and plain");
+                cli.Err.WriteLine("error: --twin-schemes takes lean and explicit");
                 return ExitCodes.InvalidInput;
             }
-            return Run(cli, s, settings, variants, parse.GetValue(shape.Json));
+            return Run(cli, s, settings, schemes, parse.GetValue(shape.Json));
         });
         return command;
     }
 
-    static int Run(CliContext cli, BenchShape s, TrainBenchSettings settings, string[] variants, bool json)
+    static int Run(CliContext cli, BenchShape s, TrainBenchSettings settings, string[] schemes, bool json)
     {
         var log = json ? cli.Err : cli.Out;
         string precisionName = settings.Precision == Precision.Bf16 ? "bf16" : "fp32";
-        double flops = BenchModels.TrainingFlopsPerToken(settings.Model, settings.Context);
-        double flopsPalm = BenchModels.TrainingFlopsPerToken(settings.Model, settings.Context, palm: true);
+        string offloadName = settings.Optimizer == OptimizerPlacement.Host ? "cpu" : "gpu";
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"wf bench train: {s.Describe()}, context {settings.Context:N0}, micro-batch {settings.MicroBatch}, {precisionName}, checkpointing {(settings.ActivationCheckpointing ? "on" : "off")}, loss chunk {settings.LossChunkTokens:N0}, {settings.WarmupSteps} warm-up + {settings.Steps} timed steps on {settings.Device}"));
+            $"wf bench train: {s.Describe()}, contexts {string.Join(", ", settings.Contexts.Select(c => c.ToString("N0", CultureInfo.InvariantCulture)))}, micro-batch {settings.MicroBatch}, {precisionName}, optimizer state on the {offloadName}, checkpointing {(settings.ActivationCheckpointing ? "on" : "off")}, loss chunk {settings.LossChunkTokens:N0}; per context {settings.WarmupSteps} warm-up steps, {settings.MicroBatches} timed micro-batches, {settings.OptimizerSteps} timed optimizer steps on {settings.Device}"));
 
         // The twin first: its process ends (and frees the GPU) before ours allocates.
-        var twin = new JsonObject();
-        string? twinError = null;
+        var twin = new Dictionary<string, JsonObject>();
+        var errors = new List<string>();
         double? twinPeak = null;
+        string? torchVersion = null;
         if (s.Twin)
         {
             try
             {
                 string script = s.TwinScript ?? PythonTwin.ExtractScript();
-                var shapeArgs = PythonTwin.ShapeArguments(settings.Model, settings.Device, settings.Seed, s.Threads);
                 log.WriteLine($"twin: {s.Python} {script}");
                 var peak = PythonTwin.Run(s.Python, script, "peak", s.PeakArguments(), cli.Err);
                 twinPeak = peak["peak_flops"]!.GetValue<double>();
-                twin["torch"] = peak["torch"]?.DeepClone();
-                twin["device_name"] = peak["device_name"]?.DeepClone();
-                foreach (var variant in variants)
+                torchVersion = peak["torch"]?.GetValue<string>();
+                foreach (var scheme in schemes)
                 {
-                    var args = new List<string>(shapeArgs)
+                    var args = new List<string>(PythonTwin.ShapeArguments(settings.Model, settings.Device, settings.Seed, s.Threads))
                     {
-                        "--context", PythonTwinArg(settings.Context), "--micro-batch", PythonTwinArg(settings.MicroBatch),
-                        "--warmup", PythonTwinArg(settings.WarmupSteps), "--steps", PythonTwinArg(settings.Steps),
-                        "--precision", precisionName, "--optimizer", variant, "--loss-chunk", PythonTwinArg(settings.LossChunkTokens),
+                        "--contexts", string.Join(",", settings.Contexts.Select(c => PythonTwin.I(c))), "--micro-batch", PythonTwin.I(settings.MicroBatch),
+                        "--warmup", PythonTwin.I(settings.WarmupSteps), "--micro-batches", PythonTwin.I(settings.MicroBatches),
+                        "--optimizer-steps", PythonTwin.I(settings.OptimizerSteps), "--batch-tokens", PythonTwin.I(settings.BatchTokens),
+                        "--precision", precisionName, "--scheme", scheme, "--offload", offloadName, "--loss-chunk", PythonTwin.I(settings.LossChunkTokens),
                     };
                     if (!settings.ActivationCheckpointing) args.Add("--no-checkpointing");
-                    twin[variant] = PythonTwin.Run(s.Python, script, "train", args, cli.Err);
+                    try
+                    {
+                        twin[scheme] = PythonTwin.Run(s.Python, script, "train", args, cli.Err);
+                    }
+                    catch (TwinFailedException e)
+                    {
+                        errors.Add($"twin ({scheme}): {e.Message}");
+                        cli.Err.WriteLine($"error: {e.Message}");
+                    }
                 }
             }
             catch (Exception e) when (e is TwinFailedException or ArgumentException or IOException)
             {
-                twinError = e.Message;
+                errors.Add($"twin: {e.Message}");
                 cli.Err.WriteLine($"error: {e.Message}");
             }
         }
 
-        TrainBenchResult ours;
-        double oursPeak;
+        IReadOnlyList<TrainBenchContextResult> ours = [];
+        double? oursPeak = null;
         try
         {
             if (s.Threads > 0) TorchSharp.torch.set_num_threads(s.Threads);
             var device = TorchDevice.Resolve(settings.Device);
             oursPeak = BenchModels.MatmulPeak(device, s.PeakSize, s.PeakIterations, s.PeakType);
-            ours = TrainBenchmark.Run(settings);
+            ours = TrainBenchmark.Run(settings, cli.Err);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or ExternalException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or ExternalException or OutOfMemoryException)
         {
-            cli.Err.WriteLine($"error: our run failed: {e.Message}");
-            return ExitCodes.InvalidInput;
+            errors.Add($"ours: {e.Message.Split('\n')[0]}");
+            cli.Err.WriteLine($"error: our run failed: {e.Message.Split('\n')[0]}");
         }
+        errors.AddRange(ours.Where(r => r.Error is not null).Select(r => $"ours at {r.Context}: {r.Error}"));
 
-        double peakUsed = Math.Max(oursPeak, twinPeak ?? 0);
-        double Mfu(double tokensPerSecond, double perToken) => tokensPerSecond * perToken / peakUsed;
-        var oursJson = new JsonObject
+        double peakUsed = Math.Max(oursPeak ?? 0, twinPeak ?? 0);
+        double? Mfu(double? tokensPerSecond, double perToken) => tokensPerSecond is double t && peakUsed > 0 ? t * perToken / peakUsed : null;
+        var rows = new JsonArray();
+        foreach (int c in settings.Contexts)
         {
-            ["tokens_per_s"] = ours.TokensPerSecond,
-            ["step_s"] = ours.StepSeconds,
-            ["mfu"] = Mfu(ours.TokensPerSecond, flops),
-            ["mfu_palm"] = Mfu(ours.TokensPerSecond, flopsPalm),
-            ["device_used_bytes"] = ours.DeviceMemoryUsed,
-            ["device_total_bytes"] = ours.DeviceMemoryTotal,
-            ["loss_first"] = ours.FirstLoss,
-            ["loss_last"] = ours.LastLoss,
-            ["optimizer"] = settings.Optimizer == OptimizerKind.FlatAdamW ? "flat" : "torchsharp",
-        };
-        foreach (var variant in variants)
-        {
-            if (twin[variant] is not JsonObject t) continue;
-            double tps = t["tokens_per_s"]!.GetValue<double>();
-            t["mfu"] = Mfu(tps, flops);
-            t["mfu_palm"] = Mfu(tps, flopsPalm);
-            oursJson[$"ratio_vs_{variant}"] = ours.TokensPerSecond / tps;
+            double flops = BenchModels.TrainingFlopsPerToken(settings.Model, c);
+            double flopsPalm = BenchModels.TrainingFlopsPerToken(settings.Model, c, palm: true);
+            var o = ours.FirstOrDefault(r => r.Context == c);
+            var oursJson = new JsonObject
+            {
+                ["tokens_per_s"] = o?.TokensPerSecond,
+                ["micro_batch_s"] = o?.MicroBatchSeconds,
+                ["optimizer_step_s"] = o?.OptimizerStepSeconds,
+                ["implied_tokens_per_s"] = o?.ImpliedTokensPerSecond,
+                ["mfu"] = Mfu(o?.ImpliedTokensPerSecond, flops),
+                ["mfu_palm"] = Mfu(o?.ImpliedTokensPerSecond, flopsPalm),
+                ["device_used_bytes"] = o?.DeviceMemoryUsed,
+                ["device_total_bytes"] = o?.DeviceMemoryTotal,
+                ["loss_first"] = o?.FirstLoss,
+                ["loss_last"] = o?.LastLoss,
+                ["error"] = o is null ? "not run" : o.Error,
+            };
+            var twinJson = new JsonObject();
+            foreach (var (scheme, result) in twin)
+            {
+                var t = (result["contexts"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(x => x["context"]?.GetValue<int>() == c);
+                if (t is null) continue;
+                t = (JsonObject)t.DeepClone();
+                double? implied = t["implied_tokens_per_s"]?.GetValue<double>();
+                t["mfu"] = Mfu(implied, flops);
+                t["mfu_palm"] = Mfu(implied, flopsPalm);
+                if (o?.ImpliedTokensPerSecond is double ours4m && implied is double twin4m) oursJson[$"ratio_vs_{scheme}"] = ours4m / twin4m;
+                if (o?.TokensPerSecond is double oursMicro && t["tokens_per_s"]?.GetValue<double>() is double twinMicro)
+                    oursJson[$"micro_batch_ratio_vs_{scheme}"] = oursMicro / twinMicro;
+                twinJson[scheme] = t;
+            }
+            rows.Add(new JsonObject
+            {
+                ["context"] = c,
+                ["flops_per_token"] = flops,
+                ["flops_per_token_palm"] = flopsPalm,
+                ["ours"] = oursJson,
+                ["twin"] = twinJson,
+            });
         }
 
         var report = new JsonObject
         {
             ["settings"] = s.ToJson(settings.Model),
-            ["context"] = settings.Context,
             ["micro_batch"] = settings.MicroBatch,
             ["warmup"] = settings.WarmupSteps,
-            ["steps"] = settings.Steps,
+            ["micro_batches"] = settings.MicroBatches,
+            ["optimizer_steps"] = settings.OptimizerSteps,
+            ["batch_tokens"] = settings.BatchTokens,
             ["precision"] = precisionName,
+            ["offload"] = offloadName,
             ["checkpointing"] = settings.ActivationCheckpointing,
             ["loss_chunk"] = settings.LossChunkTokens,
-            ["flops_per_token"] = flops,
-            ["flops_per_token_palm"] = flopsPalm,
+            ["torch"] = torchVersion,
             ["peak"] = new JsonObject { ["matmul"] = s.PeakDescription, ["ours_flops"] = oursPeak, ["twin_flops"] = twinPeak, ["used_flops"] = peakUsed },
-            ["ours"] = oursJson,
-            ["twin"] = twin,
-            ["twin_error"] = twinError,
+            ["contexts"] = rows,
+            ["errors"] = new JsonArray(errors.Select(e => (JsonNode?)e).ToArray()),
         };
+        int exit = errors.Count == 0 ? ExitCodes.Ok : ExitCodes.InvalidInput;
         if (json)
         {
             cli.Out.WriteLine(report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return twinError is null ? ExitCodes.Ok : ExitCodes.InvalidInput;
+            return exit;
         }
 
         cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"matmul peak ({s.PeakDescription}): ours {BenchFormat.Flops(oursPeak)}, twin {(twinPeak is double tp ? BenchFormat.Flops(tp) : "n/a")}; MFU is against {BenchFormat.Flops(peakUsed)}"));
-        var table = new Table().AddColumn("").AddColumn(new TableColumn($"ours (TorchSharp, {oursJson["optimizer"]} AdamW)").RightAligned());
-        var columns = variants.Where(v => twin[v] is JsonObject).ToList();
-        foreach (var v in columns) table.AddColumn(new TableColumn($"twin (PyTorch {twin["torch"]}, {v} AdamW)").RightAligned());
-        void Row(string name, string oursValue, Func<JsonObject, string> twinValue) =>
-            table.AddRow([name, oursValue, .. columns.Select(v => twinValue((JsonObject)twin[v]!))]);
-        Row("tokens/s", BenchFormat.N0(ours.TokensPerSecond), t => BenchFormat.N0(t["tokens_per_s"]!.GetValue<double>()));
-        Row("step time", BenchFormat.Seconds(ours.StepSeconds), t => BenchFormat.Seconds(t["step_s"]!.GetValue<double>()));
-        Row("MFU (6N + 6·L·d·T)", BenchFormat.Percent(Mfu(ours.TokensPerSecond, flops)), t => BenchFormat.Percent(t["mfu"]!.GetValue<double>()));
-        Row("MFU (PaLM, 6N + 12·L·d·T)", BenchFormat.Percent(Mfu(ours.TokensPerSecond, flopsPalm)), t => BenchFormat.Percent(t["mfu_palm"]!.GetValue<double>()));
-        Row("device memory in use (total − free)", BenchFormat.Bytes(ours.DeviceMemoryUsed), t => BenchFormat.Bytes(t["device_used_bytes"]?.GetValue<long>()));
-        Row("peak allocated (torch.cuda)", "not available", t => BenchFormat.Bytes(t["max_memory_allocated"]?.GetValue<long>()));
-        Row("loss first → last", BenchFormat.Losses(ours.FirstLoss, ours.LastLoss), t => BenchFormat.Losses(t["loss_first"]!.GetValue<double>(), t["loss_last"]!.GetValue<double>()));
-        cli.Console.Write(table);
-        foreach (var v in columns)
-            cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ours / twin ({v} AdamW): {oursJson[$"ratio_vs_{v}"]!.GetValue<double>():0.000}x"));
-        return twinError is null ? ExitCodes.Ok : ExitCodes.InvalidInput;
+            $"matmul peak ({s.PeakDescription}): ours {(oursPeak is double op ? BenchFormat.Flops(op) : "n/a")}, twin {(twinPeak is double tp ? BenchFormat.Flops(tp) : "n/a")}; MFU is against {BenchFormat.Flops(peakUsed)}"));
+        foreach (JsonObject row in rows.Cast<JsonObject>())
+        {
+            var oursJson = (JsonObject)row["ours"]!;
+            var twinJson = (JsonObject)row["twin"]!;
+            var table = new Table().Title($"context {row["context"]!.GetValue<int>():N0}").AddColumn("")
+                .AddColumn(new TableColumn($"ours (TorchSharp, optimizer on {offloadName})").RightAligned());
+            var columns = twinJson.Select(kv => kv.Key).ToList();
+            foreach (var v in columns) table.AddColumn(new TableColumn($"twin (PyTorch {torchVersion}, {v})").RightAligned());
+            void Row(string name, Func<JsonObject, string> value) =>
+                table.AddRow([name, value(oursJson), .. columns.Select(v => value((JsonObject)twinJson[v]!))]);
+            static double? D(JsonObject j, string key) => j[key]?.GetValue<double>();
+            static long? L(JsonObject j, string key) => j[key]?.GetValue<long>();
+            Row("tokens/s (micro-batch)", j => D(j, "tokens_per_s") is double v ? BenchFormat.N0(v) : j["error"]?.GetValue<string>() ?? "n/a");
+            Row("optimizer step", j => D(j, "optimizer_step_s") is double v ? BenchFormat.Seconds(v) : "n/a");
+            Row($"tokens/s at {settings.BatchTokens:N0} tokens/step", j => D(j, "implied_tokens_per_s") is double v ? BenchFormat.N0(v) : "n/a");
+            Row("MFU (6N + 6·L·d·T)", j => D(j, "mfu") is double v ? BenchFormat.Percent(v) : "n/a");
+            Row("device memory in use (total − free)", j => BenchFormat.Bytes(L(j, "device_used_bytes")));
+            Row("peak allocated / reserved (torch.cuda)", j => L(j, "max_memory_allocated") is long a ? $"{BenchFormat.Bytes(a)} / {BenchFormat.Bytes(L(j, "max_memory_reserved"))}" : "n/a");
+            Row("loss first → last", j => D(j, "loss_first") is double f && D(j, "loss_last") is double l ? BenchFormat.Losses(f, l) : "n/a");
+            cli.Console.Write(table);
+            foreach (var v in columns)
+                if (oursJson[$"ratio_vs_{v}"] is JsonNode r)
+                    cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ours / twin ({v}) at {settings.BatchTokens:N0} tokens per step: {r.GetValue<double>():0.000}x; per micro-batch: {oursJson[$"micro_batch_ratio_vs_{v}"]!.GetValue<double>():0.000}x"));
+        }
+        foreach (var e in errors) cli.Err.WriteLine($"error: {e}");
+        return exit;
     }
-
-    static string PythonTwinArg(long value) => value.ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>The model-shape, device and twin options both bench commands share.</summary>

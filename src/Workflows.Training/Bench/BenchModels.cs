@@ -8,17 +8,19 @@ namespace Workflows.Training.Bench;
 /// <summary>Model shapes the benchmarks know by name, and the FLOP counts behind tokens/s → MFU.</summary>
 public static class BenchModels
 {
-    public static readonly string[] PresetNames = ["tiny", "200m", "7b"];
+    public static readonly string[] PresetNames = ["tiny", "200m", "1b", "7b"];
 
     /// <summary>
     /// tiny: 2 layers, d=128, GQA 4/2 heads, 1,024-token vocabulary (CPU smoke runs). 200m: 12 layers, d=1024,
     /// 16 heads, SwiGLU 2,816, 32K vocabulary, untied (≈220M parameters; the 12-layer d=1024 baseline).
+    /// 1b: TinyLlama-1.1B's shape (22 layers, d=2048, 32 query / 4 KV heads, SwiGLU 5,632, 32K vocabulary).
     /// 7b: LLaMA-2 7B's shape (random init).
     /// </summary>
     public static LlamaConfig Preset(string name) => name.ToLowerInvariant() switch
     {
         "tiny" => new LlamaConfig(1024, 128, 344, 2, 4, 2, 4096),
         "200m" => new LlamaConfig(32000, 1024, 2816, 12, 16, 16, 4096),
+        "1b" => new LlamaConfig(32000, 2048, 5632, 22, 32, 4, 4096),
         "7b" => LlamaConfig.Llama2Shape7B,
         _ => throw new ArgumentException($"unknown preset \"{name}\" ({string.Join(", ", PresetNames)})", nameof(name)),
     };

@@ -96,7 +96,7 @@ public static class PrefillBenchmark
             int identical = plainOutputs.Count(kv => reusedOutputs[kv.Key].SequenceEqual(kv.Value));
             grid = new GridResult(plainOutputs.Count, plain, reused, identical, s.NewTokens);
         }
-        var memory = device.type == DeviceType.CUDA ? DeviceMemory.Read() : null;
+        var memory = device.type == DeviceType.CUDA ? Native.CudaRuntime.MemoryInfo() : null;
         return new PrefillBenchResult(runs, grid, memory?.Used, memory?.Total);
     }
 

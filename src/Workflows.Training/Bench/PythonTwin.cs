@@ -52,7 +52,7 @@ public static class PythonTwin
         return args;
     }
 
-    internal static string I(long value) => value.ToString(CultureInfo.InvariantCulture);
+    public static string I(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Runs <c>python script mode args...</c>; returns the JSON object on the last line of stdout. The twin's

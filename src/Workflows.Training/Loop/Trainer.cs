@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
-using TorchSharp;
-using TorchSharp.Modules;
 using Workflows.Training.Data;
 using Workflows.Training.Model;
 using static TorchSharp.torch;
@@ -18,12 +17,23 @@ public sealed record StepMetrics(int Step, double Loss, double LearningRate, dou
 /// <summary>What a progress bar shows after each step.</summary>
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double TokensPerSecond, double LearningRate, double GradNorm, TimeSpan Elapsed, TimeSpan? Eta);
 
+/// <summary>The loss or the gradient norm stopped being a finite number: the run diverged and the step was not applied.</summary>
+public sealed class TrainingDivergedException(int step, double loss, double gradNorm)
+    : Exception($"step {step}: loss {loss.ToString(CultureInfo.InvariantCulture)}, gradient norm {gradNorm.ToString(CultureInfo.InvariantCulture)}: training diverged (the step was not applied; resume from the last checkpoint with a lower learning rate)");
+
 /// <summary>
-/// The training loop: each step reads round(BatchTokens/Context) sequences, runs them in micro-batches whose
-/// gradients accumulate (each micro-batch loss weighted by its share of the step's sequences, so the sum is the
-/// mean over all the step's tokens), clips the global gradient norm, sets the step's learning rate and takes an
-/// AdamW step. After every step a line goes to <c>metrics.jsonl</c>; every <c>CheckpointEvery</c> steps a
-/// checkpoint goes to <c>checkpoints/</c>.
+/// The training loop. Memory has one owner per kind:
+/// <list type="bullet">
+/// <item><see cref="FlatParameters"/>: the parameters (bf16 or fp32) and one float32 gradient buffer, on the device;</item>
+/// <item><see cref="MasterAdamW"/>: fp32 master weights and AdamW moments, on the device or in host memory
+/// (<see cref="TrainingOptions.Optimizer"/>);</item>
+/// <item><see cref="BlockwiseBackprop"/>: one micro-batch's activations, freed block by block in the backward pass.</item>
+/// </list>
+/// Each step reads round(BatchTokens/Context) sequences and runs them in micro-batches whose gradients accumulate
+/// in float32 (each micro-batch weighted by its share of the step's sequences, so the sum is the gradient of the mean
+/// over all the step's tokens), clips the global gradient norm, and takes an AdamW step at the step's learning rate.
+/// After every step one line goes to <c>metrics.jsonl</c>; every <c>CheckpointEvery</c> steps a checkpoint goes to
+/// <c>checkpoints/</c> (and to the checkpoint store, when there is one).
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -31,7 +41,9 @@ public sealed class Trainer : IDisposable
     readonly TrainingOptions options;
     readonly IPackedSequenceSource data;
     readonly Device device;
-    readonly IWeightOptimizer optimizer;
+    readonly FlatParameters flat;
+    readonly MasterAdamW optimizer;
+    readonly BlockwiseBackprop pass;
     readonly string outputDirectory;
 
     public Trainer(LlamaModel model, TrainingOptions options, IPackedSequenceSource data, string outputDirectory)
@@ -43,12 +55,24 @@ public sealed class Trainer : IDisposable
         this.data = data;
         this.outputDirectory = outputDirectory;
         device = TorchDevice.Resolve(options.Device);
-        model.to(device);
-        model.ComputeType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-        model.CheckpointBlocks = options.ActivationCheckpointing;
+        var parameterType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+
+        long count = model.parameters().Sum(p => p.numel());
+        optimizer = MasterAdamW.Create(options.Optimizer, 0, count, options.AdamW, device);
+        try
+        {
+            // The master weights are copied from the float32 parameters before they become bf16, so they are exact.
+            flat = new FlatParameters(model, parameterType, device, (slot, p) => optimizer.SetMaster(slot.Offset, p));
+        }
+        catch
+        {
+            optimizer.Dispose();
+            throw;
+        }
+        model.ComputeType = parameterType;
         model.LossChunkTokens = options.LossChunkTokens;
         model.train();
-        optimizer = IWeightOptimizer.Create(options.Optimizer, model, options);
+        pass = new BlockwiseBackprop(model, flat, options.ActivationCheckpointing, options.LossChunkTokens);
         Directory.CreateDirectory(outputDirectory);
     }
 
@@ -56,21 +80,37 @@ public sealed class Trainer : IDisposable
     public long TokensSeen { get; private set; }
     public string CheckpointsDirectory => Path.Combine(outputDirectory, "checkpoints");
     public string MetricsPath => Path.Combine(outputDirectory, "metrics.jsonl");
+    public FlatParameters Parameters => flat;
+    public MasterAdamW Optimizer => optimizer;
+    public LlamaModel Model => model;
 
-    /// <summary>Continues from the newest complete checkpoint, if any; returns its folder.</summary>
+    /// <summary>Called with each checkpoint folder once it is complete on disk (e.g. to upload it).</summary>
+    public Action<int, string>? CheckpointSaved { get; set; }
+
+    /// <summary>
+    /// Continues from the newest complete checkpoint in <see cref="CheckpointsDirectory"/>, if any; returns its
+    /// folder. <c>metrics.jsonl</c> keeps one line per step up to the checkpoint (lines of steps that were run after
+    /// it and are about to be run again are dropped).
+    /// </summary>
     public string? ResumeFromNewestCheckpoint()
     {
         string? newest = TrainingCheckpoints.FindNewestComplete(CheckpointsDirectory);
         if (newest is null) return null;
-        var state = TrainingCheckpoints.Restore(newest, model, optimizer);
+        var state = TrainingCheckpoints.Restore(newest, model, flat, optimizer);
         Step = state.Step;
         TokensSeen = state.TokensSeen;
         data.Seek(state.DataPosition);
+        TrimMetrics(Step);
         return newest;
     }
 
-    public string SaveCheckpoint() =>
-        TrainingCheckpoints.Save(CheckpointsDirectory, new TrainerState(Step, data.Position, TokensSeen), model, optimizer);
+    public string SaveCheckpoint()
+    {
+        string folder = TrainingCheckpoints.Save(CheckpointsDirectory, new TrainerState(Step, data.Position, TokensSeen), model, flat, optimizer);
+        if (options.KeepCheckpoints > 0) TrainingCheckpoints.Prune(CheckpointsDirectory, options.KeepCheckpoints);
+        CheckpointSaved?.Invoke(Step, folder);
+        return folder;
+    }
 
     /// <summary>
     /// Runs steps until <c>TotalSteps</c> or cancellation (checked between steps). Returns the metrics of the
@@ -109,10 +149,10 @@ public sealed class Trainer : IDisposable
 
         int step = Step + 1;
         double lr = options.LearningRateAt(step);
-        optimizer.ZeroGradients();
-        double loss = AccumulateGradients(model, sequences, options.MicroBatchSequences, device, zeroGradients: false);
-        double gradNorm = optimizer.ClipGradientNorm(options.MaxGradNorm > 0 ? options.MaxGradNorm : double.PositiveInfinity);
-        optimizer.Step(lr);
+        double loss = AccumulateGradients(sequences);
+        var (gradNorm, scale) = ClipCoefficient();
+        if (!double.IsFinite(loss) || !double.IsFinite(gradNorm)) throw new TrainingDivergedException(step, loss, gradNorm);
+        ApplyOptimizerStep(lr, scale);
 
         Step = step;
         long tokens = (long)sequences.Length * options.Context;
@@ -122,36 +162,47 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Zeroes the gradients, then accumulates the gradient of the mean next-token loss over all
-    /// <paramref name="sequences"/> (each Context+1 tokens), <paramref name="microBatchSequences"/> at a time.
-    /// Returns that mean loss.
+    /// <paramref name="sequences"/> (each Context+1 tokens), <see cref="TrainingOptions.MicroBatchSequences"/> at a
+    /// time. Returns that mean loss (read from the device once, after the last micro-batch).
     /// </summary>
-    public static double AccumulateGradients(LlamaModel model, IReadOnlyList<int[]> sequences, int microBatchSequences, Device device,
-        bool zeroGradients = true)
+    public double AccumulateGradients(IReadOnlyList<int[]> sequences)
     {
-        if (zeroGradients) model.zero_grad();
-        double total = 0;
-        for (int start = 0; start < sequences.Count; start += microBatchSequences)
+        flat.ZeroGradients();
+        using var total = zeros([], ScalarType.Float32, device);
+        for (int start = 0; start < sequences.Count; start += options.MicroBatchSequences)
         {
             using var scope = NewDisposeScope();
-            int count = Math.Min(microBatchSequences, sequences.Count - start);
-            var batch = ToTensor(sequences, start, count, device);
+            int count = Math.Min(options.MicroBatchSequences, sequences.Count - start);
+            var batch = ToTensor(sequences, start, count, device);     // [count, T+1]
             long context = batch.shape[1] - 1;
-            var inputs = batch.narrow(1, 0, context);
-            var targets = batch.narrow(1, 1, context);
-            var loss = model.Loss(inputs, targets) * ((double)count / sequences.Count);
-            loss.backward();
-            total += loss.item<float>();
+            using var loss = pass.Accumulate(batch.narrow(1, 0, context), batch.narrow(1, 1, context), (double)count / sequences.Count);
+            total.add_(loss);
         }
-        return total;
+        return total.item<float>();
     }
+
+    /// <summary>The global L2 norm of the accumulated gradients and the factor that clips it to MaxGradNorm (PyTorch's rule: max/(norm+1e-6) when below 1).</summary>
+    public (double Norm, double Scale) ClipCoefficient()
+    {
+        using var norm = flat.Gradients.norm();
+        double value = norm.item<float>();
+        double max = options.MaxGradNorm > 0 ? options.MaxGradNorm : double.PositiveInfinity;
+        double coefficient = max / (value + 1e-6);
+        return (value, coefficient < 1 ? coefficient : 1.0);
+    }
+
+    /// <summary>AdamW on the master weights with the accumulated gradients times <paramref name="gradientScale"/>; the parameters are rewritten.</summary>
+    public void ApplyOptimizerStep(double learningRate, double gradientScale) =>
+        optimizer.Step(learningRate, gradientScale, flat.Gradients, flat.Weights);
 
     static Tensor ToTensor(IReadOnlyList<int[]> sequences, int start, int count, Device device)
     {
         int width = sequences[start].Length;
-        var flat = new long[(long)count * width];
+        var flatIds = new long[(long)count * width];
         for (int i = 0; i < count; i++)
-            for (int j = 0; j < width; j++) flat[(long)i * width + j] = sequences[start + i][j];
-        return tensor(flat, [count, width], ScalarType.Int64).to(device);
+            for (int j = 0; j < width; j++) flatIds[(long)i * width + j] = sequences[start + i][j];
+        using var host = tensor(flatIds, [count, width], ScalarType.Int64);
+        return host.to(device);
     }
 
     void AppendMetrics(StepMetrics m)
@@ -171,5 +222,32 @@ public sealed class Trainer : IDisposable
         File.AppendAllText(MetricsPath, line.ToJsonString() + "\n");
     }
 
-    public void Dispose() => optimizer.Dispose();
+    // Keeps the lines of steps 1..step, once each (the first of duplicates), in order; a torn last line is dropped.
+    void TrimMetrics(int step)
+    {
+        if (!File.Exists(MetricsPath)) return;
+        var kept = new SortedDictionary<int, string>();
+        foreach (var line in File.ReadLines(MetricsPath))
+        {
+            int? s = null;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                if (doc.RootElement.TryGetProperty("step", out var p) && p.TryGetInt32(out var v)) s = v;
+            }
+            catch (JsonException)
+            {
+            }
+            if (s is { } value && value <= step) kept.TryAdd(value, line);
+        }
+        string temp = MetricsPath + ".tmp";
+        File.WriteAllLines(temp, kept.Values);
+        File.Move(temp, MetricsPath, overwrite: true);
+    }
+
+    public void Dispose()
+    {
+        flat.Dispose();
+        optimizer.Dispose();
+    }
 }

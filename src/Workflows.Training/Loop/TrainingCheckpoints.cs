@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using TorchSharp.Modules;
 using Workflows.Training.Model;
 using Workflows.Training.Weights;
 using static TorchSharp.torch;
@@ -14,8 +13,9 @@ namespace Workflows.Training.Loop;
 public sealed record TrainerState(int Step, long DataPosition, long TokensSeen);
 
 /// <summary>
-/// Resumable checkpoints: <c>checkpoints/checkpoint-&lt;step&gt;/</c> with the weights (<c>model.safetensors</c>
-/// + <c>config.json</c>, float32, HF names), the optimizer state (<c>optimizer.bin</c> in TorchSharp's format, or <c>optimizer-flat.bin</c> for FlatAdamW),
+/// Resumable checkpoints: <c>checkpoints/checkpoint-&lt;step&gt;/</c> with the fp32 master weights in HuggingFace
+/// layout (<c>model*.safetensors</c> in shards of at most 5 GB + <c>config.json</c>; such a folder also loads as a
+/// model), the AdamW moments and step count (<c>optimizer.bin</c>, see <see cref="MasterAdamW.SaveMoments"/>),
 /// torch's CPU generator state (<c>rng.bin</c>), <c>trainer-state.json</c> (step, data position, tokens) and a
 /// <c>COMPLETE</c> marker.
 /// <para>
@@ -28,21 +28,22 @@ public sealed record TrainerState(int Step, long DataPosition, long TokensSeen);
 public static partial class TrainingCheckpoints
 {
     public const string CompleteMarker = "COMPLETE";
+    public const string OptimizerFile = "optimizer.bin";
     const string StateFile = "trainer-state.json";
     const string RngFile = "rng.bin";
 
     public static string PathFor(string checkpointsDirectory, int step) =>
         Path.Combine(checkpointsDirectory, $"checkpoint-{step}");
 
-    public static string Save(string checkpointsDirectory, TrainerState state, LlamaModel model, IWeightOptimizer optimizer)
+    public static string Save(string checkpointsDirectory, TrainerState state, LlamaModel model, FlatParameters flat, MasterAdamW optimizer)
     {
         string final = PathFor(checkpointsDirectory, state.Step);
         if (IsComplete(final)) return final;
 
         string temp = Path.Combine(checkpointsDirectory, $".checkpoint-{state.Step}.tmp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
-        HuggingFaceCheckpoint.Save(model, temp, maxShardBytes: long.MaxValue);
-        optimizer.SaveState(Path.Combine(temp, optimizer.StateFileName));
+        HuggingFaceCheckpoint.Save(model.Config, MasterWeights(flat, optimizer), temp);
+        using (var file = File.Create(Path.Combine(temp, OptimizerFile))) optimizer.SaveMoments(file);
         using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.bytes.ToArray());
         File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state));
         using (var marker = new FileStream(Path.Combine(temp, CompleteMarker), FileMode.CreateNew))
@@ -56,28 +57,56 @@ public static partial class TrainingCheckpoints
         return final;
     }
 
+    /// <summary>The optimizer's fp32 master weights under their HF names, read one tensor at a time.</summary>
+    public static IReadOnlyList<HuggingFaceCheckpoint.WeightSource> MasterWeights(FlatParameters flat, MasterAdamW optimizer) =>
+        flat.Parameters.Select(e => new HuggingFaceCheckpoint.WeightSource(e.Name, e.Slot.Shape,
+            () =>
+            {
+                using var values = optimizer.ReadMaster(e.Slot.Offset - optimizer.Start, e.Slot.Count);
+                return values.view(e.Slot.Shape);
+            })).ToList();
+
     public static bool IsComplete(string checkpointDirectory) =>
         File.Exists(Path.Combine(checkpointDirectory, CompleteMarker));
 
     /// <summary>The complete checkpoint with the highest step, or null when there is none.</summary>
-    public static string? FindNewestComplete(string checkpointsDirectory)
+    public static string? FindNewestComplete(string checkpointsDirectory) => Complete(checkpointsDirectory).Select(c => c.Directory).FirstOrDefault();
+
+    /// <summary>Complete checkpoints, newest first.</summary>
+    public static IEnumerable<(int Step, string Directory)> Complete(string checkpointsDirectory)
     {
-        if (!Directory.Exists(checkpointsDirectory)) return null;
+        if (!Directory.Exists(checkpointsDirectory)) return [];
         return Directory.EnumerateDirectories(checkpointsDirectory)
             .Select(dir => (dir, match: CheckpointName().Match(Path.GetFileName(dir))))
             .Where(x => x.match.Success && IsComplete(x.dir))
-            .OrderByDescending(x => int.Parse(x.match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))
-            .Select(x => x.dir)
-            .FirstOrDefault();
+            .Select(x => (int.Parse(x.match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), x.dir))
+            .OrderByDescending(x => x.Item1)
+            .ToList();
     }
 
-    /// <summary>Loads weights, optimizer and RNG state into existing objects and returns the trainer state.</summary>
-    public static TrainerState Restore(string checkpointDirectory, LlamaModel model, IWeightOptimizer optimizer)
+    /// <summary>Deletes all but the newest <paramref name="keep"/> complete checkpoints (and leftovers of interrupted saves).</summary>
+    public static IReadOnlyList<int> Prune(string checkpointsDirectory, int keep)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);
+        var removed = new List<int>();
+        foreach (var (step, dir) in Complete(checkpointsDirectory).Skip(keep))
+        {
+            Directory.Delete(dir, recursive: true);
+            removed.Add(step);
+        }
+        return removed;
+    }
+
+    /// <summary>Loads master weights, parameters, optimizer and RNG state and returns the trainer state.</summary>
+    public static TrainerState Restore(string checkpointDirectory, LlamaModel model, FlatParameters flat, MasterAdamW optimizer)
     {
         if (!IsComplete(checkpointDirectory))
             throw new InvalidOperationException($"{checkpointDirectory} has no {CompleteMarker} marker: it was not fully written");
-        HuggingFaceCheckpoint.Load(model, checkpointDirectory);
-        optimizer.LoadState(Path.Combine(checkpointDirectory, optimizer.StateFileName));
+        var slots = flat.Parameters.ToDictionary(e => e.Name, e => e.Slot);
+        HuggingFaceCheckpoint.Read(checkpointDirectory, slots.ToDictionary(e => e.Key, e => e.Value.Shape),
+            (name, loaded) => optimizer.SetMaster(slots[name].Offset - optimizer.Start, loaded));
+        using (var slice = flat.Weights.narrow(0, optimizer.Start, optimizer.Count)) optimizer.CopyMasterTo(slice);
+        using (var file = File.OpenRead(Path.Combine(checkpointDirectory, OptimizerFile))) optimizer.LoadMoments(file);
         using (var rng = get_rng_state())
         {
             byte[] saved = File.ReadAllBytes(Path.Combine(checkpointDirectory, RngFile));

@@ -1,6 +1,5 @@
 namespace Workflows.Training.Loop;
 
-/// <summary>Compute precision. Weights and optimizer state are float32 in both.</summary>
 public enum LearningRateSchedule
 {
     Constant,
@@ -8,20 +7,12 @@ public enum LearningRateSchedule
     Linear,
 }
 
-/// <summary>Which AdamW implementation steps the weights (same update rule; see FlatAdamW for the difference).</summary>
-public enum OptimizerKind
-{
-    /// <summary>TorchSharp's optim.AdamW: a dozen tensor ops per parameter tensor per step.</summary>
-    TorchSharpAdamW,
-    /// <summary>Weights, gradients and AdamW state in flat buffers: a dozen ops per step in total.</summary>
-    FlatAdamW,
-}
-
+/// <summary>The parameters' type. Gradients accumulate in float32 and the optimizer keeps float32 master weights in both.</summary>
 public enum Precision
 {
     /// <summary>Everything in float32 (the CPU default).</summary>
     Fp32,
-    /// <summary>Matmuls and attention in bfloat16 on float32 master weights (the GPU path; see LlamaModel).</summary>
+    /// <summary>bf16 parameters: every matmul, attention and the residual stream in bf16, norms and the softmax in float32 (the GPU path).</summary>
     Bf16,
 }
 
@@ -41,7 +32,8 @@ public enum Precision
 /// <param name="Device">"cpu", "cuda" or "cuda:N".</param>
 /// <param name="Seed">Seed of torch's generator (weight init when not loading a base model).</param>
 /// <param name="LossChunkTokens">Positions per chunk of the LM head + cross-entropy when a micro-batch has more (see ChunkedCrossEntropy); 0 = all logits at once.</param>
-/// <param name="Optimizer">AdamW over the parameters one by one (TorchSharp's) or over one flat buffer (see FlatAdamW).</param>
+/// <param name="Optimizer">Where the fp32 master weights and AdamW moments live: on the device, or in host memory with the update on the CPU (see MasterAdamW).</param>
+/// <param name="KeepCheckpoints">Complete checkpoints kept (the newest); older ones are deleted, locally and in the checkpoint store. 0 = keep all.</param>
 public sealed record TrainingOptions(
     int Context,
     long BatchTokens,
@@ -62,11 +54,13 @@ public sealed record TrainingOptions(
     long Seed = 0,
     LearningRateSchedule Schedule = LearningRateSchedule.Constant,
     int LossChunkTokens = 8192,
-    OptimizerKind Optimizer = OptimizerKind.TorchSharpAdamW)
+    OptimizerPlacement Optimizer = OptimizerPlacement.Device,
+    int KeepCheckpoints = 0)
 {
     public int SequencesPerStep => (int)Math.Max(1, Math.Round((double)BatchTokens / Context));
     public int MicroBatchesPerStep => (SequencesPerStep + MicroBatchSequences - 1) / MicroBatchSequences;
     public long TokensPerStep => (long)SequencesPerStep * Context;
+    public AdamWSettings AdamW => new(Beta1, Beta2, Epsilon, WeightDecay);
 
     /// <summary>
     /// Learning rate of (1-based) <paramref name="step"/>: linear warmup, then constant (the paper), or a cosine or
@@ -98,6 +92,7 @@ public sealed record TrainingOptions(
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupSteps, nameof(WarmupSteps));
         ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
         ArgumentOutOfRangeException.ThrowIfNegative(LossChunkTokens, nameof(LossChunkTokens));
+        ArgumentOutOfRangeException.ThrowIfNegative(KeepCheckpoints, nameof(KeepCheckpoints));
         return this;
     }
 }

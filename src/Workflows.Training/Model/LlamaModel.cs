@@ -12,26 +12,31 @@ namespace Workflows.Training.Model;
 /// <c>LlamaForCausalLM</c>: <c>model.embed_tokens.weight</c>, <c>model.layers.N.self_attn.q_proj.weight</c>, …,
 /// <c>model.norm.weight</c>, <c>lm_head.weight</c> (absent from saved files when tied, as in HF).
 /// <para>
-/// Weights are always float32 ("master weights"). <see cref="ComputeType"/> = BFloat16 runs every projection and
-/// attention in bf16 by casting weights and activations at each matmul, the way PyTorch's autocast does
-/// (TorchSharp 0.107 has no autocast); norms, RoPE tables, softmax statistics of the loss and the residual
-/// stream stay in float32, and gradients flow back into the float32 weights.
+/// Precision follows the parameters, as in HF: a bf16 model (training keeps bf16 parameters, see
+/// <c>FlatParameters</c>) computes every projection, attention and the residual stream in bf16, norms in float32
+/// internally, the loss's softmax in float32. <see cref="ComputeType"/> = BFloat16 on float32 weights instead casts
+/// weights and activations at each matmul (autocast's way; TorchSharp has no autocast), for inference on fp32 weights.
+/// </para>
+/// <para>
+/// Training does not call <see cref="forward"/> with gradients: the trainer runs the blocks one by one, keeping
+/// only their inputs, and back-propagates block by block (<c>BlockwiseBackprop</c>); for that it reaches the parts
+/// through <see cref="Embedding"/>, <see cref="Layers"/>, <see cref="FinalNorm"/>, <see cref="LmHeadWeight"/> and
+/// <see cref="RopeTables"/>.
 /// </para>
 /// </summary>
 public sealed class LlamaModel : nn.Module<Tensor, Tensor>
 {
     public LlamaConfig Config { get; }
     public ScalarType ComputeType { get; set; } = ScalarType.Float32;
-    /// <summary>Recompute each block in the backward pass instead of keeping its activations (see <see cref="BlockCheckpoint"/>).</summary>
-    public bool CheckpointBlocks { get; set; }
     /// <summary>
-    /// <see cref="Loss"/> computes the LM head and cross-entropy over this many token positions at a time (see
-    /// <see cref="ChunkedCrossEntropy"/>) when a batch has more positions; 0 = always the plain path (all logits at once).
+    /// <see cref="Loss"/> without gradients computes the LM head and cross-entropy over this many positions at a
+    /// time (see <see cref="ChunkedCrossEntropy"/>) when a batch has more; 0 = all logits at once.
     /// </summary>
     public int LossChunkTokens { get; set; }
 
     readonly Embedding embedTokens;
     readonly ModuleList<LlamaDecoderLayer> layers;
+    List<LlamaDecoderLayer>? layersView;
     readonly RmsNorm norm;
     readonly Linear? lmHead; // null when tied to the embeddings
 
@@ -59,6 +64,9 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
 
     /// <summary>The LM head weight: its own matrix, or the embedding matrix when tied.</summary>
     public Parameter LmHeadWeight => lmHead?.weight ?? embedTokens.weight!;
+    public Embedding Embedding => embedTokens;
+    public IReadOnlyList<LlamaDecoderLayer> Layers => layersView ??= layers.ToList();
+    public RmsNorm FinalNorm => norm;
 
     /// <summary>HF's init: every Linear and Embedding weight ~ N(0, initializer_range²), norms at 1.</summary>
     public void InitializeWeights()
@@ -76,13 +84,11 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     public Tensor Hidden(Tensor inputIds)
     {
         int length = (int)inputIds.shape[1];
-        var (cos, sin) = RopeTables(length, inputIds.device);
+        var (cos, sin) = RopeTables(length, inputIds.device);   // [T, head_dim] each
 
-        Tensor hidden = embedTokens.forward(inputIds);
+        Tensor hidden = embedTokens.forward(inputIds);           // [B, T, d]
         foreach (var layer in layers)
-            hidden = CheckpointBlocks && is_grad_enabled()
-                ? BlockCheckpoint.Apply(layer, hidden, cos, sin, ComputeType)
-                : layer.Forward(hidden, cos, sin, ComputeType);
+            hidden = layer.Forward(hidden, cos, sin, ComputeType);
         return norm.forward(hidden);
     }
 
@@ -91,14 +97,15 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Mean next-token cross-entropy of <paramref name="targets"/> [batch, T] given <paramref name="inputIds"/>.
-    /// With <see cref="LossChunkTokens"/> &gt; 0 and more positions than that, the logits are never materialised
-    /// for the whole batch (80K positions × 32K vocabulary in float32 are 10 GB): see <see cref="ChunkedCrossEntropy"/>.
+    /// Without gradients and with <see cref="LossChunkTokens"/> &gt; 0 and more positions than that, the logits are
+    /// never materialised for the whole batch (see <see cref="ChunkedCrossEntropy"/>). With gradients this is the
+    /// plain autograd path (all logits at once): the reference the trainer's block-by-block backward is tested against.
     /// </summary>
     public Tensor Loss(Tensor inputIds, Tensor targets)
     {
         var hidden = Hidden(inputIds);
         var flatTargets = targets.reshape(-1);
-        if (LossChunkTokens > 0 && flatTargets.shape[0] > LossChunkTokens)
+        if (!is_grad_enabled() && LossChunkTokens > 0 && flatTargets.shape[0] > LossChunkTokens)
             return ChunkedCrossEntropy.Loss(hidden.view(-1, Config.HiddenSize), LmHeadWeight, flatTargets, ComputeType, LossChunkTokens);
         return F.cross_entropy(Logits(hidden).view(-1, Config.VocabSize), flatTargets);
     }
@@ -134,8 +141,8 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
         return norm.forward(hidden);
     }
 
-    // cos/sin tables depend only on the length (dynamic NTK changes the base with it), so they are cached.
-    (Tensor Cos, Tensor Sin) RopeTables(int length, Device device)
+    /// <summary>RoPE cos/sin tables [length, head_dim] for positions 0..length-1, in the compute type; cached per length (dynamic NTK changes the base with it) and owned by the model.</summary>
+    public (Tensor Cos, Tensor Sin) RopeTables(int length, Device device)
     {
         var key = (length, device.ToString(), ComputeType);
         if (!ropeTables.TryGetValue(key, out var tables))
@@ -179,6 +186,7 @@ public sealed class LlamaDecoderLayer : nn.Module
         register_module("post_attention_layernorm", postAttentionLayernorm);
     }
 
+    /// <summary>[B, T, d] → [B, T, d].</summary>
     public Tensor Forward(Tensor hidden, Tensor cos, Tensor sin, ScalarType compute, LayerKvCache? cache = null, CachedStep? step = null)
     {
         hidden = hidden + selfAttn.Forward(inputLayernorm.forward(hidden), cos, sin, compute, cache, step);
@@ -215,6 +223,7 @@ public sealed class LlamaAttention : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, ScalarType compute, LayerKvCache? cache = null, CachedStep? step = null)
     {
         long batch = x.shape[0], length = x.shape[1];
+        // [B, T, d] → [B, T, count·head_dim] → [B, count, T, head_dim]
         Tensor Heads(Linear proj, int count) =>
             Projection.Apply(x, proj.weight!, compute).view(batch, length, count, headDim).transpose(1, 2);
 
@@ -244,7 +253,7 @@ public sealed class LlamaAttention : nn.Module
             attended = F.scaled_dot_product_attention(folded, keys, values, mask, 0.0, false);
             if (groups > 1) attended = attended.view(batch, heads, length, headDim);
         }
-        var merged = attended.transpose(1, 2).reshape(batch, length, heads * headDim);
+        var merged = attended.transpose(1, 2).reshape(batch, length, heads * headDim);   // [B, heads, T, D] → [B, T, heads·D]
         return Projection.Apply(merged, oProj.weight!, compute);
     }
 
@@ -272,17 +281,19 @@ public sealed class LlamaMlp : nn.Module
 
     public Tensor Forward(Tensor x, ScalarType compute)
     {
-        var gate = F.silu(Projection.Apply(x, gateProj.weight!, compute));
-        var up = Projection.Apply(x, upProj.weight!, compute);
+        var gate = F.silu(Projection.Apply(x, gateProj.weight!, compute));   // [B, T, intermediate]
+        var up = Projection.Apply(x, upProj.weight!, compute);               // [B, T, intermediate]
         return Projection.Apply(gate * up, downProj.weight!, compute);
     }
 }
 
-/// <summary>RMSNorm as HF computes it: in float32, x·rsqrt(mean(x²)+ε), then scaled by a learned weight.</summary>
+/// <summary>
+/// RMSNorm as HF computes it: x·rsqrt(mean(x²)+ε) in float32, cast back to the input's type, then scaled by the
+/// learned weight (so a bf16 model stays bf16 and a float32 one float32).
+/// </summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
-    readonly Parameter weight;
-    readonly double eps;
+    Parameter weightParameter;
 
     // Held for the module's lifetime: an implicit double→Scalar temporary can be finalised by the GC while the native
     // call that uses it is still running (seen in Release builds as a failed c10 Scalar check), so keep one alive here.
@@ -290,17 +301,30 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     public RmsNorm(int size, double eps) : base("RmsNorm")
     {
-        this.eps = eps;
         epsScalar = eps.ToScalar();
-        weight = nn.Parameter(ones(size));
-        register_parameter("weight", weight);
+        weightParameter = nn.Parameter(ones(size));
+        register_parameter("weight", weightParameter);
+    }
+
+    /// <summary>The learned scale (settable like Linear.weight, so the trainer can move it into its flat buffer).</summary>
+    public Parameter weight
+    {
+        get => weightParameter;
+        set
+        {
+            if (value.Handle == weightParameter.Handle) return;
+            weightParameter.Dispose();
+            weightParameter = value;
+            ConditionallyRegisterParameter("weight", value);
+        }
     }
 
     public override Tensor forward(Tensor x)
     {
+        using var scope = NewDisposeScope();
         var x32 = x.to(ScalarType.Float32);
-        var normalized = x32 * (x32.square().mean([-1L], keepdim: true) + epsScalar).rsqrt();
-        return weight * normalized;
+        var normalized = (x32 * (x32.square().mean([-1L], keepdim: true) + epsScalar).rsqrt()).to(x.dtype);
+        return (weightParameter * normalized).MoveToOuterDisposeScope();
     }
 }
 

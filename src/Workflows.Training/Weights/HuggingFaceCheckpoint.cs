@@ -31,18 +31,28 @@ public static class HuggingFaceCheckpoint
     /// config.json into <paramref name="directory"/>. Shards are cut when the next tensor would pass
     /// <paramref name="maxShardBytes"/> (a tensor larger than that gets a shard of its own).
     /// </summary>
-    public static IReadOnlyList<string> Save(LlamaModel model, string directory, long maxShardBytes = DefaultMaxShardBytes, ScalarType dtype = ScalarType.Float32)
+    public static IReadOnlyList<string> Save(LlamaModel model, string directory, long maxShardBytes = DefaultMaxShardBytes, ScalarType dtype = ScalarType.Float32) =>
+        Save(model.Config, WeightsToSave(model).Select(e => new WeightSource(e.Name, e.Tensor.shape, () => e.Tensor.detach())).ToList(),
+            directory, maxShardBytes, dtype);
+
+    /// <summary>A weight to save: its HF name, its shape, and how to read it (a tensor the writer disposes after use).</summary>
+    public sealed record WeightSource(string Name, long[] Shape, Func<Tensor> Read);
+
+    /// <summary>
+    /// Writes weights read one at a time from <paramref name="weights"/> (so a 7B model never needs a second full
+    /// copy in memory), converted to <paramref name="dtype"/>, and <paramref name="config"/>'s config.json.
+    /// </summary>
+    public static IReadOnlyList<string> Save(LlamaConfig config, IReadOnlyList<WeightSource> weights, string directory,
+        long maxShardBytes = DefaultMaxShardBytes, ScalarType dtype = ScalarType.Float32)
     {
         Directory.CreateDirectory(directory);
-        var tensors = WeightsToSave(model).ToList();
-
-        var shards = new List<List<(string Name, Tensor Tensor)>> { new() };
+        var shards = new List<List<WeightSource>> { new() };
         long shardBytes = 0;
-        foreach (var (name, t) in tensors)
+        foreach (var w in weights)
         {
-            long bytes = t.NumberOfElements * ElementSize(dtype);
+            long bytes = w.Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
             if (shards[^1].Count > 0 && shardBytes + bytes > maxShardBytes) { shards.Add(new()); shardBytes = 0; }
-            shards[^1].Add((name, t));
+            shards[^1].Add(w);
             shardBytes += bytes;
         }
 
@@ -53,9 +63,8 @@ public static class HuggingFaceCheckpoint
         for (int i = 0; i < shards.Count; i++)
         {
             string file = shards.Count == 1 ? SingleFileName : $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-            var converted = shards[i].Select(e => (e.Name, Tensor: e.Tensor.detach().to(dtype, CPU).contiguous())).ToList();
-            totalSize += WriteSafetensors(Path.Combine(directory, file), converted);
-            foreach (var (name, t) in converted) { weightMap[name] = file; t.Dispose(); }
+            totalSize += WriteSafetensors(Path.Combine(directory, file), shards[i], dtype);
+            foreach (var w in shards[i]) weightMap[w.Name] = file;
             files.Add(file);
         }
         if (shards.Count > 1)
@@ -63,9 +72,49 @@ public static class HuggingFaceCheckpoint
             var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = totalSize }, ["weight_map"] = weightMap };
             File.WriteAllText(Path.Combine(directory, IndexFileName), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
-        File.WriteAllText(Path.Combine(directory, "config.json"), model.Config.ToHuggingFaceJson());
+        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToHuggingFaceJson());
         return files;
     }
+
+    /// <summary>
+    /// Reads every weight stored in <paramref name="directory"/> and hands it, by HF name, to
+    /// <paramref name="receive"/> (the tensor is disposed afterwards). Names must match <paramref name="expected"/>
+    /// (name → shape) exactly: unknown names, wrong shapes and missing weights are errors; RoPE <c>inv_freq</c>
+    /// buffers that older HF checkpoints carry are ignored.
+    /// </summary>
+    public static void Read(string directory, IReadOnlyDictionary<string, long[]> expected, Action<string, Tensor> receive)
+    {
+        var seen = new HashSet<string>();
+        using var noGrad = no_grad();
+        foreach (string shard in ShardFiles(directory))
+        {
+            var stateDict = Safetensors.LoadStateDict(Path.Combine(directory, shard));
+            try
+            {
+                foreach (var (name, loaded) in stateDict)
+                {
+                    if (name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)) continue;
+                    if (!expected.TryGetValue(name, out var shape))
+                        throw new InvalidDataException($"{shard}: unexpected tensor \"{name}\"");
+                    if (!shape.SequenceEqual(loaded.shape))
+                        throw new InvalidDataException($"{shard}: \"{name}\" has shape [{string.Join(",", loaded.shape)}], the model expects [{string.Join(",", shape)}]");
+                    receive(name, loaded);
+                    seen.Add(name);
+                }
+            }
+            finally
+            {
+                foreach (var t in stateDict.Values) t.Dispose();
+            }
+        }
+        var missing = expected.Keys.Where(k => !seen.Contains(k)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{directory}: missing {missing.Count} weights, e.g. {string.Join(", ", missing.Take(3))}");
+    }
+
+    /// <summary>The HF names and shapes of <paramref name="model"/>'s saved weights (lm_head left out when tied).</summary>
+    public static Dictionary<string, long[]> SavedShapes(LlamaModel model) =>
+        WeightsToSave(model).ToDictionary(e => e.Name, e => e.Tensor.shape);
 
     /// <summary>Reads the config.json of a HuggingFace model folder.</summary>
     public static LlamaConfig ReadConfig(string directory) =>
@@ -79,29 +128,8 @@ public static class HuggingFaceCheckpoint
     /// </summary>
     public static void Load(LlamaModel model, string directory)
     {
-        var expected = WeightsToSave(model).ToDictionary(e => e.Name, e => e.Tensor);
-        var seen = new HashSet<string>();
-        using var noGrad = no_grad();
-        foreach (string shard in ShardFiles(directory))
-        {
-            var stateDict = Safetensors.LoadStateDict(Path.Combine(directory, shard));
-            foreach (var (name, loaded) in stateDict)
-            {
-                using (loaded)
-                {
-                    if (name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)) continue;
-                    if (!expected.TryGetValue(name, out var target))
-                        throw new InvalidDataException($"{shard}: unexpected tensor \"{name}\" for a {model.Config.NumLayers}-layer LLaMA");
-                    if (!target.shape.SequenceEqual(loaded.shape))
-                        throw new InvalidDataException($"{shard}: \"{name}\" has shape [{string.Join(",", loaded.shape)}], the model expects [{string.Join(",", target.shape)}]");
-                    target.copy_(loaded);
-                    seen.Add(name);
-                }
-            }
-        }
-        var missing = expected.Keys.Where(k => !seen.Contains(k)).ToList();
-        if (missing.Count > 0)
-            throw new InvalidDataException($"{directory}: missing {missing.Count} weights, e.g. {string.Join(", ", missing.Take(3))}");
+        var targets = WeightsToSave(model).ToDictionary(e => e.Name, e => e.Tensor);
+        Read(directory, targets.ToDictionary(e => e.Key, e => e.Value.shape), (name, loaded) => targets[name].copy_(loaded));
     }
 
     /// <summary>Builds a model from a HuggingFace folder: its config.json, then its weights.</summary>
@@ -136,17 +164,17 @@ public static class HuggingFaceCheckpoint
     /// data_offsets; plus <c>__metadata__ {"format":"pt"}</c>) padded with spaces to 8 bytes, then the raw
     /// little-endian tensor bytes in header order. Returns the number of tensor bytes written.
     /// </summary>
-    static long WriteSafetensors(string path, IReadOnlyList<(string Name, Tensor Tensor)> tensors)
+    static long WriteSafetensors(string path, IReadOnlyList<WeightSource> weights, ScalarType dtype)
     {
         var header = new JsonObject { ["__metadata__"] = new JsonObject { ["format"] = "pt" } };
         long offset = 0;
-        foreach (var (name, t) in tensors)
+        foreach (var w in weights)
         {
-            long length = t.NumberOfElements * t.ElementSize;
-            header[name] = new JsonObject
+            long length = w.Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
+            header[w.Name] = new JsonObject
             {
-                ["dtype"] = SafetensorsDType(t.dtype),
-                ["shape"] = new JsonArray(t.shape.Select(d => (JsonNode)d).ToArray()),
+                ["dtype"] = SafetensorsDType(dtype),
+                ["shape"] = new JsonArray(w.Shape.Select(d => (JsonNode)d).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + length),
             };
             offset += length;
@@ -162,7 +190,14 @@ public static class HuggingFaceCheckpoint
             stream.Write(length);
             stream.Write(json);
             for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
-            foreach (var (_, t) in tensors) stream.Write(t.bytes);
+            foreach (var w in weights)
+            {
+                using var read = w.Read();
+                using var converted = read.to(dtype, CPU).contiguous();
+                if (!converted.shape.SequenceEqual(w.Shape))
+                    throw new InvalidOperationException($"\"{w.Name}\" was read with shape [{string.Join(",", converted.shape)}], declared [{string.Join(",", w.Shape)}]");
+                stream.Write(converted.bytes);
+            }
         }
         File.Move(temp, path, overwrite: true);
         return offset;

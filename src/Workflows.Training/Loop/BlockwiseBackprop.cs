@@ -1,0 +1,159 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using Workflows.Training.Model;
+using static TorchSharp.torch;
+
+namespace Workflows.Training.Loop;
+
+/// <summary>
+/// One micro-batch's forward and backward pass, block by block, with every tensor's lifetime decided here:
+/// <list type="number">
+/// <item>forward: embed, then each decoder block in turn; with recomputation (activation checkpointing) a block
+/// runs without autograd and only its input is kept; without, each block keeps its own graph;</item>
+/// <item>loss: final norm, then the chunked cross-entropy, which hands back the gradient of the final hidden state
+/// and adds the head weight's gradient (<see cref="ChunkedCrossEntropy.LossAndGradients"/>);</item>
+/// <item>backward, from the last block to the first: recompute the block with autograd on its kept input, ask
+/// autograd for the gradients of the input and the block's parameters (<c>autograd.grad</c>, which never touches
+/// <c>.grad</c>), add the parameter gradients into the float32 buffer, free the block's input and graph, carry
+/// the input's gradient to the block below;</item>
+/// <item>embedding: scatter-add the last gradient into the embedding rows of the batch's tokens.</item>
+/// </list>
+/// This replaces a custom autograd function per block (PyTorch's reentrant checkpoint): TorchSharp's
+/// <c>autograd.Function</c> keeps an extra copy of every output and registers backward's temporaries nowhere,
+/// so memory depended on the GC; here peak memory is the kept block inputs plus one block's working set.
+/// The gradients are those of <see cref="LlamaModel.Loss"/> under plain autograd (tested on CPU).
+/// </summary>
+public sealed class BlockwiseBackprop
+{
+    readonly LlamaModel model;
+    readonly FlatParameters flat;
+    readonly Parameter[][] blockParameters;
+
+    public BlockwiseBackprop(LlamaModel model, FlatParameters flat, bool recompute, int lossChunkTokens)
+    {
+        this.model = model;
+        this.flat = flat;
+        Recompute = recompute;
+        LossChunkTokens = lossChunkTokens;
+        blockParameters = model.Layers.Select(layer => layer.parameters().ToArray()).ToArray();
+    }
+
+    /// <summary>Recompute each block in the backward pass (activation checkpointing) instead of keeping its graph.</summary>
+    public bool Recompute { get; }
+    /// <summary>Positions per chunk of the LM head + loss; 0 = all positions in one chunk.</summary>
+    public int LossChunkTokens { get; }
+
+    /// <summary>
+    /// Adds to the float32 gradients the gradient of <paramref name="weight"/> × the mean next-token loss of
+    /// <paramref name="targets"/> [B, T] given <paramref name="inputs"/> [B, T] (int64, on the model's device).
+    /// Returns that weighted loss as a 0-d float32 tensor on the device (read it once per step, not per micro-batch).
+    /// </summary>
+    public Tensor Accumulate(Tensor inputs, Tensor targets, double weight)
+    {
+        var layers = model.Layers;
+        int count = layers.Count;
+        long length = inputs.shape[1];
+        var (cos, sin) = model.RopeTables(checked((int)length), inputs.device);
+        var compute = model.ComputeType;
+
+        // kept[i]: block i's input [B, T, d]; kept[count]: the last block's output. With recomputation these are
+        // the only activations alive between forward and backward. Without it, graphs[i] holds block i's graph.
+        var kept = new Tensor?[count + 1];
+        var graphs = Recompute ? null : new (Tensor Input, Tensor Output)?[count];
+        Tensor? gradient = null;
+        Tensor loss;
+        try
+        {
+            using (no_grad()) kept[0] = model.Embedding.forward(inputs).DetachFromDisposeScope();
+            for (int i = 0; i < count; i++)
+            {
+                using var scope = NewDisposeScope();
+                if (Recompute)
+                {
+                    using var _ = no_grad();
+                    kept[i + 1] = layers[i].Forward(kept[i]!, cos, sin, compute).DetachFromDisposeScope();
+                }
+                else
+                {
+                    using var _ = enable_grad();
+                    var input = kept[i]!.detach().requires_grad_(true).DetachFromDisposeScope();
+                    var output = layers[i].Forward(input, cos, sin, compute).DetachFromDisposeScope();
+                    graphs![i] = (input, output);
+                    kept[i + 1] = output;
+                }
+            }
+
+            using (var scope = NewDisposeScope())
+            {
+                var last = kept[count]!.detach().requires_grad_(true);
+                Tensor normed;
+                using (enable_grad()) normed = model.FinalNorm.forward(last);                  // [B, T, d]
+                long positions = normed.shape[0] * normed.shape[1];
+                using var headGradient = flat.GradientOf(model.LmHeadWeight);
+                var (chunkLoss, normedGradient) = ChunkedCrossEntropy.LossAndGradients(
+                    normed.detach().view(positions, -1), model.LmHeadWeight, targets.reshape(-1),
+                    LossChunkTokens > 0 ? LossChunkTokens : checked((int)positions), weight, headGradient);
+                var normWeight = (Parameter)model.FinalNorm.parameters().Single();
+                var grads = autograd.grad([normed], [last, normWeight], [normedGradient.view(normed.shape)]);
+                flat.Accumulate(normWeight, grads[1]);
+                gradient = grads[0].DetachFromDisposeScope();
+                loss = chunkLoss.DetachFromDisposeScope();
+            }
+            Release(kept, count);
+
+            for (int i = count - 1; i >= 0; i--)
+            {
+                using var scope = NewDisposeScope();
+                Tensor input, output;
+                if (Recompute)
+                {
+                    input = kept[i]!.detach().requires_grad_(true);
+                    using (enable_grad()) output = layers[i].Forward(input, cos, sin, compute);
+                }
+                else
+                {
+                    (input, output) = graphs![i]!.Value;
+                }
+                var parameters = blockParameters[i];
+                var wrt = new List<Tensor>(parameters.Length + 1) { input };
+                wrt.AddRange(parameters);
+                var grads = autograd.grad([output], wrt, [gradient!]);
+                for (int k = 0; k < parameters.Length; k++) flat.Accumulate(parameters[k], grads[k + 1]);
+
+                var below = grads[0].DetachFromDisposeScope();
+                gradient!.Dispose();
+                gradient = below;
+                if (!Recompute)
+                {
+                    graphs![i]!.Value.Input.Dispose();
+                    graphs[i]!.Value.Output.Dispose();
+                    graphs[i] = null;
+                }
+                Release(kept, i + 1);
+            }
+
+            // The embedding's gradient: row id receives the sum of the gradients at every position holding id.
+            using (var scope = NewDisposeScope())
+            {
+                using var embeddingGradient = flat.GradientOf(model.Embedding.weight!);
+                embeddingGradient.index_add_(0, inputs.reshape(-1), gradient!.reshape(-1, gradient.shape[^1]).to(ScalarType.Float32), 1);
+            }
+            return loss;
+        }
+        finally
+        {
+            gradient?.Dispose();
+            for (int i = 0; i < kept.Length; i++) Release(kept, i);
+            if (graphs is not null)
+                foreach (var g in graphs)
+                    if (g is { } pair) { pair.Input.Dispose(); pair.Output.Dispose(); }
+        }
+    }
+
+    // Without recomputation kept[i > 0] are the graphs' outputs, owned (and disposed) through graphs.
+    void Release(Tensor?[] kept, int index)
+    {
+        if (Recompute || index == 0) kept[index]?.Dispose();
+        kept[index] = null;
+    }
+}
