@@ -1,6 +1,7 @@
 using Workflows.Experiments.Planning;
 using Workflows.Experiments.Spec;
 using Workflows.Training.Loop;
+using Offload = Workflows.Experiments.Spec.Offload;
 using Workflows.Training.Model;
 using TrainingPrecision = Workflows.Training.Loop.Precision;
 
@@ -67,6 +68,18 @@ public static class SpecMapping
             steps = Math.Min(steps, max);
         }
 
+        // Where the optimizer state lives: what the memory plan chose for the experiment's GPU (offload: auto picks
+        // the GPU when everything fits there); on the CPU it makes no difference.
+        var memory = device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase)
+            ? MemoryPlanner.Choose(spec, ModelCatalog.Resolve(spec.Model) ?? ModelCatalog.Known["llama-2-7b"].With(spec.Model.Architecture))
+            : null;
+        var placement = spec.Training.Offload switch
+        {
+            Offload.Cpu => OptimizerPlacement.Host,
+            Offload.Gpu => OptimizerPlacement.Device,
+            _ => memory?.Chosen?.Placement == "cpu" ? OptimizerPlacement.Host : OptimizerPlacement.Device,
+        };
+
         var options = new TrainingOptions(
             Context: context,
             BatchTokens: t.BatchTokens,
@@ -88,7 +101,9 @@ public static class SpecMapping
                 LrSchedule.Cosine => LearningRateSchedule.Cosine,
                 LrSchedule.Linear => LearningRateSchedule.Linear,
                 _ => LearningRateSchedule.Constant,
-            });
+            },
+            Optimizer: placement,
+            KeepCheckpoints: t.KeepCheckpoints ?? 0);
         return new TrainingJob(config, options, outputDirectory, baseDirectory, resume);
     }
 

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Workflows.Training;
 
 /// <summary>A training run, independent of how it was described (experiment file, engine job, test).</summary>
-/// <param name="Model">The architecture. Ignored in favour of the base model's config.json when <paramref name="BaseModelDirectory"/> is set.</param>
+/// <param name="Model">The architecture (for a base model: its config.json with the experiment's overrides, e.g. the RoPE base).</param>
 /// <param name="Training">Loop settings.</param>
 /// <param name="OutputDirectory">Receives metrics.jsonl, checkpoints/ and final-model/.</param>
 /// <param name="BaseModelDirectory">A HuggingFace folder (config.json + safetensors) to continue pretraining from; null = random init from the seed.</param>
@@ -41,10 +41,11 @@ public static class TrainingRunner
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         manual_seed(job.Training.Seed);
-        using var model = job.BaseModelDirectory is null
-            ? new LlamaModel(job.Model)
-            : HuggingFaceCheckpoint.LoadModel(job.BaseModelDirectory);
-        using var trainer = new Trainer(model, job.Training, data, job.OutputDirectory);
+        // Built without storage: the trainer places the weights on the device once (random init there, or the base
+        // model's weights read straight into the master weights). The architecture is job.Model, which for a base
+        // model is its config.json with the experiment's overrides (the RoPE base of context extension).
+        using var model = LlamaModel.CreateEmpty(job.Model);
+        using var trainer = new Trainer(model, job.Training, data, job.OutputDirectory, job.BaseModelDirectory);
 
         string? resumedFrom = job.Resume ? trainer.ResumeFromNewestCheckpoint() : null;
         var steps = trainer.Run(progress, cancellation);

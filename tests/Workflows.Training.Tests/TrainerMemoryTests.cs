@@ -93,8 +93,8 @@ public class TrainerMemoryTests : UsesTempDirectories
         {
             var gradients = randn(n) * Math.Pow(10, -2 * step);
             gradients[..1000] = zeros(1000); // rows no token touched
-            device.Step(1e-2, 0.7, gradients, deviceParameters);
-            host.Step(1e-2, 0.7, gradients, hostParameters);
+            device.Step(1e-2, 0.7, gradients.clone(), deviceParameters); // the step may scale its gradients in place
+            host.Step(1e-2, 0.7, gradients.clone(), hostParameters);
         }
         var deviceMaster = device.ReadMaster(0, n);
         var hostMaster = host.ReadMaster(0, n);
@@ -216,6 +216,39 @@ public class TrainerMemoryTests : UsesTempDirectories
             new InMemoryPackedSequenceSource(Sequences(20, 17, seed: 9)), dir);
         trainer.Run();
         TrainingCheckpoints.Complete(trainer.CheckpointsDirectory).Select(c => c.Step).Should().Equal(5, 4);
+    }
+
+    [Fact]
+    public void A_model_built_without_storage_is_filled_on_the_device_from_a_base_model_exactly()
+    {
+        // A base model saved in bf16 (as HF ships LLaMA-2 in half precision): the master weights are its values
+        // exactly, the parameters the same values (bf16 holds them), and nothing was allocated on the meta model.
+        manual_seed(6);
+        using var source = new LlamaModel(TinyModels.Config(Vocab));
+        string baseDir = NewTempDirectory();
+        Weights.HuggingFaceCheckpoint.Save(source, baseDir, dtype: ScalarType.BFloat16);
+
+        using var empty = LlamaModel.CreateEmpty(TinyModels.Config(Vocab));
+        empty.IsEmpty.Should().BeTrue();
+        using var trainer = new Trainer(empty, Options(16, 2, 2, precision: Precision.Bf16), new InMemoryPackedSequenceSource(Sequences(4, 17, seed: 1)),
+            NewTempDirectory(), baseDir);
+        empty.IsEmpty.Should().BeFalse();
+        var expected = source.named_parameters().ToDictionary(p => p.name, p => p.parameter.to(ScalarType.BFloat16));
+        foreach (var (name, parameter, slot) in trainer.Parameters.Parameters)
+        {
+            TinyModels.Identical(parameter, expected[name]).Should().BeTrue(name);
+            using var master = trainer.Optimizer.ReadMaster(slot.Offset, slot.Count);
+            master.view(slot.Shape).eq(expected[name].to(ScalarType.Float32)).all().item<bool>().Should().BeTrue(name);
+        }
+        trainer.TrainStep().Loss.Should().BeGreaterThan(0);
+
+        // Without a base model: HF's init, drawn where the parameters live.
+        using var fresh = LlamaModel.CreateEmpty(TinyModels.Config(Vocab));
+        using var randomTrainer = new Trainer(fresh, Options(16, 2, 2), new InMemoryPackedSequenceSource(Sequences(4, 17, seed: 1)), NewTempDirectory());
+        var norms = fresh.named_parameters().Where(p => p.name.EndsWith("norm.weight")).ToList();
+        norms.Should().NotBeEmpty().And.OnlyContain(p => p.parameter.eq(1).all().item<bool>());
+        var q = fresh.named_parameters().First(p => p.name.EndsWith("q_proj.weight")).parameter;
+        q.std().item<float>().Should().BeApproximately(0.02f, 0.002f);
     }
 
     sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>

@@ -175,6 +175,8 @@ public static class BenchTrainCommand
                 ["mfu_palm"] = Mfu(o?.ImpliedTokensPerSecond, flopsPalm),
                 ["device_used_bytes"] = o?.DeviceMemoryUsed,
                 ["device_total_bytes"] = o?.DeviceMemoryTotal,
+                ["max_memory_allocated"] = o?.PeakAllocated,
+                ["max_memory_reserved"] = o?.PeakReserved,
                 ["loss_first"] = o?.FirstLoss,
                 ["loss_last"] = o?.LastLoss,
                 ["error"] = o is null ? "not run" : o.Error,
@@ -216,6 +218,7 @@ public static class BenchTrainCommand
             ["checkpointing"] = settings.ActivationCheckpointing,
             ["loss_chunk"] = settings.LossChunkTokens,
             ["torch"] = torchVersion,
+            ["allocator"] = Workflows.Training.Native.CudaRuntime.PoolAllocator ? "cudaMallocAsync" : "native caching allocator",
             ["peak"] = new JsonObject { ["matmul"] = s.PeakDescription, ["ours_flops"] = oursPeak, ["twin_flops"] = twinPeak, ["used_flops"] = peakUsed },
             ["contexts"] = rows,
             ["errors"] = new JsonArray(errors.Select(e => (JsonNode?)e).ToArray()),
@@ -246,7 +249,7 @@ public static class BenchTrainCommand
             Row($"tokens/s at {settings.BatchTokens:N0} tokens/step", j => D(j, "implied_tokens_per_s") is double v ? BenchFormat.N0(v) : "n/a");
             Row("MFU (6N + 6·L·d·T)", j => D(j, "mfu") is double v ? BenchFormat.Percent(v) : "n/a");
             Row("device memory in use (total − free)", j => BenchFormat.Bytes(L(j, "device_used_bytes")));
-            Row("peak allocated / reserved (torch.cuda)", j => L(j, "max_memory_allocated") is long a ? $"{BenchFormat.Bytes(a)} / {BenchFormat.Bytes(L(j, "max_memory_reserved"))}" : "n/a");
+            Row("peak allocated / reserved (allocator)", j => L(j, "max_memory_allocated") is long a ? $"{BenchFormat.Bytes(a)} / {BenchFormat.Bytes(L(j, "max_memory_reserved"))}" : "n/a");
             Row("loss first → last", j => D(j, "loss_first") is double f && D(j, "loss_last") is double l ? BenchFormat.Losses(f, l) : "n/a");
             cli.Console.Write(table);
             foreach (var v in columns)

@@ -183,11 +183,24 @@ public static class PlanCommand
             N(g.WallHours / 24, "#,0.0") + $" d on {c.GpuCount}", "$" + N(g.CostUsd, "#,0"),
         }).ToList();
         var artifacts = plan.Artifacts.Select(a => new[] { a.Step, a.Artifact, a.Count.ToString("N0", CultureInfo.InvariantCulture), "~" + Bytes(a.ApproxBytes) }).ToList();
+        var sections = new List<(string Title, string[] Header, List<string[]> Rows)>();
+        if (plan.Memory is { } memory)
+        {
+            var shown = memory.Chosen ?? memory.Candidates.MinBy(m => m.Total)!;
+            var rows = shown.Rows.Select(r => new[] { r.What, Bytes(r.Bytes), r.Formula }).ToList();
+            rows.Add(["total per GPU", Bytes(shown.Total), $"of {Bytes(shown.DeviceBytes)} ({memory.Gpu}); a run may plan {Bytes(shown.Budget)}"]);
+            if (shown.HostBytes > 0) rows.Add(["host memory for the optimizer", Bytes(shown.HostBytes), "12 B x N per GPU process"]);
+            foreach (var other in memory.Candidates.Where(m => !ReferenceEquals(m, shown)))
+                rows.Add([$"alternative: optimizer on {other.Placement}{(memory.GpuCount > 1 ? $", ZeRO stage {other.ZeroStage}" : "")}", Bytes(other.Total), other.Fits ? "fits" : "does not fit"]);
+            rows.Add(["decision", memory.Chosen is null ? "refused" : $"optimizer on {shown.Placement}{(memory.GpuCount > 1 ? $", ZeRO stage {shown.ZeroStage}" : "")}", memory.Note]);
+            sections.Add(($"GPU memory per GPU ({memory.GpuCount} x {memory.Gpu})", ["what", "bytes", "how"], rows));
+        }
         return
         [
             ("Plan", ["", ""], summary),
             ("Tokens per source", ["source", "weight", "tokens", "long share (natural)", "long share (after selection)"], sources),
             ("Estimated GPU time (* = resources.gpu)", ["gpu", "peak TFLOP/s", "MFU", "GPU-hours", "wall time", "cost"], gpus),
+            .. sections,
             ("Artifacts", ["step", "artifact", "count", "size"], artifacts),
             ("Assumptions", ["#", "assumption"], plan.Assumptions.Select((a, i) => new[] { (i + 1).ToString(CultureInfo.InvariantCulture), a }).ToList()),
         ];

@@ -13,7 +13,8 @@ public sealed record Plan(
     ComputePlan Compute,
     EvaluationPlan Evaluation,
     IReadOnlyList<ArtifactPlan> Artifacts,
-    IReadOnlyList<string> Assumptions)
+    IReadOnlyList<string> Assumptions,
+    MemoryChoice? Memory = null)
 {
     /// <summary>
     /// Whole sequences per optimiser step: batch_tokens / context rounded to the nearest integer (at least 1), so

@@ -102,7 +102,8 @@ public static class Planner
             compute,
             evaluation,
             artifacts,
-            assumptions);
+            assumptions,
+            MemoryPlanner.Choose(spec, shape));
     }
 
     /// <summary>

@@ -196,7 +196,29 @@ public sealed record TrainingSpec(
     [property: Bounds(0, 1)]
     double Beta2 = 0.95,
     [property: Doc("Recompute each block's activations in the backward pass so that 64K/80K contexts fit.")]
-    bool ActivationCheckpointing = true);
+    bool ActivationCheckpointing = true,
+    [property: Doc("Where the optimizer keeps its fp32 master weights and AdamW moments (12 bytes per parameter). Unset = auto.")]
+    OptimizerSpec? Optimizer = null,
+    [property: Doc("Keep only this many newest checkpoints (locally and in the artifact store); older ones are deleted. Unset = keep all. Not part of the content hash: it changes no result.")]
+    [property: Cosmetic]
+    [property: Bounds(1, 1e6)]
+    int? KeepCheckpoints = null)
+{
+    /// <summary>The placement asked for (auto when the file does not say).</summary>
+    public Offload Offload => Optimizer?.Offload ?? Offload.Auto;
+}
+
+[Doc("Optimizer placement. The memory plan (wf plan) shows what each choice needs per GPU.")]
+public sealed record OptimizerSpec(
+    [property: Doc("auto: on the GPU when the run fits there, else in host memory; gpu; cpu: host memory, AdamW on the CPU (ZeRO-Offload's design), the GPU keeps parameters and gradients only.")]
+    Offload Offload = Offload.Auto);
+
+public enum Offload
+{
+    Auto,
+    Gpu,
+    Cpu,
+}
 
 public enum LrSchedule
 {

@@ -38,8 +38,11 @@ public sealed record TrainBenchSettings(
 /// <param name="ImpliedTokensPerSecond">Throughput of a whole step of BatchTokens: round(BatchTokens/Context) sequences in micro-batches plus one optimizer step.</param>
 /// <param name="DeviceMemoryUsed">CUDA total − free after this context (the caching allocator's reserved memory plus the context; it only grows, so this is the peak so far).</param>
 /// <param name="Error">Why this context failed (e.g. out of memory); the figures are then absent.</param>
+/// <param name="PeakAllocated">Peak bytes allocated during this context, from the allocator (only with the cudaMallocAsync backend, see CudaRuntime.PoolAllocator).</param>
+/// <param name="PeakReserved">Peak bytes the allocator reserved during this context (same condition).</param>
 public sealed record TrainBenchContextResult(int Context, double? MicroBatchSeconds, double? TokensPerSecond, double? OptimizerStepSeconds,
-    double? ImpliedTokensPerSecond, double? FirstLoss, double? LastLoss, long? DeviceMemoryUsed, long? DeviceMemoryTotal, string? Error);
+    double? ImpliedTokensPerSecond, double? FirstLoss, double? LastLoss, long? DeviceMemoryUsed, long? DeviceMemoryTotal, string? Error,
+    long? PeakAllocated = null, long? PeakReserved = null);
 
 public static class TrainBenchmark
 {
@@ -63,7 +66,7 @@ public static class TrainBenchmark
         var results = new List<TrainBenchContextResult>();
         try
         {
-            using var model = new LlamaModel(s.Model);
+            using var model = LlamaModel.CreateEmpty(s.Model);
             var noData = new InMemoryPackedSequenceSource([new int[contexts[^1] + 1]]);
             using var trainer = new Trainer(model, options, noData, scratch);
             log?.WriteLine($"ours: model built and placed in {clock.Elapsed.TotalSeconds:0.0} s ({trainer.Parameters.Count:N0} parameters, {trainer.Parameters.ParameterType}, optimizer state on the {(s.Optimizer == OptimizerPlacement.Host ? "host" : "device")})");
@@ -94,6 +97,7 @@ public static class TrainBenchmark
     {
         var sequences = BenchModels.RandomSequences(s.MicroBatch, context + 1, s.Model.VocabSize, (int)s.Seed + context);
         var losses = new List<double>();
+        if (device.type == DeviceType.CUDA) CudaRuntime.ResetPoolPeaks();
         for (int i = 0; i < s.WarmupSteps; i++)
         {
             losses.Add(trainer.AccumulateGradients(sequences));
@@ -116,9 +120,10 @@ public static class TrainBenchmark
         int microBatchesPerStep = (sequencesPerStep + s.MicroBatch - 1) / s.MicroBatch;
         double implied = (double)sequencesPerStep * context / (microBatchesPerStep * micro + optimizer);
         var memory = device.type == DeviceType.CUDA ? CudaRuntime.MemoryInfo() : null;
+        var peaks = device.type == DeviceType.CUDA ? CudaRuntime.PoolPeaks() : null;
         log?.WriteLine($"ours: context {context:N0}: {tokensPerMicroBatch / micro:N0} tokens/s per micro-batch ({micro:0.000} s), optimizer step {optimizer:0.000} s, {implied:N0} tokens/s at {s.BatchTokens:N0} tokens per step");
         return new TrainBenchContextResult(context, micro, tokensPerMicroBatch / micro, optimizer, implied, losses[0], losses[^1],
-            memory?.Used, memory?.Total, null);
+            memory?.Used, memory?.Total, null, peaks?.PeakAllocated, peaks?.PeakReserved);
     }
 
     static TrainBenchContextResult Failed(int context, string error) => new(context, null, null, null, null, null, null, null, null, error);

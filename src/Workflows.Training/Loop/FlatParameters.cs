@@ -38,6 +38,7 @@ public sealed class FlatParameters : IDisposable
     /// Moves <paramref name="model"/>'s parameters into flat buffers of <paramref name="parameterType"/> on
     /// <paramref name="device"/>. <paramref name="beforeCast"/> sees each parameter in float32 first (the
     /// optimizer copies its master weights from there, so they are exact even when the parameters become bf16).
+    /// A model built without storage (<see cref="LlamaModel.CreateEmpty"/>) gets uninitialised buffers: the caller fills them.
     /// The model must not be moved to another device or type afterwards (that would replace the views).
     /// </summary>
     public FlatParameters(nn.Module model, ScalarType parameterType, Device device, Action<Slot, Tensor>? beforeCast = null)
@@ -56,7 +57,8 @@ public sealed class FlatParameters : IDisposable
         Device = device;
 
         using var noGrad = no_grad();
-        if (beforeCast is not null)
+        bool storageless = ordered[0].Parameter.is_meta;
+        if (beforeCast is not null && !storageless)
             foreach (var (_, p, slot) in ordered)
             {
                 if (p.dtype != ScalarType.Float32) throw new ArgumentException($"expected float32 parameters before the cast, found {p.dtype}", nameof(model));
@@ -64,14 +66,15 @@ public sealed class FlatParameters : IDisposable
             }
 
         // Parameter by parameter: the old storage of each is released as it moves in, so at 7B the host never holds
-        // two full copies and the device holds only the new buffer.
+        // two full copies and the device holds only the new buffer. Parameters without storage (meta) are not copied.
         Weights = empty(Count, parameterType, device).DetachFromDisposeScope();
-        foreach (var (_, p, slot) in ordered)
-        {
-            using var scope = NewDisposeScope();
-            Weights.narrow(0, slot.Offset, slot.Count).view(slot.Shape).copy_(p);
-        }
-        if (ordered.All(e => e.Parameter.dtype == parameterType))
+        if (!storageless)
+            foreach (var (_, p, slot) in ordered)
+            {
+                using var scope = NewDisposeScope();
+                Weights.narrow(0, slot.Offset, slot.Count).view(slot.Shape).copy_(p);
+            }
+        if (!storageless && ordered.All(e => e.Parameter.dtype == parameterType && e.Parameter.device == device))
         {
             foreach (var (_, p, slot) in ordered)
             {
@@ -104,17 +107,22 @@ public sealed class FlatParameters : IDisposable
     // its slot through its module's settable property of the same name (Linear.weight, Embedding.weight, RmsNorm.weight).
     void Retype(nn.Module model, List<(string Name, Parameter Parameter, Slot Slot)> old)
     {
-        var byAddress = old.ToDictionary(e => TensorPointers.DataPointer(e.Parameter), e => e);
+        var byName = old.ToDictionary(e => e.Name, e => e);
+        var replaced = new HashSet<string>();
         foreach (var (moduleName, module) in model.named_modules())
             foreach (var (name, p) in module.named_parameters(recurse: false).ToList())
             {
-                if (!byAddress.TryGetValue(TensorPointers.DataPointer(p), out var entry)) continue; // already replaced (a module listed twice)
+                // TorchSharp may list a module a second time under its C# field name: only the registered (HF) name counts.
+                string full = moduleName.Length == 0 ? name : $"{moduleName}.{name}";
+                if (!byName.TryGetValue(full, out var entry) || !replaced.Add(full)) continue;
                 var property = module.GetType().GetProperty(name, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance);
                 if (property is null || !property.CanWrite || !property.PropertyType.IsAssignableFrom(typeof(Parameter)))
                     throw new NotSupportedException($"cannot give parameter {moduleName}.{name} the type {ParameterType}: {module.GetType().Name} has no settable property \"{name}\"");
                 var view = Weights.narrow(0, entry.Slot.Offset, entry.Slot.Count).view(entry.Slot.Shape);
                 property.SetValue(module, new Parameter(view, requires_grad: p.requires_grad));
             }
+        var missing = byName.Keys.Where(n => !replaced.Contains(n)).ToList();
+        if (missing.Count > 0) throw new InvalidOperationException($"parameters not found in their modules: {string.Join(", ", missing.Take(3))}");
     }
 
     public long Count { get; }

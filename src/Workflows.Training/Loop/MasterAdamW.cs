@@ -71,8 +71,8 @@ public abstract class MasterAdamW : IDisposable
     /// <summary>
     /// One AdamW step. <paramref name="gradients"/> and <paramref name="parameters"/> are the device's flat float32
     /// gradients and flat parameters of this range (contiguous, <see cref="Count"/> elements each); the gradients
-    /// are multiplied by <paramref name="gradientScale"/> (the clipping coefficient) as they are read and are left
-    /// unchanged.
+    /// are multiplied by <paramref name="gradientScale"/> (the clipping coefficient), possibly in place: they are
+    /// consumed by the step.
     /// </summary>
     public void Step(double learningRate, double gradientScale, Tensor gradients, Tensor parameters)
     {
@@ -116,8 +116,8 @@ public abstract class MasterAdamW : IDisposable
 /// <summary>Master weights and moments on the training device, updated by libtorch kernels over large slices.</summary>
 public sealed class DeviceAdamW : MasterAdamW
 {
-    /// <summary>Elements per slice: keeps the temporaries (the scaled gradient, the denominator) small next to 7B-sized buffers.</summary>
-    public const long SliceElements = 1L << 27;
+    /// <summary>Elements per slice: keeps the one temporary (the denominator) at 128 MiB next to 7B-sized buffers.</summary>
+    public const long SliceElements = 1L << 25;
 
     readonly Tensor master, expAvg, expAvgSq;
 
@@ -154,11 +154,11 @@ public sealed class DeviceAdamW : MasterAdamW
             long n = Math.Min(SliceElements, Count - start);
             var (p, m, v) = (master.narrow(0, start, n), expAvg.narrow(0, start, n), expAvgSq.narrow(0, start, n));
             var g = gradients.narrow(0, start, n);
-            if (gradientScale != 1) g = g.mul(gradientScale);
+            if (gradientScale != 1) g.mul_(gradientScale);   // in place: no gradient-sized temporary
             if (s.WeightDecay != 0) p.mul_(1 - learningRate * s.WeightDecay);
             m.mul_(s.Beta1).add_(g, alpha: 1 - s.Beta1);
             v.mul_(s.Beta2).addcmul_(g, g, value: 1 - s.Beta2);
-            var denominator = (v.sqrt() / Math.Sqrt(correction2)).add_(s.Epsilon);
+            var denominator = v.sqrt().div_(Math.Sqrt(correction2)).add_(s.Epsilon);
             p.addcdiv_(m, denominator, value: -learningRate / correction1);
             parameters.narrow(0, start, n).copy_(p);
         }

@@ -46,7 +46,12 @@ public sealed class Trainer : IDisposable
     readonly BlockwiseBackprop pass;
     readonly string outputDirectory;
 
-    public Trainer(LlamaModel model, TrainingOptions options, IPackedSequenceSource data, string outputDirectory)
+    /// <param name="baseModelDirectory">
+    /// For a model built without storage (<see cref="LlamaModel.CreateEmpty"/>): a HuggingFace folder whose weights
+    /// become the fp32 master weights (exactly, whatever their stored type) and, rounded, the parameters; null = HF's
+    /// random init, drawn on the training device from torch's generator. Ignored for a model that has weights.
+    /// </param>
+    public Trainer(LlamaModel model, TrainingOptions options, IPackedSequenceSource data, string outputDirectory, string? baseModelDirectory = null)
     {
         this.options = options.Validated();
         if (data.Context != options.Context)
@@ -58,15 +63,18 @@ public sealed class Trainer : IDisposable
         var parameterType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
         long count = model.parameters().Sum(p => p.numel());
+        bool empty = model.IsEmpty;
         optimizer = MasterAdamW.Create(options.Optimizer, 0, count, options.AdamW, device);
         try
         {
             // The master weights are copied from the float32 parameters before they become bf16, so they are exact.
             flat = new FlatParameters(model, parameterType, device, (slot, p) => optimizer.SetMaster(slot.Offset, p));
+            if (empty) FillEmptyModel(model, baseModelDirectory);
         }
         catch
         {
             optimizer.Dispose();
+            flat?.Dispose();
             throw;
         }
         model.ComputeType = parameterType;
@@ -74,6 +82,22 @@ public sealed class Trainer : IDisposable
         model.train();
         pass = new BlockwiseBackprop(model, flat, options.ActivationCheckpointing, options.LossChunkTokens);
         Directory.CreateDirectory(outputDirectory);
+    }
+
+    // A model built without storage: its flat buffers are filled here, master weights first where they are known exactly.
+    void FillEmptyModel(LlamaModel model, string? baseModelDirectory)
+    {
+        using var _ = no_grad();
+        if (baseModelDirectory is null)
+        {
+            model.InitializeWeights();
+            foreach (var (_, p, slot) in flat.Parameters) optimizer.SetMaster(slot.Offset, p);
+            return;
+        }
+        var slots = flat.Parameters.ToDictionary(e => e.Name, e => e.Slot);
+        var saved = slots.Where(e => !(model.Config.TieWordEmbeddings && e.Key == "lm_head.weight")).ToDictionary(e => e.Key, e => e.Value.Shape);
+        Weights.HuggingFaceCheckpoint.Read(baseModelDirectory, saved, (name, loaded) => optimizer.SetMaster(slots[name].Offset, loaded));
+        optimizer.CopyMasterTo(flat.Weights);
     }
 
     public int Step { get; private set; }

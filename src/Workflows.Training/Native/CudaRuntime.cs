@@ -34,11 +34,15 @@ public static class CudaRuntime
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int SetDeviceFn(int device);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int DeviceSynchronizeFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate nint GetErrorStringFn(int code);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int GetDefaultMemPoolFn(out nint pool, int device);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int MemPoolAttributeFn(nint pool, int attribute, ref ulong value);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int GetDeviceFn(out int device);
 
     sealed record Api(
         MemGetInfoFn MemGetInfo, MemcpyAsyncFn MemcpyAsync, StreamCreateWithFlagsFn StreamCreateWithFlags,
         StreamFn StreamSynchronize, StreamFn StreamDestroy, HostRegisterFn HostRegister, HostUnregisterFn HostUnregister,
-        SetDeviceFn SetDevice, DeviceSynchronizeFn DeviceSynchronize, GetErrorStringFn GetErrorString);
+        SetDeviceFn SetDevice, DeviceSynchronizeFn DeviceSynchronize, GetErrorStringFn GetErrorString,
+        GetDefaultMemPoolFn GetDefaultMemPool, MemPoolAttributeFn MemPoolGetAttribute, MemPoolAttributeFn MemPoolSetAttribute, GetDeviceFn GetDevice);
 
     static readonly Lazy<Api?> api = new(Bind);
 
@@ -58,7 +62,9 @@ public static class CudaRuntime
                 return new Api(F<MemGetInfoFn>("cudaMemGetInfo"), F<MemcpyAsyncFn>("cudaMemcpyAsync"),
                     F<StreamCreateWithFlagsFn>("cudaStreamCreateWithFlags"), F<StreamFn>("cudaStreamSynchronize"),
                     F<StreamFn>("cudaStreamDestroy"), F<HostRegisterFn>("cudaHostRegister"), F<HostUnregisterFn>("cudaHostUnregister"),
-                    F<SetDeviceFn>("cudaSetDevice"), F<DeviceSynchronizeFn>("cudaDeviceSynchronize"), F<GetErrorStringFn>("cudaGetErrorString"));
+                    F<SetDeviceFn>("cudaSetDevice"), F<DeviceSynchronizeFn>("cudaDeviceSynchronize"), F<GetErrorStringFn>("cudaGetErrorString"),
+                    F<GetDefaultMemPoolFn>("cudaDeviceGetDefaultMemPool"), F<MemPoolAttributeFn>("cudaMemPoolGetAttribute"),
+                    F<MemPoolAttributeFn>("cudaMemPoolSetAttribute"), F<GetDeviceFn>("cudaGetDevice"));
             }
             catch (EntryPointNotFoundException)
             {
@@ -81,6 +87,43 @@ public static class CudaRuntime
         var a = api.Value;
         if (a is null || a.MemGetInfo(out var free, out var total) != 0) return null;
         return ((long)(total - free), (long)total);
+    }
+
+    /// <summary>
+    /// True when libtorch allocates through CUDA's own pool allocator (<c>PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync</c>).
+    /// Then the pool's counters are the allocator's statistics (PyTorch's max_memory_allocated/reserved read the
+    /// same counters). The default caching allocator exposes none to TorchSharp.
+    /// </summary>
+    public static bool PoolAllocator =>
+        (Environment.GetEnvironmentVariable("PYTORCH_CUDA_ALLOC_CONF") ?? "").Contains("backend:cudaMallocAsync", StringComparison.Ordinal);
+
+    /// <summary>Peak bytes in use and reserved in the current device's default memory pool since the last <see cref="ResetPoolPeaks"/>; null unless <see cref="PoolAllocator"/>.</summary>
+    public static (long PeakAllocated, long PeakReserved)? PoolPeaks()
+    {
+        if (!PoolAllocator || Pool() is not { } pool) return null;
+        var a = Require();
+        ulong used = 0, reserved = 0;
+        Check(a.MemPoolGetAttribute(pool, 8 /* cudaMemPoolAttrUsedMemHigh */, ref used), "cudaMemPoolGetAttribute");
+        Check(a.MemPoolGetAttribute(pool, 6 /* cudaMemPoolAttrReservedMemHigh */, ref reserved), "cudaMemPoolGetAttribute");
+        return ((long)used, (long)reserved);
+    }
+
+    /// <summary>Starts new peaks of the default memory pool (setting a high-water mark to 0 resets it to the current value).</summary>
+    public static void ResetPoolPeaks()
+    {
+        if (!PoolAllocator || Pool() is not { } pool) return;
+        var a = Require();
+        ulong zero = 0;
+        Check(a.MemPoolSetAttribute(pool, 8, ref zero), "cudaMemPoolSetAttribute");
+        zero = 0;
+        Check(a.MemPoolSetAttribute(pool, 6, ref zero), "cudaMemPoolSetAttribute");
+    }
+
+    static nint? Pool()
+    {
+        var a = api.Value;
+        if (a is null || a.GetDevice(out int device) != 0 || a.GetDefaultMemPool(out var pool, device) != 0) return null;
+        return pool;
     }
 
     /// <summary>Makes <paramref name="device"/> current on the calling thread (each thread starts on device 0).</summary>
