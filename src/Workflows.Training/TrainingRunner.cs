@@ -37,8 +37,14 @@ public static class TrainingRunner
 {
     public const string FinalModelFolder = "final-model";
 
+    /// <param name="store">
+    /// Where checkpoints outlive this machine (the artifact store, for the engine's train jobs): every checkpoint is
+    /// uploaded in the background while training goes on, retention (<see cref="TrainingOptions.KeepCheckpoints"/>)
+    /// applies to both copies, and a resume takes the newest checkpoint of either place, so a run continues on another
+    /// machine with an empty disk. The run returns only when its checkpoints are uploaded.
+    /// </param>
     public static TrainingResult Run(TrainingJob job, IPackedSequenceSource data,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default, ICheckpointStore? store = null, Action<string>? log = null)
     {
         manual_seed(job.Training.Seed);
         // Built without storage: the trainer places the weights on the device once (random init there, or the base
@@ -47,17 +53,59 @@ public static class TrainingRunner
         using var model = LlamaModel.CreateEmpty(job.Model);
         using var trainer = new Trainer(model, job.Training, data, job.OutputDirectory, job.BaseModelDirectory);
 
+        if (job.Resume && store is not null) FetchNewerCheckpoint(store, trainer.CheckpointsDirectory, log);
         string? resumedFrom = job.Resume ? trainer.ResumeFromNewestCheckpoint() : null;
-        var steps = trainer.Run(progress, cancellation);
-        double? lastLoss = steps.Count > 0 ? steps[^1].Loss : null;
-        if (trainer.Step < job.Training.TotalSteps)
-            return new TrainingResult(trainer.Step, false, resumedFrom, null, lastLoss);
 
-        trainer.SaveCheckpoint();
+        CheckpointUploader? uploader = null;
+        if (store is not null)
+        {
+            uploader = new CheckpointUploader(store, trainer.CheckpointsDirectory, job.Training.KeepCheckpoints, log);
+            trainer.PruneLocally = false;
+            trainer.CheckpointSaved = uploader.Enqueue;
+        }
+        try
+        {
+            var steps = trainer.Run(progress, cancellation);
+            double? lastLoss = steps.Count > 0 ? steps[^1].Loss : null;
+            if (trainer.Step < job.Training.TotalSteps)
+            {
+                uploader?.DrainAsync().GetAwaiter().GetResult();
+                return new TrainingResult(trainer.Step, false, resumedFrom, null, lastLoss);
+            }
+
+            trainer.SaveCheckpoint();
+            uploader?.DrainAsync().GetAwaiter().GetResult();
+            return Finish(job, model, trainer, resumedFrom, lastLoss);
+        }
+        finally
+        {
+            uploader?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    static TrainingResult Finish(TrainingJob job, LlamaModel model, Trainer trainer, string? resumedFrom, double? lastLoss)
+    {
         string final = Path.Combine(job.OutputDirectory, FinalModelFolder);
         // The parameters themselves (bf16 for bf16 training: the master weights rounded as the model computed with them).
         HuggingFaceCheckpoint.Save(model, final, dtype: trainer.Parameters.ParameterType);
         return new TrainingResult(trainer.Step, true, resumedFrom, final, lastLoss);
+    }
+
+    // The store's newest checkpoint, when it is newer than every local one (or there is none locally), is downloaded
+    // next to them, so ResumeFromNewestCheckpoint takes it.
+    static void FetchNewerCheckpoint(ICheckpointStore store, string checkpointsDirectory, Action<string>? log)
+    {
+        var remote = store.ListAsync().GetAwaiter().GetResult();
+        if (remote.Count == 0) return;
+        int newest = remote[^1];
+        var local = TrainingCheckpoints.Complete(checkpointsDirectory).Select(c => c.Step).DefaultIfEmpty(-1).Max();
+        if (local >= newest) return;
+        Directory.CreateDirectory(checkpointsDirectory);
+        string target = TrainingCheckpoints.PathFor(checkpointsDirectory, newest);
+        if (Directory.Exists(target)) Directory.Delete(target, recursive: true); // an incomplete leftover
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        store.DownloadAsync(newest, target).GetAwaiter().GetResult();
+        log?.Invoke($"checkpoint {newest} downloaded from the store in {clock.Elapsed.TotalSeconds:0.0} s");
     }
 
     /// <summary>

@@ -112,6 +112,12 @@ public sealed class Trainer : IDisposable
     public Action<int, string>? CheckpointSaved { get; set; }
 
     /// <summary>
+    /// Apply <see cref="TrainingOptions.KeepCheckpoints"/> to the local folder after each save (default). Off when a
+    /// <see cref="CheckpointUploader"/> owns retention: it deletes a local checkpoint only once it is uploaded.
+    /// </summary>
+    public bool PruneLocally { get; set; } = true;
+
+    /// <summary>
     /// Continues from the newest complete checkpoint in <see cref="CheckpointsDirectory"/>, if any; returns its
     /// folder. <c>metrics.jsonl</c> keeps one line per step up to the checkpoint (lines of steps that were run after
     /// it and are about to be run again are dropped).
@@ -124,14 +130,17 @@ public sealed class Trainer : IDisposable
         Step = state.Step;
         TokensSeen = state.TokensSeen;
         data.Seek(state.DataPosition);
+        // On an empty disk (another machine resuming from the checkpoint store) the history comes with the checkpoint.
+        string carried = Path.Combine(newest, TrainingCheckpoints.MetricsFile);
+        if (!File.Exists(MetricsPath) && File.Exists(carried)) File.Copy(carried, MetricsPath);
         TrimMetrics(Step);
         return newest;
     }
 
     public string SaveCheckpoint()
     {
-        string folder = TrainingCheckpoints.Save(CheckpointsDirectory, new TrainerState(Step, data.Position, TokensSeen), model, flat, optimizer);
-        if (options.KeepCheckpoints > 0) TrainingCheckpoints.Prune(CheckpointsDirectory, options.KeepCheckpoints);
+        string folder = TrainingCheckpoints.Save(CheckpointsDirectory, new TrainerState(Step, data.Position, TokensSeen), model, flat, optimizer, MetricsPath);
+        if (PruneLocally && options.KeepCheckpoints > 0) TrainingCheckpoints.Prune(CheckpointsDirectory, options.KeepCheckpoints);
         CheckpointSaved?.Invoke(Step, folder);
         return folder;
     }

@@ -16,8 +16,8 @@ public sealed record TrainerState(int Step, long DataPosition, long TokensSeen);
 /// Resumable checkpoints: <c>checkpoints/checkpoint-&lt;step&gt;/</c> with the fp32 master weights in HuggingFace
 /// layout (<c>model*.safetensors</c> in shards of at most 5 GB + <c>config.json</c>; such a folder also loads as a
 /// model), the AdamW moments and step count (<c>optimizer.bin</c>, see <see cref="MasterAdamW.SaveMoments"/>),
-/// torch's CPU generator state (<c>rng.bin</c>), <c>trainer-state.json</c> (step, data position, tokens) and a
-/// <c>COMPLETE</c> marker.
+/// torch's CPU generator state (<c>rng.bin</c>), <c>trainer-state.json</c> (step, data position, tokens), the run's
+/// <c>metrics.jsonl</c> so far, and a <c>COMPLETE</c> marker.
 /// <para>
 /// A checkpoint is written into a hidden temporary folder next to its final place, the marker is written last,
 /// and only then is the folder renamed (atomic within a file system). So a process killed while saving leaves a
@@ -35,7 +35,11 @@ public static partial class TrainingCheckpoints
     public static string PathFor(string checkpointsDirectory, int step) =>
         Path.Combine(checkpointsDirectory, $"checkpoint-{step}");
 
-    public static string Save(string checkpointsDirectory, TrainerState state, LlamaModel model, FlatParameters flat, MasterAdamW optimizer)
+    /// <summary>The copy of metrics.jsonl (lines up to the checkpoint's step) a checkpoint carries, so a run resumed on an empty disk keeps its history.</summary>
+    public const string MetricsFile = "metrics.jsonl";
+
+    public static string Save(string checkpointsDirectory, TrainerState state, LlamaModel model, FlatParameters flat, MasterAdamW optimizer,
+        string? metricsPath = null)
     {
         string final = PathFor(checkpointsDirectory, state.Step);
         if (IsComplete(final)) return final;
@@ -46,6 +50,7 @@ public static partial class TrainingCheckpoints
         using (var file = File.Create(Path.Combine(temp, OptimizerFile))) optimizer.SaveMoments(file);
         using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.bytes.ToArray());
         File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state));
+        if (metricsPath is not null && File.Exists(metricsPath)) File.Copy(metricsPath, Path.Combine(temp, MetricsFile));
         using (var marker = new FileStream(Path.Combine(temp, CompleteMarker), FileMode.CreateNew))
         {
             marker.Write(System.Text.Encoding.UTF8.GetBytes($"step {state.Step}\n"));
