@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Workflows.Training.Data;
+using Workflows.Training.Distributed;
 using Workflows.Training.Loop;
 using Workflows.Training.Model;
 using Workflows.Training.Weights;
@@ -43,15 +44,19 @@ public static class TrainingRunner
     /// applies to both copies, and a resume takes the newest checkpoint of either place, so a run continues on another
     /// machine with an empty disk. The run returns only when its checkpoints are uploaded.
     /// </param>
+    /// <param name="group">The data-parallel group (null: one process). Rank 0 writes metrics, uploads checkpoints and the final model.</param>
     public static TrainingResult Run(TrainingJob job, IPackedSequenceSource data,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default, ICheckpointStore? store = null, Action<string>? log = null)
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default, ICheckpointStore? store = null, Action<string>? log = null,
+        ICollectives? group = null)
     {
+        group ??= SingleProcess.Instance;
+        if (group.Rank != 0) (store, progress) = (null, null);
         manual_seed(job.Training.Seed);
         // Built without storage: the trainer places the weights on the device once (random init there, or the base
         // model's weights read straight into the master weights). The architecture is job.Model, which for a base
         // model is its config.json with the experiment's overrides (the RoPE base of context extension).
         using var model = LlamaModel.CreateEmpty(job.Model);
-        using var trainer = new Trainer(model, job.Training, data, job.OutputDirectory, job.BaseModelDirectory);
+        using var trainer = new Trainer(model, job.Training, data, job.OutputDirectory, job.BaseModelDirectory, group);
 
         if (job.Resume && store is not null) FetchNewerCheckpoint(store, trainer.CheckpointsDirectory, log);
         string? resumedFrom = job.Resume ? trainer.ResumeFromNewestCheckpoint() : null;
@@ -75,7 +80,9 @@ public static class TrainingRunner
 
             trainer.SaveCheckpoint();
             uploader?.DrainAsync().GetAwaiter().GetResult();
-            return Finish(job, model, trainer, resumedFrom, lastLoss);
+            var result = Finish(job, model, trainer, resumedFrom, lastLoss);
+            group.Barrier();
+            return result;
         }
         finally
         {
@@ -86,8 +93,9 @@ public static class TrainingRunner
     static TrainingResult Finish(TrainingJob job, LlamaModel model, Trainer trainer, string? resumedFrom, double? lastLoss)
     {
         string final = Path.Combine(job.OutputDirectory, FinalModelFolder);
-        // The parameters themselves (bf16 for bf16 training: the master weights rounded as the model computed with them).
-        HuggingFaceCheckpoint.Save(model, final, dtype: trainer.Parameters.ParameterType);
+        // The parameters themselves (bf16 for bf16 training: the master weights rounded as the model computed with them);
+        // every rank holds all of them after the last all-gather, so rank 0 writes the consolidated model.
+        if (trainer.Group.Rank == 0) HuggingFaceCheckpoint.Save(model, final, dtype: trainer.Parameters.ParameterType);
         return new TrainingResult(trainer.Step, true, resumedFrom, final, lastLoss);
     }
 

@@ -112,7 +112,7 @@ public sealed class WorkerProcessTests
     /// wf as built in its own project folder: the copy in this test's bin folder runs on this folder's deps, which lack
     /// Microsoft.Extensions.Logging (here it comes from the ASP.NET Core framework the GitHub fake pulls in).
     /// </summary>
-    private static string WfDll()
+    internal static string WfDll()
     {
         var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
         var configuration = testBin.Parent!.Name; // .../bin/<Configuration>/<tfm>

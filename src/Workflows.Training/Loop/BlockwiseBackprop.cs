@@ -27,12 +27,14 @@ public sealed class BlockwiseBackprop
 {
     readonly LlamaModel model;
     readonly FlatParameters flat;
+    readonly GradientShards gradients;
     readonly Parameter[][] blockParameters;
 
-    public BlockwiseBackprop(LlamaModel model, FlatParameters flat, bool recompute, int lossChunkTokens)
+    public BlockwiseBackprop(LlamaModel model, FlatParameters flat, GradientShards gradients, bool recompute, int lossChunkTokens)
     {
         this.model = model;
         this.flat = flat;
+        this.gradients = gradients;
         Recompute = recompute;
         LossChunkTokens = lossChunkTokens;
         blockParameters = model.Layers.Select(layer => layer.parameters().ToArray()).ToArray();
@@ -89,13 +91,16 @@ public sealed class BlockwiseBackprop
                 Tensor normed;
                 using (enable_grad()) normed = model.FinalNorm.forward(last);                  // [B, T, d]
                 long positions = normed.shape[0] * normed.shape[1];
-                using var headGradient = flat.GradientOf(model.LmHeadWeight);
+                // On one process the head's gradient goes straight into the flat float32 buffer; sharded, into a
+                // scratch buffer handed over like any other group.
+                var headGradient = Sharded ? zeros(model.LmHeadWeight.shape, ScalarType.Float32, inputs.device) : flat.GradientOf(model.LmHeadWeight);
                 var (chunkLoss, normedGradient) = ChunkedCrossEntropy.LossAndGradients(
                     normed.detach().view(positions, -1), model.LmHeadWeight, targets.reshape(-1),
                     LossChunkTokens > 0 ? LossChunkTokens : checked((int)positions), weight, headGradient);
-                var normWeight = (Parameter)model.FinalNorm.parameters().Single();
+                if (Sharded) gradients.Add([model.LmHeadWeight], [headGradient]);
+                var normWeight = FinalNormWeight;
                 var grads = autograd.grad([normed], [last, normWeight], [normedGradient.view(normed.shape)]);
-                flat.Accumulate(normWeight, grads[1]);
+                gradients.Add([normWeight], [grads[1]]);
                 gradient = grads[0].DetachFromDisposeScope();
                 loss = chunkLoss.DetachFromDisposeScope();
             }
@@ -118,7 +123,7 @@ public sealed class BlockwiseBackprop
                 var wrt = new List<Tensor>(parameters.Length + 1) { input };
                 wrt.AddRange(parameters);
                 var grads = autograd.grad([output], wrt, [gradient!]);
-                for (int k = 0; k < parameters.Length; k++) flat.Accumulate(parameters[k], grads[k + 1]);
+                gradients.Add(parameters, grads.Skip(1).ToList());
 
                 var below = grads[0].DetachFromDisposeScope();
                 gradient!.Dispose();
@@ -135,8 +140,10 @@ public sealed class BlockwiseBackprop
             // The embedding's gradient: row id receives the sum of the gradients at every position holding id.
             using (var scope = NewDisposeScope())
             {
-                using var embeddingGradient = flat.GradientOf(model.Embedding.weight!);
+                var embedding = model.Embedding.weight!;
+                var embeddingGradient = Sharded ? zeros(embedding.shape, ScalarType.Float32, inputs.device) : flat.GradientOf(embedding);
                 embeddingGradient.index_add_(0, inputs.reshape(-1), gradient!.reshape(-1, gradient.shape[^1]).to(ScalarType.Float32), 1);
+                if (Sharded) gradients.Add([embedding], [embeddingGradient]);
             }
             return loss;
         }
@@ -148,6 +155,23 @@ public sealed class BlockwiseBackprop
                 foreach (var g in graphs)
                     if (g is { } pair) { pair.Input.Dispose(); pair.Output.Dispose(); }
         }
+    }
+
+    bool Sharded => gradients.Group.WorldSize > 1;
+
+    Parameter FinalNormWeight => (Parameter)model.FinalNorm.parameters().Single();
+
+    /// <summary>
+    /// A rank with no micro-batch in this round: takes part in every reduction a backward pass makes, in the same
+    /// order (head, final norm, blocks from the last, embedding), contributing zeros.
+    /// </summary>
+    public void ContributeNothing()
+    {
+        if (!Sharded) return;
+        gradients.AddZeros([model.LmHeadWeight]);
+        gradients.AddZeros([FinalNormWeight]);
+        for (int i = blockParameters.Length - 1; i >= 0; i--) gradients.AddZeros(blockParameters[i]);
+        gradients.AddZeros([model.Embedding.weight!]);
     }
 
     // Without recomputation kept[i > 0] are the graphs' outputs, owned (and disposed) through graphs.

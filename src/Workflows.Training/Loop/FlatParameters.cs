@@ -41,7 +41,10 @@ public sealed class FlatParameters : IDisposable
     /// A model built without storage (<see cref="LlamaModel.CreateEmpty"/>) gets uninitialised buffers: the caller fills them.
     /// The model must not be moved to another device or type afterwards (that would replace the views).
     /// </summary>
-    public FlatParameters(nn.Module model, ScalarType parameterType, Device device, Action<Slot, Tensor>? beforeCast = null)
+    /// <param name="capacity">Elements of the weight buffer when more than the parameters need (data-parallel shards are padded to equal sizes).</param>
+    /// <param name="fullGradients">Allocate <see cref="Gradients"/> for every parameter; false under sharding, where each rank keeps its shard's (<see cref="GradientShards"/>).</param>
+    public FlatParameters(nn.Module model, ScalarType parameterType, Device device, Action<Slot, Tensor>? beforeCast = null, long capacity = 0,
+        bool fullGradients = true)
     {
         var named = model.named_parameters().ToList();
         if (named.Count == 0) throw new ArgumentException("the model has no parameters", nameof(model));
@@ -67,7 +70,7 @@ public sealed class FlatParameters : IDisposable
 
         // Parameter by parameter: the old storage of each is released as it moves in, so at 7B the host never holds
         // two full copies and the device holds only the new buffer. Parameters without storage (meta) are not copied.
-        Weights = empty(Count, parameterType, device).DetachFromDisposeScope();
+        Weights = (capacity > Count ? zeros(capacity, parameterType, device) : empty(Count, parameterType, device)).DetachFromDisposeScope();
         if (!storageless)
             foreach (var (_, p, slot) in ordered)
             {
@@ -99,7 +102,7 @@ public sealed class FlatParameters : IDisposable
             if (OffsetOf(p) != slot.Offset) throw new InvalidOperationException($"parameter {name} does not live in its slot of the flat buffer");
             slotsByOffset[slot.Offset] = slot;
         }
-        Gradients = zeros(Count, ScalarType.Float32, device).DetachFromDisposeScope();
+        Gradients = (fullGradients ? zeros(Count, ScalarType.Float32, device) : empty(0, ScalarType.Float32, device)).DetachFromDisposeScope();
     }
 
     // set_ cannot change a tensor's type, and TorchSharp's Module.to(dtype) re-registers submodules under their C#

@@ -107,6 +107,15 @@ public abstract class MasterAdamW : IDisposable
     protected abstract void WriteMoments(Stream stream);
     protected abstract void ReadMoments(Stream stream);
 
+    /// <summary>The AdamW moments of elements [offset, offset+count) of this range, as new CPU float32 tensors.</summary>
+    public abstract (Tensor ExpAvg, Tensor ExpAvgSq) ReadMomentRange(long offset, long count);
+
+    /// <summary>Sets the moments of elements [offset, offset+m.numel()) of this range.</summary>
+    public abstract void SetMomentRange(long offset, Tensor expAvg, Tensor expAvgSq);
+
+    /// <summary>Sets AdamW's step count (restoring a checkpoint written by another layout of ranks).</summary>
+    public void SetStepCount(int steps) => StepCount = steps;
+
     /// <summary>Bytes this optimizer holds (master weights and moments).</summary>
     public long StateBytes => 12 * Count;
 
@@ -141,6 +150,21 @@ public sealed class DeviceAdamW : MasterAdamW
     {
         using var slot = master.narrow(0, offset, count);
         return slot.to(ScalarType.Float32, CPU, copy: true);
+    }
+
+    public override (Tensor ExpAvg, Tensor ExpAvgSq) ReadMomentRange(long offset, long count)
+    {
+        using var m = expAvg.narrow(0, offset, count);
+        using var v = expAvgSq.narrow(0, offset, count);
+        return (m.to(ScalarType.Float32, CPU, copy: true), v.to(ScalarType.Float32, CPU, copy: true));
+    }
+
+    public override void SetMomentRange(long offset, Tensor m, Tensor v)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        expAvg.narrow(0, offset, m.numel()).copy_(m.reshape(-1));
+        expAvgSq.narrow(0, offset, v.numel()).copy_(v.reshape(-1));
     }
 
     protected override void Update(double learningRate, double gradientScale, Tensor gradients, Tensor parameters)
@@ -245,7 +269,27 @@ public sealed unsafe class HostAdamW : MasterAdamW
 
     public override OptimizerPlacement Placement => OptimizerPlacement.Host;
 
-    public override void SetMaster(long offset, Tensor values)
+    public override void SetMaster(long offset, Tensor values) => Write(master, offset, values);
+
+    public override Tensor ReadMaster(long offset, long count) => Read(master, offset, count);
+
+    public override (Tensor ExpAvg, Tensor ExpAvgSq) ReadMomentRange(long offset, long count) => (Read(expAvg, offset, count), Read(expAvgSq, offset, count));
+
+    public override void SetMomentRange(long offset, Tensor m, Tensor v)
+    {
+        Write(expAvg, offset, m);
+        Write(expAvgSq, offset, v);
+    }
+
+    Tensor Read(float* buffer, long offset, long count)
+    {
+        if (offset < 0 || offset + count > Count) throw new ArgumentOutOfRangeException(nameof(offset));
+        var result = empty(count, ScalarType.Float32);
+        Buffer.MemoryCopy(buffer + offset, (void*)TensorPointers.DataPointer(result), count * 4, count * 4);
+        return result;
+    }
+
+    void Write(float* buffer, long offset, Tensor values)
     {
         long n = values.numel();
         if (offset < 0 || offset + n > Count) throw new ArgumentOutOfRangeException(nameof(offset));
@@ -253,19 +297,12 @@ public sealed unsafe class HostAdamW : MasterAdamW
         var host = direct ? values : values.to(ScalarType.Float32, CPU).contiguous();
         try
         {
-            Buffer.MemoryCopy((void*)TensorPointers.DataPointer(host), master + offset, (Count - offset) * 4, n * 4);
+            Buffer.MemoryCopy((void*)TensorPointers.DataPointer(host), buffer + offset, (Count - offset) * 4, n * 4);
         }
         finally
         {
             if (!direct) host.Dispose();
         }
-    }
-
-    public override Tensor ReadMaster(long offset, long count)
-    {
-        var result = empty(count, ScalarType.Float32);
-        Buffer.MemoryCopy(master + offset, (void*)TensorPointers.DataPointer(result), count * 4, count * 4);
-        return result;
     }
 
     protected override void Update(double learningRate, double gradientScale, Tensor gradients, Tensor parameters)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Workflows.Training.Data;
+using Workflows.Training.Distributed;
 using Workflows.Training.Model;
 using static TorchSharp.torch;
 
@@ -42,8 +43,10 @@ public sealed class Trainer : IDisposable
     readonly IPackedSequenceSource data;
     readonly Device device;
     readonly FlatParameters flat;
+    readonly GradientShards gradients;
     readonly MasterAdamW optimizer;
     readonly BlockwiseBackprop pass;
+    readonly ICollectives group;
     readonly string outputDirectory;
 
     /// <param name="baseModelDirectory">
@@ -51,8 +54,16 @@ public sealed class Trainer : IDisposable
     /// become the fp32 master weights (exactly, whatever their stored type) and, rounded, the parameters; null = HF's
     /// random init, drawn on the training device from torch's generator. Ignored for a model that has weights.
     /// </param>
-    public Trainer(LlamaModel model, TrainingOptions options, IPackedSequenceSource data, string outputDirectory, string? baseModelDirectory = null)
+    /// <param name="group">
+    /// The data-parallel group this process is a rank of (null: one process). Every rank reads the same sequences;
+    /// rank r runs micro-batches r, r+N, … of each step, so a step sees the same data whatever N. Gradients and the
+    /// optimizer state are sharded (ZeRO stage 2, see <see cref="GradientShards"/>); the updated parameter shards
+    /// are all-gathered after each step.
+    /// </param>
+    public Trainer(LlamaModel model, TrainingOptions options, IPackedSequenceSource data, string outputDirectory, string? baseModelDirectory = null,
+        ICollectives? group = null)
     {
+        this.group = group ?? SingleProcess.Instance;
         this.options = options.Validated();
         if (data.Context != options.Context)
             throw new ArgumentException($"the data has context {data.Context}, the run expects {options.Context}", nameof(data));
@@ -63,12 +74,16 @@ public sealed class Trainer : IDisposable
         var parameterType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
         long count = model.parameters().Sum(p => p.numel());
+        int world = this.group.WorldSize;
+        long shard = (count + world - 1) / world;
+        long start = Math.Min(count, this.group.Rank * shard), length = Math.Min(count, start + shard) - start;
         bool empty = model.IsEmpty;
-        optimizer = MasterAdamW.Create(options.Optimizer, 0, count, options.AdamW, device);
+        optimizer = MasterAdamW.Create(options.Optimizer, start, Math.Max(1, length), options.AdamW, device);
         try
         {
             // The master weights are copied from the float32 parameters before they become bf16, so they are exact.
-            flat = new FlatParameters(model, parameterType, device, (slot, p) => optimizer.SetMaster(slot.Offset, p));
+            flat = new FlatParameters(model, parameterType, device, SetMaster, capacity: world > 1 ? shard * world : 0, fullGradients: world == 1);
+            gradients = new GradientShards(flat, this.group);
             if (empty) FillEmptyModel(model, baseModelDirectory);
         }
         catch
@@ -80,8 +95,29 @@ public sealed class Trainer : IDisposable
         model.ComputeType = parameterType;
         model.LossChunkTokens = options.LossChunkTokens;
         model.train();
-        pass = new BlockwiseBackprop(model, flat, options.ActivationCheckpointing, options.LossChunkTokens);
+        pass = new BlockwiseBackprop(model, flat, gradients, options.ActivationCheckpointing, options.LossChunkTokens);
         Directory.CreateDirectory(outputDirectory);
+    }
+
+    // Copies the part of one parameter (float32 values of a slot) that falls in this rank's range into the master weights.
+    void SetMaster(FlatParameters.Slot slot, Tensor values)
+    {
+        long from = Math.Max(slot.Offset, optimizer.Start), to = Math.Min(slot.Offset + slot.Count, optimizer.Start + optimizer.Count);
+        if (from >= to) return;
+        using var flatValues = values.reshape(-1);
+        using var part = flatValues.narrow(0, from - slot.Offset, to - from);
+        optimizer.SetMaster(from - optimizer.Start, part);
+    }
+
+    /// <summary>This rank's slice of the flat parameters (the whole buffer on one process).</summary>
+    Tensor OwnWeights() => flat.Weights.narrow(0, optimizer.Start, optimizer.Count);
+
+    /// <summary>After the shards changed: every rank gets every shard (no-op on one process).</summary>
+    void GatherWeights()
+    {
+        if (group.WorldSize == 1) return;
+        using var scope = NewDisposeScope();
+        group.AllGather(flat.Weights.narrow(0, group.Rank * gradients.ShardSize, gradients.ShardSize), flat.Weights);
     }
 
     // A model built without storage: its flat buffers are filled here, master weights first where they are known exactly.
@@ -91,13 +127,15 @@ public sealed class Trainer : IDisposable
         if (baseModelDirectory is null)
         {
             model.InitializeWeights();
-            foreach (var (_, p, slot) in flat.Parameters) optimizer.SetMaster(slot.Offset, p);
+            group.Broadcast(flat.Weights, 0); // every rank starts from rank 0's draw
+            foreach (var (_, p, slot) in flat.Parameters) SetMaster(slot, p);
             return;
         }
         var slots = flat.Parameters.ToDictionary(e => e.Name, e => e.Slot);
         var saved = slots.Where(e => !(model.Config.TieWordEmbeddings && e.Key == "lm_head.weight")).ToDictionary(e => e.Key, e => e.Value.Shape);
-        Weights.HuggingFaceCheckpoint.Read(baseModelDirectory, saved, (name, loaded) => optimizer.SetMaster(slots[name].Offset, loaded));
-        optimizer.CopyMasterTo(flat.Weights);
+        Weights.HuggingFaceCheckpoint.Read(baseModelDirectory, saved, (name, loaded) => SetMaster(slots[name], loaded));
+        using (var own = OwnWeights()) optimizer.CopyMasterTo(own);
+        GatherWeights();
     }
 
     public int Step { get; private set; }
@@ -105,7 +143,9 @@ public sealed class Trainer : IDisposable
     public string CheckpointsDirectory => Path.Combine(outputDirectory, "checkpoints");
     public string MetricsPath => Path.Combine(outputDirectory, "metrics.jsonl");
     public FlatParameters Parameters => flat;
+    public GradientShards Gradients => gradients;
     public MasterAdamW Optimizer => optimizer;
+    public ICollectives Group => group;
     public LlamaModel Model => model;
 
     /// <summary>Called with each checkpoint folder once it is complete on disk (e.g. to upload it).</summary>
@@ -125,22 +165,28 @@ public sealed class Trainer : IDisposable
     public string? ResumeFromNewestCheckpoint()
     {
         string? newest = TrainingCheckpoints.FindNewestComplete(CheckpointsDirectory);
+        group.Barrier(); // every rank resumes from the same checkpoint (rank 0 may have just fetched it)
         if (newest is null) return null;
-        var state = TrainingCheckpoints.Restore(newest, model, flat, optimizer);
+        var state = TrainingCheckpoints.Restore(newest, flat, optimizer);
+        using (var own = OwnWeights()) optimizer.CopyMasterTo(own);
+        GatherWeights();
         Step = state.Step;
         TokensSeen = state.TokensSeen;
         data.Seek(state.DataPosition);
         // On an empty disk (another machine resuming from the checkpoint store) the history comes with the checkpoint.
         string carried = Path.Combine(newest, TrainingCheckpoints.MetricsFile);
-        if (!File.Exists(MetricsPath) && File.Exists(carried)) File.Copy(carried, MetricsPath);
-        TrimMetrics(Step);
+        if (group.Rank == 0)
+        {
+            if (!File.Exists(MetricsPath) && File.Exists(carried)) File.Copy(carried, MetricsPath);
+            TrimMetrics(Step);
+        }
         return newest;
     }
 
     public string SaveCheckpoint()
     {
-        string folder = TrainingCheckpoints.Save(CheckpointsDirectory, new TrainerState(Step, data.Position, TokensSeen), model, flat, optimizer, MetricsPath);
-        if (PruneLocally && options.KeepCheckpoints > 0) TrainingCheckpoints.Prune(CheckpointsDirectory, options.KeepCheckpoints);
+        string folder = TrainingCheckpoints.Save(CheckpointsDirectory, new TrainerState(Step, data.Position, TokensSeen), model, flat, optimizer, MetricsPath, group);
+        if (PruneLocally && options.KeepCheckpoints > 0 && group.Rank == 0) TrainingCheckpoints.Prune(CheckpointsDirectory, options.KeepCheckpoints);
         CheckpointSaved?.Invoke(Step, folder);
         return folder;
     }
@@ -163,7 +209,7 @@ public sealed class Trainer : IDisposable
             }
             var metrics = TrainStep();
             run.Add(metrics);
-            AppendMetrics(metrics);
+            if (group.Rank == 0) AppendMetrics(metrics);
             if (options.CheckpointEvery > 0 && Step % options.CheckpointEvery == 0) { SaveCheckpoint(); lastCheckpoint = Step; }
 
             double perStep = clock.Elapsed.TotalSeconds / run.Count;
@@ -200,33 +246,46 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public double AccumulateGradients(IReadOnlyList<int[]> sequences)
     {
-        flat.ZeroGradients();
-        using var total = zeros([], ScalarType.Float32, device);
-        for (int start = 0; start < sequences.Count; start += options.MicroBatchSequences)
+        gradients.Zero();
+        using var total = zeros(1, ScalarType.Float32, device);
+        int microBatches = (sequences.Count + options.MicroBatchSequences - 1) / options.MicroBatchSequences;
+        int world = group.WorldSize, rounds = (microBatches + world - 1) / world;
+        for (int round = 0; round < rounds; round++)
         {
+            int index = (round * world) + group.Rank;   // rank r: micro-batches r, r+N, r+2N, …
+            if (index >= microBatches)
+            {
+                pass.ContributeNothing();               // the others still reduce this round's gradients
+                continue;
+            }
             using var scope = NewDisposeScope();
+            int start = index * options.MicroBatchSequences;
             int count = Math.Min(options.MicroBatchSequences, sequences.Count - start);
             var batch = ToTensor(sequences, start, count, device);     // [count, T+1]
             long context = batch.shape[1] - 1;
             using var loss = pass.Accumulate(batch.narrow(1, 0, context), batch.narrow(1, 1, context), (double)count / sequences.Count);
             total.add_(loss);
         }
+        group.AllReduceSum(total);
         return total.item<float>();
     }
 
     /// <summary>The global L2 norm of the accumulated gradients and the factor that clips it to MaxGradNorm (PyTorch's rule: max/(norm+1e-6) when below 1).</summary>
     public (double Norm, double Scale) ClipCoefficient()
     {
-        using var norm = flat.Gradients.norm();
-        double value = norm.item<float>();
+        double value = gradients.Norm();
         double max = options.MaxGradNorm > 0 ? options.MaxGradNorm : double.PositiveInfinity;
         double coefficient = max / (value + 1e-6);
         return (value, coefficient < 1 ? coefficient : 1.0);
     }
 
     /// <summary>AdamW on the master weights with the accumulated gradients times <paramref name="gradientScale"/>; the parameters are rewritten.</summary>
-    public void ApplyOptimizerStep(double learningRate, double gradientScale) =>
-        optimizer.Step(learningRate, gradientScale, flat.Gradients, flat.Weights);
+    public void ApplyOptimizerStep(double learningRate, double gradientScale)
+    {
+        using (var scope = NewDisposeScope())
+            optimizer.Step(learningRate, gradientScale, gradients.Local.narrow(0, 0, optimizer.Count), OwnWeights());
+        GatherWeights();
+    }
 
     static Tensor ToTensor(IReadOnlyList<int[]> sequences, int start, int count, Device device)
     {
@@ -280,6 +339,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        gradients.Dispose();
         flat.Dispose();
         optimizer.Dispose();
     }

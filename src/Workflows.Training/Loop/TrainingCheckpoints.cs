@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Workflows.Training.Distributed;
 using Workflows.Training.Model;
 using Workflows.Training.Weights;
 using static TorchSharp.torch;
@@ -39,26 +40,49 @@ public static partial class TrainingCheckpoints
     public const string MetricsFile = "metrics.jsonl";
 
     public static string Save(string checkpointsDirectory, TrainerState state, LlamaModel model, FlatParameters flat, MasterAdamW optimizer,
-        string? metricsPath = null)
+        string? metricsPath = null, ICollectives? group = null)
     {
+        group ??= SingleProcess.Instance;
         string final = PathFor(checkpointsDirectory, state.Step);
         if (IsComplete(final)) return final;
 
-        string temp = Path.Combine(checkpointsDirectory, $".checkpoint-{state.Step}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
-        HuggingFaceCheckpoint.Save(model.Config, MasterWeights(flat, optimizer), temp);
-        using (var file = File.Create(Path.Combine(temp, OptimizerFile))) optimizer.SaveMoments(file);
-        using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.bytes.ToArray());
-        File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state));
-        if (metricsPath is not null && File.Exists(metricsPath)) File.Copy(metricsPath, Path.Combine(temp, MetricsFile));
-        using (var marker = new FileStream(Path.Combine(temp, CompleteMarker), FileMode.CreateNew))
+        // One process: a fresh hidden folder. Several ranks share the folder of this step (same name on every rank).
+        string temp = group.WorldSize == 1
+            ? Path.Combine(checkpointsDirectory, $".checkpoint-{state.Step}.tmp-{Guid.NewGuid():N}")
+            : Path.Combine(checkpointsDirectory, $".checkpoint-{state.Step}.tmp-ranks");
+        if (group.Rank == 0)
         {
-            marker.Write(System.Text.Encoding.UTF8.GetBytes($"step {state.Step}\n"));
-            marker.Flush(flushToDisk: true);
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); // a leftover of an interrupted save
+            Directory.CreateDirectory(temp);
         }
+        group.Barrier();
+        if (group.WorldSize == 1)
+        {
+            HuggingFaceCheckpoint.Save(model.Config, MasterWeights(flat, optimizer), temp);
+            using var file = File.Create(Path.Combine(temp, OptimizerFile));
+            optimizer.SaveMoments(file);
+        }
+        else
+        {
+            OptimizerShards.Write(Path.Combine(temp, OptimizerShards.FileName(group.Rank, group.WorldSize)), optimizer);
+        }
+        group.Barrier();
+        if (group.Rank == 0)
+        {
+            if (group.WorldSize > 1) File.WriteAllText(Path.Combine(temp, "config.json"), model.Config.ToHuggingFaceJson());
+            using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.bytes.ToArray());
+            File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state));
+            if (metricsPath is not null && File.Exists(metricsPath)) File.Copy(metricsPath, Path.Combine(temp, MetricsFile));
+            using (var marker = new FileStream(Path.Combine(temp, CompleteMarker), FileMode.CreateNew))
+            {
+                marker.Write(System.Text.Encoding.UTF8.GetBytes($"step {state.Step}\n"));
+                marker.Flush(flushToDisk: true);
+            }
 
-        if (Directory.Exists(final)) Directory.Delete(final, recursive: true); // an incomplete leftover
-        Directory.Move(temp, final);
+            if (Directory.Exists(final)) Directory.Delete(final, recursive: true); // an incomplete leftover
+            Directory.Move(temp, final);
+        }
+        group.Barrier();
         return final;
     }
 
@@ -102,16 +126,34 @@ public static partial class TrainingCheckpoints
         return removed;
     }
 
-    /// <summary>Loads master weights, parameters, optimizer and RNG state and returns the trainer state.</summary>
-    public static TrainerState Restore(string checkpointDirectory, LlamaModel model, FlatParameters flat, MasterAdamW optimizer)
+    /// <summary>
+    /// Loads this rank's master weights and optimizer state (from a checkpoint written by one process or by any number
+    /// of ranks: each rank takes the elements of its own range) and the RNG state, and returns the trainer state. The
+    /// caller writes the parameters from the master weights.
+    /// </summary>
+    public static TrainerState Restore(string checkpointDirectory, FlatParameters flat, MasterAdamW optimizer)
     {
         if (!IsComplete(checkpointDirectory))
             throw new InvalidOperationException($"{checkpointDirectory} has no {CompleteMarker} marker: it was not fully written");
-        var slots = flat.Parameters.ToDictionary(e => e.Name, e => e.Slot);
-        HuggingFaceCheckpoint.Read(checkpointDirectory, slots.ToDictionary(e => e.Key, e => e.Value.Shape),
-            (name, loaded) => optimizer.SetMaster(slots[name].Offset - optimizer.Start, loaded));
-        using (var slice = flat.Weights.narrow(0, optimizer.Start, optimizer.Count)) optimizer.CopyMasterTo(slice);
-        using (var file = File.OpenRead(Path.Combine(checkpointDirectory, OptimizerFile))) optimizer.LoadMoments(file);
+        if (OptimizerShards.Find(checkpointDirectory) is { Count: > 0 } shards)
+        {
+            OptimizerShards.Read(shards, optimizer);
+        }
+        else
+        {
+            var slots = flat.Parameters.ToDictionary(e => e.Name, e => e.Slot);
+            HuggingFaceCheckpoint.Read(checkpointDirectory, slots.ToDictionary(e => e.Key, e => e.Value.Shape), (name, loaded) =>
+            {
+                var slot = slots[name];
+                long from = Math.Max(slot.Offset, optimizer.Start), to = Math.Min(slot.Offset + slot.Count, optimizer.Start + optimizer.Count);
+                if (from >= to) return;
+                using var values = loaded.reshape(-1);
+                using var part = values.narrow(0, from - slot.Offset, to - from);
+                optimizer.SetMaster(from - optimizer.Start, part);
+            });
+            using var file = File.OpenRead(Path.Combine(checkpointDirectory, OptimizerFile));
+            OptimizerShards.ReadSingle(file, flat.Count, optimizer);
+        }
         using (var rng = get_rng_state())
         {
             byte[] saved = File.ReadAllBytes(Path.Combine(checkpointDirectory, RngFile));

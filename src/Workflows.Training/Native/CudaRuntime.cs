@@ -37,12 +37,14 @@ public static class CudaRuntime
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int GetDefaultMemPoolFn(out nint pool, int device);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int MemPoolAttributeFn(nint pool, int attribute, ref ulong value);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int GetDeviceFn(out int device);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] delegate int StreamQueryFn(nint stream);
 
     sealed record Api(
         MemGetInfoFn MemGetInfo, MemcpyAsyncFn MemcpyAsync, StreamCreateWithFlagsFn StreamCreateWithFlags,
         StreamFn StreamSynchronize, StreamFn StreamDestroy, HostRegisterFn HostRegister, HostUnregisterFn HostUnregister,
         SetDeviceFn SetDevice, DeviceSynchronizeFn DeviceSynchronize, GetErrorStringFn GetErrorString,
-        GetDefaultMemPoolFn GetDefaultMemPool, MemPoolAttributeFn MemPoolGetAttribute, MemPoolAttributeFn MemPoolSetAttribute, GetDeviceFn GetDevice);
+        GetDefaultMemPoolFn GetDefaultMemPool, MemPoolAttributeFn MemPoolGetAttribute, MemPoolAttributeFn MemPoolSetAttribute, GetDeviceFn GetDevice,
+        StreamQueryFn StreamQuery);
 
     static readonly Lazy<Api?> api = new(Bind);
 
@@ -64,7 +66,7 @@ public static class CudaRuntime
                     F<StreamFn>("cudaStreamDestroy"), F<HostRegisterFn>("cudaHostRegister"), F<HostUnregisterFn>("cudaHostUnregister"),
                     F<SetDeviceFn>("cudaSetDevice"), F<DeviceSynchronizeFn>("cudaDeviceSynchronize"), F<GetErrorStringFn>("cudaGetErrorString"),
                     F<GetDefaultMemPoolFn>("cudaDeviceGetDefaultMemPool"), F<MemPoolAttributeFn>("cudaMemPoolGetAttribute"),
-                    F<MemPoolAttributeFn>("cudaMemPoolSetAttribute"), F<GetDeviceFn>("cudaGetDevice"));
+                    F<MemPoolAttributeFn>("cudaMemPoolSetAttribute"), F<GetDeviceFn>("cudaGetDevice"), F<StreamQueryFn>("cudaStreamQuery"));
             }
             catch (EntryPointNotFoundException)
             {
@@ -137,6 +139,15 @@ public static class CudaRuntime
     {
         Check(Require().StreamCreateWithFlags(out var stream, 1u /* cudaStreamNonBlocking */), "cudaStreamCreateWithFlags");
         return stream;
+    }
+
+    /// <summary>True when all work queued on <paramref name="stream"/> (0: the legacy default stream) is done; throws on a failed kernel.</summary>
+    public static bool StreamIdle(nint stream)
+    {
+        int code = Require().StreamQuery(stream);
+        if (code == 600 /* cudaErrorNotReady */) return false;
+        Check(code, "cudaStreamQuery");
+        return true;
     }
 
     public static void SynchronizeStream(nint stream) => Check(Require().StreamSynchronize(stream), "cudaStreamSynchronize");

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using Workflows.Cli.Commands;
+using Workflows.Training.Weights;
+
+using static Workflows.Cli.Tests.CliHarness;
+
+namespace Workflows.Cli.Tests;
+
+/// <summary>
+/// wf train --gpus N with real rank processes on the CPU (the TCP test transport stands in for NCCL): the same global
+/// batch gives the weights of one process, a sharded checkpoint resumes at another number of ranks, and a rank that
+/// dies fails the whole group within seconds.
+/// </summary>
+public sealed class DataParallelTrainingTests : IDisposable
+{
+    private readonly string temp = Directory.CreateTempSubdirectory("wf-ddp-").FullName;
+
+    public void Dispose() => Directory.Delete(temp, recursive: true);
+
+    /// <summary>fp32, 2 layers, 6 sequences of 128 per step in micro-batches of 1 (so 3 ranks get 2 each, 4 ranks uneven).</summary>
+    private string Experiment(int steps, string name = "ddp-run")
+    {
+        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst").Replace("\\", "/", StringComparison.Ordinal);
+        var path = Path.Combine(temp, $"{name}-{steps}.yaml");
+        File.WriteAllText(path, $$"""
+            name: {{name}}
+            profile: smoke
+            model:
+              base: tiny
+              architecture: { layers: 2, hidden_size: 64, heads: 4, kv_heads: 2, intermediate_size: 128 }
+            data:
+              paths: ["{{sample}}"]
+              mix: { Book: 0.5, Github: 0.5 }
+              upsampling: { mode: none }
+              token_budget: 16K
+              context: 128
+              tokenizer: gpt2
+            training:
+              lr: 1.0e-3
+              weight_decay: 0.1
+              batch_tokens: 768
+              micro_batch: 1
+              precision: fp32
+              max_steps: {{steps}}
+              checkpoint_interval: 2
+            evaluation:
+              needle: { enabled: false }
+              domain_loss: { enabled: false }
+            resources: { gpu: cpu, gpu_count: 1 }
+            """);
+        return path;
+    }
+
+    private string Data()
+    {
+        var data = Path.Combine(temp, "data");
+        if (!Directory.Exists(data)) Wf("prep", Experiment(4), "--out", data, "--threads", "1").Exit.Should().Be(ExitCodes.Ok);
+        return data;
+    }
+
+    private static (int Exit, string Out, string Err) Process(TimeSpan limit, Action<System.Diagnostics.Process, string>? onLine, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(WorkerProcessTests.WfDll());
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["WF_COLLECTIVE_TIMEOUT"] = "60";
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var output = new System.Text.StringBuilder();
+        var error = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { if (e.Data is null) return; lock (output) output.AppendLine(e.Data); onLine?.Invoke(process, e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is null) return; lock (error) error.AppendLine(e.Data); onLine?.Invoke(process, e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        if (!process.WaitForExit(limit))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"wf {string.Join(' ', args)} did not finish within {limit}: {output}{error}");
+        }
+        process.WaitForExit();
+        return (process.ExitCode, output.ToString(), error.ToString());
+    }
+
+    private static Dictionary<string, float[]> Weights(string trainFolder)
+    {
+        using var model = HuggingFaceCheckpoint.LoadModel(Path.Combine(trainFolder, "final-model"));
+        return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
+    }
+
+    private static void ShouldMatch(Dictionary<string, float[]> actual, Dictionary<string, float[]> expected, string because)
+    {
+        actual.Keys.Should().BeEquivalentTo(expected.Keys);
+        double sum = 0, max = 0;
+        long count = 0;
+        foreach (var (name, values) in expected)
+            for (int i = 0; i < values.Length; i++)
+            {
+                double d = Math.Abs(values[i] - actual[name][i]);
+                (sum, max, count) = (sum + d, Math.Max(max, d), count + 1);
+            }
+        // Gradients are summed in another order (per rank, then across ranks), so float32 rounding differs; Adam
+        // normalises near-zero gradients, so a few elements move by a visible fraction of lr (1e-3) and the rest agree.
+        max.Should().BeLessThan(2e-4, because);
+        (sum / count).Should().BeLessThan(1e-6, because);
+    }
+
+    [Fact]
+    public void Two_and_three_ranks_train_the_weights_of_one_process_and_a_sharded_checkpoint_resumes_at_another_count()
+    {
+        var data = Data();
+        string one = Path.Combine(temp, "one"), two = Path.Combine(temp, "two"), three = Path.Combine(temp, "three");
+        var single = Wf("train", Experiment(4), "--data", data, "--out", one);
+        single.Exit.Should().Be(ExitCodes.Ok, single.Err);
+        var reference = Weights(one);
+
+        var pair = Process(TimeSpan.FromMinutes(4), null, "train", Experiment(4), "--data", data, "--out", two, "--gpus", "2");
+        pair.Exit.Should().Be(0, pair.Err + pair.Out);
+        pair.Out.Should().Contain("(rank 0 of 2)").And.Contain("finished 4 steps");
+        ShouldMatch(Weights(two), reference, "2 ranks, micro-batches 0,2,4 and 1,3,5 of each step");
+        File.ReadAllLines(Path.Combine(two, "metrics.jsonl")).Should().HaveCount(4, "rank 0 writes the metrics, one line per step");
+
+        // 3 ranks for 2 steps (a sharded checkpoint at step 2), then 2 ranks resume it to step 4.
+        var first = Process(TimeSpan.FromMinutes(4), null, "train", Experiment(2), "--data", data, "--out", three, "--gpus", "3");
+        first.Exit.Should().Be(0, first.Err + first.Out);
+        Directory.GetFiles(Path.Combine(three, "checkpoints", "checkpoint-2"), "optimizer-shard-*").Should().HaveCount(3);
+        var resumed = Process(TimeSpan.FromMinutes(4), null, "train", Experiment(4), "--data", data, "--out", three, "--gpus", "2", "--resume");
+        resumed.Exit.Should().Be(0, resumed.Err + resumed.Out);
+        resumed.Out.Should().Contain("finished 4 steps");
+        ShouldMatch(Weights(three), reference, "written by 3 ranks, resumed by 2");
+        File.ReadAllLines(Path.Combine(three, "metrics.jsonl")).Should().HaveCount(4);
+    }
+
+    [Fact]
+    public void A_rank_that_dies_fails_the_group_within_seconds_naming_it()
+    {
+        var data = Data();
+        var clock = new Stopwatch();
+        int? victim = null;
+        var run = Process(TimeSpan.FromMinutes(4), (process, line) =>
+        {
+            // Once rank 0 reports its first step, kill rank 1 (a child of the launcher) the hard way.
+            if (victim is not null || !line.StartsWith("step 1/", StringComparison.Ordinal)) return;
+            var child = Children(process.Id).Select(pid => (pid, env: Environment(pid))).FirstOrDefault(c => c.env.Contains("RANK=1\0"));
+            if (child.pid == 0) return;
+            victim = child.pid;
+            clock.Start();
+            System.Diagnostics.Process.GetProcessById(child.pid).Kill();
+        }, "train", Experiment(40), "--data", data, "--out", Path.Combine(temp, "killed"), "--gpus", "2");
+        clock.Stop();
+
+        victim.Should().NotBeNull("rank 1 was found and killed");
+        run.Exit.Should().Be(ExitCodes.InvalidInput);
+        run.Err.Should().Contain("rank 1 of 2 exited").And.Contain("the other ranks were stopped");
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(20), "the group fails when a peer's connection closes, not at the collective timeout");
+    }
+
+    private static IEnumerable<int> Children(int parent) =>
+        Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => int.TryParse(n, out _)).Select(int.Parse!)
+            .Where(pid =>
+            {
+                try
+                {
+                    var stat = File.ReadAllText($"/proc/{pid}/stat");
+                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    return int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) == parent;
+                }
+                catch (IOException)
+                {
+                    return false;
+                }
+            });
+
+    private static string Environment(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/environ");
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+}
