@@ -88,7 +88,7 @@ public static class EvalCommand
             using var llama = HuggingFaceCheckpoint.LoadModel(modelDir);
             llama.to(TorchSharp.torch.device(parse.GetValue(device)!));
             llama.eval();
-            using var generator = new TorchGreedyGenerator(llama, tok, spec.Name, ropeScalingLength: checked((int)spec.Data.Context));
+            using var generator = new TorchGreedyGenerator(llama, tok, spec.Name, ropeScalingLength: NeedleSetup.RopeResetLength(spec));
             var runner = setup.CreateRunner(generator, outDir, spec.Evaluation.Needle.MaxNewTokens);
             var summary = runner.Run(setup.Grid, new Progress<NeedleProgress>(p =>
             {

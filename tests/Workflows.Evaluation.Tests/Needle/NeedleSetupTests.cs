@@ -19,6 +19,14 @@ public sealed class NeedleSetupTests
     }
 
     [Fact]
+    public void Rope_reset_length_is_the_fields_value_else_the_training_context()
+    {
+        var spec = new ExperimentSpec("x", new ModelSpec("tiny"), new DataSpec(1_000_000, 65536));
+        NeedleSetup.RopeResetLength(spec).Should().Be(65536);
+        NeedleSetup.RopeResetLength(spec with { Evaluation = new EvaluationSpec(new NeedleSpec(RopeResetLength: 81920)) }).Should().Be(81920);
+    }
+
+    [Fact]
     public void Spec_settings_reach_the_builder_and_a_dry_run_counts_prefix_reuse()
     {
         var spec = new NeedleSpec(Lengths: new NeedleLengths(500, 900, 3), Depths: 5, Scorer: NeedleScorer.Rouge1, FixBosLeak: true, Trials: 2);
