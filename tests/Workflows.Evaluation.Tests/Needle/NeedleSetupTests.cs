@@ -50,3 +50,35 @@ public sealed class NeedleSetupTests
         global.PrefillTokensWithReuse.Should().BeLessThan(dry.PrefillTokensWithReuse);
     }
 }
+
+public sealed class NeedlePromptSampleTests
+{
+    [Fact]
+    public void Default_sample_spreads_over_the_papers_grid()
+    {
+        NeedlePromptSample.DefaultCells(NeedleGrid.Paper).Should().Equal(
+            from l in new long[] { 1000, 4256, 62872, 95436, 128000 } from d in new[] { 0, 11, 44, 100 } select (l, d));
+    }
+
+    [Fact]
+    public void Sample_holds_the_builders_ids_with_the_leak_and_without()
+    {
+        var haystack = Haystack.LoadDirectory(TestData.SampleHaystack);
+        var sample = NeedlePromptSample.Build(TestData.Gpt2, haystack, NeedleTask.Paper, [(600, 0), (900, 100)]);
+
+        sample.Cells.Should().HaveCount(4);
+        sample.Cells.Select(c => c.FixBosLeak).Should().Equal(false, false, true, true);
+        sample.HaystackSha256.Should().Be(KnownHaystacks.PublicDomainSampleSha256);
+        sample.MaxContextLength.Should().Be(900);
+        var builder = new NeedlePromptBuilder(HfTokenizerBehaviour.For(TestData.Gpt2), haystack, NeedleTask.Paper, 900);
+        sample.Cells[1].PromptIds.Should().Equal(builder.Build(900, 100).PromptIds);
+        sample.Cells[0].InsertionPoint.Should().Be(builder.Build(600, 0).InsertionPoints[0]);
+
+        var path = Path.Combine(TestData.NewTempDirectory(), "ours.json");
+        sample.Write(path);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        json.RootElement.GetProperty("format").GetString().Should().Be("wf-needle-prompts/1");
+        json.RootElement.GetProperty("cells")[3].GetProperty("prompt_ids").GetArrayLength().Should().Be(sample.Cells[3].PromptIds.Count);
+        json.RootElement.GetProperty("haystack_files").GetArrayLength().Should().Be(4);
+    }
+}
