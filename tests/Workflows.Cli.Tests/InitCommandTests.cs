@@ -19,7 +19,7 @@ public sealed class InitCommandTests : IDisposable
         init.Exit.Should().Be(ExitCodes.Ok, init.Err);
         foreach (var file in new[]
         {
-            "experiments/example.yaml", "experiments/schema.json", "workflows/continual-pretraining.yaml", ".gitignore",
+            "experiments/example.yaml", "experiments/schema.json", "experiments/paper/per-source-5b-80k.yaml", "experiments/paper/per-source-13b-64k.yaml", "workflows/continual-pretraining.yaml", ".gitignore",
             ".github/workflows/experiment-pr.yml", ".github/workflows/experiment-archive.yml", ".github/workflows/experiment-rerun.yml",
             "samples/slimpajama-pd/sample.jsonl.zst", "samples/slimpajama-pd/heldout.jsonl.zst", "samples/haystack/03-a-modest-proposal.txt",
         })
@@ -35,7 +35,8 @@ public sealed class InitCommandTests : IDisposable
 
         var validate = Wf("validate", Path.Combine(repo, "experiments"), Path.Combine(repo, "workflows"));
         validate.Exit.Should().Be(ExitCodes.Ok, validate.Out + validate.Err);
-        validate.Out.Should().Contain("example.yaml").And.Contain("2 valid, 0 invalid");
+        validate.Out.Should().Contain("example.yaml").And.Contain("per-source-5b-80k.yaml").And.Contain(" valid, 0 invalid");
+        File.ReadAllText(Path.Combine(repo, "experiments", "paper", "original-5b-80k.yaml")).Should().Be(File.ReadAllText(Path.Combine(Root, "experiments", "original-5b-80k.yaml")));
         var plan = Wf("plan", Path.Combine(repo, "experiments", "example.yaml"));
         plan.Exit.Should().Be(ExitCodes.Ok, plan.Err);
 

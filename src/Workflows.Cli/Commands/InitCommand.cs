@@ -8,7 +8,7 @@ namespace Workflows.Cli.Commands;
 
 /// <summary>
 /// <c>wf init [DIR]</c>: scaffolds an experiments repository, so an installed wf works outside its own source tree:
-/// experiments/ (the JSON Schema and an example that runs on a laptop), workflows/ (the template), the GitOps
+/// experiments/ (the JSON Schema, an example that runs on a laptop, and the paper's experiments under paper/), workflows/ (the template), the GitOps
 /// workflows in .github/workflows/ (installing the wf tool, not building it), samples/ (the public-domain corpus and
 /// haystack the example reads) and a .gitignore. Existing files are kept unless --force.
 /// </summary>
@@ -22,7 +22,7 @@ public static partial class InitCommand
         var force = new Option<bool>("--force") { Description = "Overwrite files that already exist." };
         var command = new Command("init", """
             Scaffold an experiments repository: experiments/ (schema.json for editors, example.yaml: a CPU-sized run over
-            the shipped public-domain sample), workflows/continual-pretraining.yaml, .github/workflows/ (pull-request
+            the shipped public-domain sample, paper/: the paper's experiments to copy from), workflows/continual-pretraining.yaml, .github/workflows/ (pull-request
             plan comments, /run, archive, rerun; they install this wf version from NuGet, or from the feed in the
             repository variable WF_NUGET_SOURCE), samples/ and .gitignore. Existing files are left as they are.
 

@@ -2,7 +2,7 @@ using Workflows.Experiments.Spec;
 
 namespace Workflows.Experiments.Planning;
 
-/// <summary>What an experiment will do, computed without running it. Every number is explained in the README.</summary>
+/// <summary>What an experiment will do, computed without running it. Every number is explained in docs/planning.md.</summary>
 public sealed record Plan(
     string Experiment,
     string ContentHash,
