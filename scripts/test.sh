@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README "Run the tests"; .ci/run calls it). Builds the solution once, runs every test
+# The project's test command (README quick start, CONTRIBUTING.md; .ci/run calls it). Builds the solution once, runs every test
 # project, and ends with one summary line "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."

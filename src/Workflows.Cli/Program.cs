@@ -58,6 +58,7 @@ public static class Program
 
             Exit codes: 0 ok, 1 invalid input (validation errors), 2 usage error.
             """);
+        root.Subcommands.Add(InitCommand.Create(cli));
         root.Subcommands.Add(ValidateCommand.Create(cli));
         root.Subcommands.Add(PlanCommand.Create(cli));
         root.Subcommands.Add(SchemaCommand.Create(cli));

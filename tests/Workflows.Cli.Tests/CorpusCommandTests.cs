@@ -1,13 +1,47 @@
 using Workflows.Artifacts.Corpora;
 using Workflows.Artifacts.Store;
+using Workflows.Experiments.Planning;
+using Workflows.Experiments.Spec;
 using static Workflows.Cli.Tests.CliHarness;
 
 namespace Workflows.Cli.Tests;
 
 /// <summary><c>wf corpus upload|list|show</c> against a real Azurite (in a container of its own).</summary>
 [Collection(nameof(EnvironmentVariables))]
-public sealed class CorpusCommandTests
+public sealed class CorpusCommandTests : IDisposable
 {
+    private readonly string temp = Directory.CreateTempSubdirectory("wf-corpus-").FullName;
+
+    public void Dispose() => Directory.Delete(temp, recursive: true);
+
+    [Fact]
+    public void Stats_measures_local_files_per_source_and_the_plan_uses_them()
+    {
+        var folder = Path.Combine(Root, "samples", "slimpajama-pd");
+        var statsPath = Path.Combine(temp, "corpora", "pd.stats.json");
+
+        var stats = Wf("corpus", "stats", "--name", "pd", "--tokenizer", "gpt2", "--out", statsPath, folder);
+
+        stats.Exit.Should().Be(0, stats.Err);
+        stats.Out.Should().Contain("| Book").And.Contain("| Github").And.Contain("long share (>= 4K tokens)");
+        var measured = CorpusStatistics.Read(statsPath);
+        measured.Files.Should().HaveCount(2);
+        measured.Sources.Keys.Should().Contain([SlimPajamaSource.Book, SlimPajamaSource.Github]);
+
+        // An experiment of this corpus (data.corpus: pd) in the same repository finds corpora/pd.stats.json itself.
+        var experiment = Path.Combine(temp, "experiments", "pd-run.yaml");
+        Directory.CreateDirectory(Path.GetDirectoryName(experiment)!);
+        File.WriteAllText(experiment, File.ReadAllText(Path.Combine(Root, "experiments", "smoke.yaml"))
+            .Replace("name: smoke", "name: pd-run", StringComparison.Ordinal)
+            .Replace("paths: [../samples/slimpajama-pd/sample.jsonl.zst]", "corpus: pd", StringComparison.Ordinal)
+            .Replace("paths: [../samples/slimpajama-pd/heldout.jsonl.zst]", "corpus: pd-heldout", StringComparison.Ordinal));
+        var plan = Wf("plan", experiment);
+        plan.Exit.Should().Be(0, plan.Err + plan.Out);
+        plan.Out.Should().Contain("length distributions measured: pd (").And.Contain("epochs needed").And.NotContain("assumed, not measured");
+
+        Wf("corpus", "stats", Path.Combine(temp, "nothing")).Exit.Should().Be(1);
+    }
+
     [Fact]
     public async Task Upload_registers_content_addressed_blobs_and_a_manifest_skips_known_blobs_and_list_and_show_read_it_back()
     {
@@ -18,9 +52,14 @@ public sealed class CorpusCommandTests
         Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", storage.Connection.ConnectionString);
         try
         {
-            var first = Wf("corpus", "upload", "sample", sample, "--container", container);
+            var localStats = Path.Combine(temp, "sample.stats.json");
+            var first = Wf("corpus", "upload", "sample", sample, "--container", container, "--tokenizer", "gpt2", "--stats-out", localStats);
             first.Exit.Should().Be(0, first.Err);
             first.Out.Should().Contain("uploaded").And.Contain("sample.jsonl.zst").And.Contain("corpus sample: 1 file(s), 152,274 bytes");
+            first.Out.Should().Contain("statistics: corpora/sample/stats.json in the store");
+            var measured = CorpusStatistics.Read(localStats);
+            measured.Tokenizer.Should().Be("gpt2");
+            measured.Files.Should().ContainSingle().Which.Key.Should().Be("sample.jsonl.zst");
 
             var store = await BlobArtifactStore.OpenAsync(storage.Connection, container);
             var manifest = (await new CorpusRegistry(store).TryGetAsync("sample"))!;
@@ -29,16 +68,19 @@ public sealed class CorpusCommandTests
             file.Sha256.Should().Be(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(sample))));
             (await store.GetPropertiesAsync($"corpora/blobs/{file.Sha256}"))!.Length.Should().Be(new FileInfo(sample).Length);
 
-            var again = Wf("corpus", "upload", "sample", sample, "--container", container);
+            (await new CorpusRegistry(store).TryReadTextAsync(CorpusRegistry.StatisticsName("sample"))).Should().Be(File.ReadAllText(localStats));
+
+            var again = Wf("corpus", "upload", "sample", sample, "--container", container, "--tokenizer", "gpt2", "--stats-out", localStats);
             again.Exit.Should().Be(0, again.Err);
+            again.Err.Should().Contain("cached    sample.jsonl.zst", "a file is measured once, then found by its content");
             again.Out.Should().Contain("stored").And.Contain("uploaded 0 bytes").And.Contain("manifest unchanged");
 
             // The folder holds a second file: a different corpus under the same name needs --replace.
             var folder = Path.GetDirectoryName(sample)!;
-            var clash = Wf("corpus", "upload", "sample", folder, "--container", container);
+            var clash = Wf("corpus", "upload", "sample", folder, "--container", container, "--no-stats");
             clash.Exit.Should().Be(1);
             clash.Err.Should().Contain("--replace");
-            Wf("corpus", "upload", "pd", folder, "--container", container).Exit.Should().Be(0);
+            Wf("corpus", "upload", "pd", folder, "--container", container, "--no-stats").Exit.Should().Be(0);
 
             var list = Wf("corpus", "list", "--container", container);
             list.Exit.Should().Be(0, list.Err);
@@ -54,7 +96,7 @@ public sealed class CorpusCommandTests
 
             foreach (var bad in new[] { "../escape", "Upper", "blobs", "a/b" })
             {
-                var refused = Wf("corpus", "upload", bad, sample, "--container", container);
+                var refused = Wf("corpus", "upload", bad, sample, "--container", container, "--no-stats");
                 refused.Exit.Should().Be(1, bad);
                 refused.Err.Should().Contain("corpus name", bad);
             }

@@ -129,3 +129,40 @@ public sealed class CanonicalFormTests
         CanonicalForm.Hash(withHeldOut).Should().NotBe(CanonicalForm.Hash(Load(Reference)), "a field that is set is part of the identity");
     }
 }
+
+/// <summary>Fields added after hashes were published: the default leaves every existing hash as it was.</summary>
+public sealed class LaterFieldHashTests
+{
+    private const string Base = """
+        name: hash-test
+        model: { base: llama-2-7b }
+        data: { token_budget: 5B, context: 80K }
+        """;
+
+    private static string HashOf(string yaml) =>
+        CanonicalForm.Hash(ExperimentLoader.LoadText("x.yaml", yaml, new LoadOptions(PolicyMode.Off)).Require());
+
+    [Fact]
+    public void Budget_rule_exact_is_the_default_and_leaves_the_hash_unchanged_while_paper_changes_it()
+    {
+        var withExact = Base.Replace("context: 80K }", "context: 80K, budget_rule: exact }", StringComparison.Ordinal);
+        var withPaper = Base.Replace("context: 80K }", "context: 80K, budget_rule: paper }", StringComparison.Ordinal);
+        HashOf(withExact).Should().Be(HashOf(Base));
+        HashOf(withPaper).Should().NotBe(HashOf(Base));
+        CanonicalForm.ToJson(ExperimentLoader.LoadText("x.yaml", withPaper, new LoadOptions(PolicyMode.Off)).Require())
+            .Should().Contain("\"budget_rule\":\"paper\"");
+        CanonicalForm.ToParameterJson(ExperimentLoader.LoadText("x.yaml", withExact, new LoadOptions(PolicyMode.Off)).Require())
+            .Should().NotContain("budget_rule", "steps that bind the data section keep their cache keys");
+    }
+
+    [Fact]
+    public void Rope_reset_length_enters_the_hash_only_when_set()
+    {
+        var set = Base + "\nevaluation: { needle: { rope_reset_length: 80K } }\n";
+        HashOf(set).Should().NotBe(HashOf(Base));
+        var spec = ExperimentLoader.LoadText("x.yaml", set, new LoadOptions(PolicyMode.Off)).Require();
+        spec.Evaluation.Needle.RopeResetLength.Should().Be(81920);
+        CanonicalForm.ToParameterJson(ExperimentLoader.LoadText("x.yaml", Base, new LoadOptions(PolicyMode.Off)).Require())
+            .Should().NotContain("rope_reset_length", "the needle step's cache key of existing experiments stays put");
+    }
+}

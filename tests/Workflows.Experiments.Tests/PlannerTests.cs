@@ -87,12 +87,126 @@ public sealed class PlannerTests
     public void Global_mode_shifts_weight_towards_sources_with_more_long_text()
     {
         var spec = LoadExample("global-5b-80k");
-        var profile = new CorpusProfile("test", SlimPajama.Sources.ToDictionary(s => s, s => s == SlimPajamaSource.Book ? 0.9 : 0.1));
+        // Book 90% long, every other source 10% long (by tokens; documents of 8,192 and 1,024 tokens).
+        var stats = Corpus(SlimPajama.Sources.ToDictionary(s => s, s => s == SlimPajamaSource.Book ? (9, 8) : (1, 72)));
 
-        var plan = Planner.Create(spec, new PlanOptions(profile));
+        var plan = Planner.Create(spec, new PlanOptions(stats));
 
-        plan.Data.Sources.Single(s => s.Source == "Book").Weight.Should().BeGreaterThan(SlimPajama.NaturalMix[SlimPajamaSource.Book] * 3);
+        plan.Data.Sources.Single(s => s.Source == "Book").Weight.Should().BeGreaterThan(1.0 / 7 * 3);
         plan.Data.Sources.Sum(s => s.Weight).Should().BeApproximately(1, 1e-9);
+    }
+
+    /// <summary>
+    /// A corpus of chars = 4 × tokens documents: per source (long, short) counts of documents of 8,192 and 1,024
+    /// tokens (one length each, so every figure can be worked by hand).
+    /// </summary>
+    private static CorpusStatistics Corpus(IReadOnlyDictionary<SlimPajamaSource, (int Long, int Short)> counts)
+    {
+        LengthCell Cell(long tokens, int docs) =>
+            new(CorpusStatistics.Bin(tokens), CorpusStatistics.Bin(tokens * 4), docs, docs * tokens, docs * tokens * 4, (double)docs * tokens * tokens);
+        var sources = counts.Where(c => c.Value.Long + c.Value.Short > 0).ToDictionary(
+            c => c.Key,
+            c => SourceLengths.From(new[] { Cell(8192, c.Value.Long), Cell(1024, c.Value.Short) }.Where(x => x.Documents > 0)));
+        return new CorpusStatistics(CorpusStatistics.FormatName, "test", "llama2-sp:test", [], sources);
+    }
+
+    private static ExperimentSpec PerSource(string extra = "", string budget = "1M") => ExperimentLoader.LoadText("x.yaml", $$"""
+        name: forecast
+        profile: dev
+        model: { base: tiny }
+        data:
+          token_budget: {{budget}}
+          context: 4K
+          mix: { Book: 0.5, C4: 0.5 }
+          upsampling: { mode: per-source, short_keep_ratio: 0.1, length_measure: tokens{{extra}} }
+        """, new LoadOptions(PolicyMode.Off)).Require();
+
+    private static ExperimentSpec WithPaperRule(ExperimentSpec spec) => spec with { Data = spec.Data with { BudgetRule = BudgetRule.Paper } };
+
+    [Fact]
+    public void Bins_have_powers_of_two_as_edges()
+    {
+        CorpusStatistics.Bin(4096).Should().Be(192);
+        CorpusStatistics.Bin(4095).Should().Be(191);
+        CorpusStatistics.Bin(1).Should().Be(0);
+        CorpusStatistics.Bin(65536).Should().Be(256);
+        CorpusStatistics.BinStart(192).Should().Be(4096);
+        CorpusStatistics.ShareAtOrAbove(192, 4096).Should().Be(1);
+        CorpusStatistics.ShareAtOrAbove(191, 4096).Should().Be(0);
+        CorpusStatistics.ShareAtOrAbove(192, Math.Pow(2, 12 + (0.5 / 16))).Should().BeApproximately(0.5, 1e-9);
+    }
+
+    [Fact]
+    public void Per_source_forecast_keeps_the_long_documents_and_a_tenth_of_the_short_ones()
+    {
+        // C4: 10 long (81,920 tokens) + 400 short (409,600 tokens); keeping 10% of short: 81,920 / (81,920 + 40,960) = 2/3.
+        var stats = Corpus(new Dictionary<SlimPajamaSource, (int, int)> { [SlimPajamaSource.C4] = (10, 400), [SlimPajamaSource.Book] = (50, 0) });
+
+        var plan = Planner.Create(PerSource(), new PlanOptions(stats));
+
+        var c4 = plan.Data.Sources.Single(s => s.Source == "C4");
+        c4.NaturalLongShare.Should().BeApproximately(81_920.0 / 491_520, 1e-12);
+        c4.ExpectedLongShare.Should().BeApproximately(2.0 / 3, 1e-12);
+        c4.AvailableTokens.Should().Be(122_880);
+        c4.EpochsNeeded.Should().BeApproximately(500_000.0 / 122_880, 1e-9, "1M x 0.5 asked of 122,880 available");
+        c4.ExpectedTokens.Should().Be(122_880, "data prep reads each document once: the source gives what it has");
+        var book = plan.Data.Sources.Single(s => s.Source == "Book");
+        book.EpochsNeeded.Should().BeApproximately(500_000.0 / 409_600, 1e-9);
+        plan.Assumptions.Should().Contain(a => a.Contains("C4 needs 4.07 epochs", StringComparison.Ordinal));
+
+        // With a budget the sources can serve, each gives its share and the long share is unchanged in expectation.
+        var small = Planner.Create(PerSource(budget: "100K"), new PlanOptions(stats)).Data.Sources.Single(s => s.Source == "C4");
+        small.ExpectedTokens.Should().Be(50_000);
+        small.ExpectedLongShare.Should().BeApproximately(2.0 / 3, 1e-12);
+        small.LongShareSd.Should().BeGreaterThan(0);
+    }
+
+    [Fact]
+    public void Paper_budget_rule_forecasts_the_overshoot_of_the_crossing_document()
+    {
+        var stats = Corpus(new Dictionary<SlimPajamaSource, (int, int)> { [SlimPajamaSource.C4] = (10, 400), [SlimPajamaSource.Book] = (50, 0) });
+
+        var exact = Planner.Create(PerSource(budget: "100K"), new PlanOptions(stats));
+        var paper = Planner.Create(WithPaperRule(PerSource(budget: "100K")), new PlanOptions(stats));
+
+        exact.Data.BudgetRule.Should().Be("exact");
+        exact.Data.Sources.Should().OnlyContain(s => s.OvershootTokens == null);
+        paper.Data.BudgetRule.Should().Be("paper");
+        // Book: only 8,192-token documents, so the crossing one overshoots by half of one on average: E[L²] / 2E[L].
+        paper.Data.Sources.Single(s => s.Source == "Book").OvershootTokens.Should().Be(4096);
+        // C4: eligible = 10 long + a tenth of 400 short: (10·8192² + 40·1024²) / (2 · (10·8192 + 40·1024)).
+        paper.Data.Sources.Single(s => s.Source == "C4").OvershootTokens.Should().Be((long)Math.Round((10 * 8192.0 * 8192 + 40 * 1024.0 * 1024) / (2 * (10 * 8192.0 + 40 * 1024))));
+        paper.Data.Sources.Single(s => s.Source == "Book").ExpectedTokens.Should().Be(50_000 + 4096);
+        paper.Assumptions.Should().Contain(a => a.StartsWith("budget_rule paper", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Without_statistics_the_plan_says_its_shares_are_assumed()
+    {
+        var plan = Planner.Create(PerSource());
+        plan.Data.LengthStatistics.Should().StartWith("assumed, not measured");
+        plan.Data.Sources.Should().OnlyContain(s => s.NaturalLongShare == AssumedLengths.LongTokenShare && s.ExpectedTokens == null);
+        plan.Data.LengthHistogram.Should().BeNull();
+    }
+
+    [Fact]
+    public void On_slimpajama_the_papers_figure_2_is_shown_beside_the_forecast()
+    {
+        var stats = Corpus(SlimPajama.Sources.ToDictionary(s => s, _ => (1, 8))) with { Name = "slimpajama" };
+
+        var plan = Planner.Create(LoadExample("per-source-5b-80k"), new PlanOptions(stats));
+
+        plan.Data.PaperVariant.Should().Be("Per-source");
+        plan.Data.Sources.Single(s => s.Source == "ArXiv").PaperShare.Should().Be(0.052);
+        var histogram = plan.Data.LengthHistogram!;
+        histogram.Select(b => b.Bucket).Should().Equal("0-1K", "1-2K", "2-4K", "4-8K", "8-16K", "16-32K", "32-64K", "64-128K", ">128K");
+        histogram[0].PaperOriginal.Should().Be(0.255);
+        histogram[3].PaperVariant.Should().Be(0.272);
+        // Half the tokens are in 1K documents (bucket 1-2K) and half in 8K ones (8-16K) before selection.
+        histogram[1].Before.Should().BeApproximately(0.5, 1e-12);
+        histogram[4].Before.Should().BeApproximately(0.5, 1e-12);
+        histogram.Sum(b => b.After).Should().BeApproximately(1, 1e-9);
+        histogram[4].After.Should().BeApproximately(1 / 1.1, 1e-9);
     }
 
     [Fact]

@@ -127,7 +127,8 @@ public class CommentRenderingTests
             new StepDuration("prepare-data", TimeSpan.FromSeconds(74)),
             new StepDuration("train", TimeSpan.FromMinutes(61) + TimeSpan.FromSeconds(5)),
             new StepDuration("evaluate", TimeSpan.FromSeconds(412)),
-        ]);
+        ],
+        Haystack: "wf's public-domain sample (samples/haystack), not the paper's haystack (sha256 20c4de278be2)");
 
     [Fact]
     public void Results_replace_the_run_section_and_keep_the_plan()

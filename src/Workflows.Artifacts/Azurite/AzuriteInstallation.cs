@@ -11,6 +11,20 @@ public sealed record AzuriteInstallation(string PackageDirectory)
     /// <summary>Overrides where infra/azurite is (e.g. an installed wf outside the repository).</summary>
     public const string DirectoryVariable = "WF_AZURITE_DIR";
 
+    /// <summary>The pinned version (infra/azurite/package.json); the per-user copy lives in a folder named after it.</summary>
+    public const string PinnedVersion = "3.37.0";
+
+    /// <summary>
+    /// True for the per-user copy (<see cref="PerUser"/>): wf installs it itself on first use. A repository's
+    /// infra/azurite is installed by <c>npm ci</c> there (scripts/azurite.sh, the tests), as before.
+    /// </summary>
+    public bool InstallsOnFirstUse { get; init; }
+
+    /// <summary>Program names (tests point them at missing programs to see the message a machine without Node.js gets).</summary>
+    public string NodeCommand { get; init; } = "node";
+
+    public string NpmCommand { get; init; } = "npm";
+
     /// <summary>The launcher npm creates; its presence means <c>npm ci</c> has run.</summary>
     public string BinPath => Path.Combine(PackageDirectory, "node_modules", ".bin", "azurite");
 
@@ -47,15 +61,54 @@ public sealed record AzuriteInstallation(string PackageDirectory)
                 }
             }
         }
-        throw new AzuriteNotInstalledException(
-            $"Cannot find infra/azurite/package.json above '{startDirectory ?? Directory.GetCurrentDirectory()}'; run wf inside the repository, set {DirectoryVariable}, or set {StorageConnection.ConnectionStringVariable} to use other storage.");
+        return PerUser();
     }
 
-    /// <summary>Runs <c>npm ci</c> in the package directory (about half a minute, ~360 MB of node_modules).</summary>
+    /// <summary>
+    /// Outside the wf repository: the pinned package in a per-user folder (<c>$WF_HOME</c> or
+    /// <c>~/.local/share/wf</c>/azurite/VERSION), its package.json and lock written from the ones wf carries, installed
+    /// with npm on first use.
+    /// </summary>
+    public static AzuriteInstallation PerUser(string? dataFolder = null)
+    {
+        var folder = Path.Combine(dataFolder ?? UserFolders.Data(), "azurite", PinnedVersion);
+        Directory.CreateDirectory(folder);
+        foreach (var name in new[] { "package.json", "package-lock.json" })
+        {
+            using var resource = typeof(AzuriteInstallation).Assembly.GetManifestResourceStream("azurite/" + name)
+                ?? throw new InvalidOperationException($"wf was built without its Azurite {name}");
+            using var memory = new MemoryStream();
+            resource.CopyTo(memory);
+            var path = Path.Combine(folder, name);
+            if (!File.Exists(path) || !File.ReadAllBytes(path).AsSpan().SequenceEqual(memory.ToArray()))
+            {
+                File.WriteAllBytes(path, memory.ToArray());
+            }
+        }
+
+        return new AzuriteInstallation(folder) { InstallsOnFirstUse = true };
+    }
+
+    /// <summary>
+    /// Runs <c>npm ci</c> in the package directory (about half a minute, ~360 MB of node_modules). Two wf processes
+    /// installing at once take turns on a lock file; the second finds the package installed.
+    /// </summary>
     public async Task InstallAsync(TextWriter? log = null, CancellationToken cancellationToken = default)
     {
-        log?.WriteLine($"Installing the pinned Azurite: npm ci in {PackageDirectory} ...");
-        var psi = new ProcessStartInfo("npm")
+        await using var installLock = await LockAsync(cancellationToken).ConfigureAwait(false);
+        if (IsInstalled)
+        {
+            return;
+        }
+
+        if (!CanRun(NodeCommand))
+        {
+            throw new AzuriteNotInstalledException(
+                $"wf's local storage is the Azure Storage emulator (Azurite {PinnedVersion}), which runs on Node.js, and `{NodeCommand}` is not on PATH. Install Node.js >= 20 with npm (e.g. `apt-get install nodejs npm`, or from nodejs.org) and run wf again, or point {StorageConnection.ConnectionStringVariable} at an Azure Storage account.");
+        }
+
+        log?.WriteLine($"Installing the pinned Azurite {PinnedVersion} (first use): npm ci in {PackageDirectory} ...");
+        var psi = new ProcessStartInfo(NpmCommand)
         {
             WorkingDirectory = PackageDirectory,
             RedirectStandardOutput = true,
@@ -75,7 +128,7 @@ public sealed record AzuriteInstallation(string PackageDirectory)
         catch (System.ComponentModel.Win32Exception e)
         {
             throw new AzuriteNotInstalledException(
-                $"Azurite is not installed and npm is not available ({e.Message}). Install Node.js >= 20 with npm, then run `npm ci` in {PackageDirectory}.", e);
+                $"Azurite is not installed and npm is not available ({e.Message}). Install Node.js >= 20 with npm and run wf again (it installs Azurite into {PackageDirectory}), or point {StorageConnection.ConnectionStringVariable} at an Azure Storage account.", e);
         }
         using (process)
         {
@@ -90,6 +143,44 @@ public sealed record AzuriteInstallation(string PackageDirectory)
             }
         }
         log?.WriteLine("Azurite installed.");
+    }
+
+    /// <summary>True when <paramref name="program"/> starts (its --version exits 0).</summary>
+    private static bool CanRun(string program)
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo(program, "--version") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false });
+            if (p is null)
+            {
+                return false;
+            }
+
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return p.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+
+    private async Task<FileStream> LockAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(PackageDirectory);
+        var path = Path.Combine(PackageDirectory, ".install.lock");
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+            }
+            catch (IOException) when (attempt < 1200)
+            {
+                await Task.Delay(500, cancellationToken).ConfigureAwait(false); // another wf is installing (npm ci takes ~30 s)
+            }
+        }
     }
 
     private static string Tail(string s, int chars) => s.Length <= chars ? s : "..." + s[^chars..];

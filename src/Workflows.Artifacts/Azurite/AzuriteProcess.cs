@@ -81,7 +81,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
         var installation = options.Installation ?? AzuriteInstallation.Locate();
         if (!installation.IsInstalled)
         {
-            if (!options.InstallIfMissing)
+            if (!options.InstallIfMissing && !installation.InstallsOnFirstUse)
             {
                 throw new AzuriteNotInstalledException(
                     $"Azurite is not installed: run `npm ci` in {installation.PackageDirectory} (or `scripts/azurite.sh start`, which does it), or set {StorageConnection.ConnectionStringVariable} to use other storage.");
@@ -162,7 +162,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
         AzuriteInstallation installation, AzuriteOptions options, int blobPort, int queuePort, int tablePort, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(options.DataDirectory);
-        var psi = new ProcessStartInfo("node")
+        var psi = new ProcessStartInfo(installation.NodeCommand)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

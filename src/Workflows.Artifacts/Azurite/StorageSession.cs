@@ -3,10 +3,16 @@ namespace Workflows.Artifacts.Azurite;
 /// <summary>Options for <see cref="StorageSession.OpenAsync"/>.</summary>
 public sealed record StorageSessionOptions
 {
-    /// <summary>wf's work directory; a managed Azurite keeps its data in <c>{WorkDirectory}/azurite</c>.</summary>
-    public string WorkDirectory { get; init; } = ".wf";
+    /// <summary>
+    /// wf's work directory; this store's Azurite keeps its data in <c>{WorkDirectory}/azurite/data</c> and its marker
+    /// (<c>azurite.pid</c>, <c>azurite.ports</c>, as scripts/azurite.sh writes them) in <c>{WorkDirectory}/azurite</c>.
+    /// Default: <c>.wf</c> in the nearest folder at or above the current one that has <c>.wf/</c> or <c>workflows/</c>
+    /// (an experiments repository), else in the current folder.
+    /// </summary>
+    public string WorkDirectory { get; init; } = LocalAzurite.DefaultWorkDirectory(Directory.GetCurrentDirectory());
 
-    /// <summary>Ports of the local Azurite (Azurite's own defaults, so Storage Explorer and scripts/azurite.sh agree).</summary>
+    /// <summary>Preferred ports (Azurite's own defaults, so Storage Explorer and scripts/azurite.sh agree); free ones are
+    /// picked when another process holds them.</summary>
     public int BlobPort { get; init; } = 10000;
     public int QueuePort { get; init; } = 10001;
     public int TablePort { get; init; } = 10002;
@@ -16,24 +22,31 @@ public sealed record StorageSessionOptions
 
     /// <summary>For tests; default reads the process environment.</summary>
     public Func<string, string?>? GetEnvironmentVariable { get; init; }
+
+    /// <summary>For tests; default <see cref="AzuriteInstallation.Locate"/>.</summary>
+    public AzuriteInstallation? Installation { get; init; }
 }
 
 /// <summary>
 /// The storage <c>wf</c> works against for one command: the account configured in <c>WF_STORAGE_CONNECTION_STRING</c>,
-/// or else a local Azurite — reused when one already answers on the blob port (e.g. <c>scripts/azurite.sh start</c>),
-/// started (and, on dispose, stopped) by this session otherwise.
+/// or else this store's local Azurite — adopted when the one its marker names is running (started by another wf or by
+/// scripts/azurite.sh for the same work directory), started (and, on dispose, stopped) by this session otherwise. An
+/// Azurite that merely listens on 127.0.0.1:10000 is never adopted: it may be another checkout's store.
 /// </summary>
 public sealed class StorageSession : IAsyncDisposable
 {
-    private StorageSession(StorageConnection connection, AzuriteProcess? startedAzurite)
+    private readonly string? _markerDirectory;
+
+    private StorageSession(StorageConnection connection, AzuriteProcess? startedAzurite, string? markerDirectory = null)
     {
         Connection = connection;
         StartedAzurite = startedAzurite;
+        _markerDirectory = markerDirectory;
     }
 
     public StorageConnection Connection { get; }
 
-    /// <summary>The Azurite this session started and will stop; null when it uses configured storage or a running Azurite.</summary>
+    /// <summary>The Azurite this session started and will stop; null when it uses configured storage or adopted this store's running Azurite.</summary>
     public AzuriteProcess? StartedAzurite { get; }
 
     public static async Task<StorageSession> OpenAsync(StorageSessionOptions? options = null, CancellationToken cancellationToken = default)
@@ -45,22 +58,35 @@ public sealed class StorageSession : IAsyncDisposable
             options.Log?.WriteLine($"Using {configured.Description}.");
             return new StorageSession(configured, null);
         }
-        if (await IsAzuriteListeningAsync(options.BlobPort, cancellationToken).ConfigureAwait(false))
+
+        var local = LocalAzurite.At(options.WorkDirectory);
+        if (await local.RunningAsync(cancellationToken).ConfigureAwait(false) is { } marker)
         {
-            var running = StorageConnection.ForLocalAzurite(options.BlobPort, options.QueuePort, options.TablePort);
-            options.Log?.WriteLine($"Using the Azurite already running on 127.0.0.1:{options.BlobPort}.");
-            return new StorageSession(running, null);
+            options.Log?.WriteLine($"Using this store's Azurite (pid {marker.Pid}, 127.0.0.1:{marker.BlobPort}, data in {local.DataDirectory}).");
+            return new StorageSession(StorageConnection.ForLocalAzurite(marker.BlobPort, marker.QueuePort, marker.TablePort), null);
         }
+
+        local.DeleteMarker();
+        var preferred = new[] { options.BlobPort, options.QueuePort, options.TablePort };
+        var free = preferred.All(AzuriteProcess.IsPortFree);
+        if (!free)
+        {
+            options.Log?.WriteLine(
+                $"127.0.0.1:{options.BlobPort}-{options.TablePort} is taken by another process (another checkout's Azurite is not this store's): starting this store's own on free ports.");
+        }
+
         var azurite = await AzuriteProcess.StartAsync(new AzuriteOptions
         {
-            DataDirectory = Path.GetFullPath(Path.Combine(options.WorkDirectory, "azurite")),
-            BlobPort = options.BlobPort,
-            QueuePort = options.QueuePort,
-            TablePort = options.TablePort,
+            DataDirectory = local.DataDirectory,
+            Installation = options.Installation,
+            BlobPort = free ? options.BlobPort : 0,
+            QueuePort = free ? options.QueuePort : 0,
+            TablePort = free ? options.TablePort : 0,
             InstallIfMissing = options.InstallIfMissing,
             Log = options.Log,
         }, cancellationToken).ConfigureAwait(false);
-        return new StorageSession(azurite.Connection, azurite);
+        local.WriteMarker(new LocalAzuriteMarker(azurite.ProcessId, azurite.BlobPort, azurite.QueuePort, azurite.TablePort));
+        return new StorageSession(azurite.Connection, azurite, local.Directory);
     }
 
     /// <summary>True when an Azurite blob service (recognised by its <c>Server: Azurite-Blob/…</c> header) answers on the port.</summary>
@@ -86,7 +112,12 @@ public sealed class StorageSession : IAsyncDisposable
     {
         if (StartedAzurite is not null)
         {
+            var pid = StartedAzurite.ProcessId;
             await StartedAzurite.DisposeAsync().ConfigureAwait(false);
+            if (_markerDirectory is not null)
+            {
+                LocalAzurite.At(_markerDirectory, isAzuriteDirectory: true).DeleteMarker(pid);
+            }
         }
     }
 }

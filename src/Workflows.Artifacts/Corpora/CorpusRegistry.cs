@@ -70,6 +70,34 @@ public sealed partial class CorpusRegistry(IArtifactStore store)
 
     public static string ManifestName(string name) => $"{Prefix}{name}/{ManifestFileName}";
 
+    /// <summary>The corpus's measured length statistics (written by <c>wf corpus upload</c> beside its manifest).</summary>
+    public static string StatisticsName(string name) => $"{Prefix}{name}/stats.json";
+
+    /// <summary>One file's measured statistics, under the key that names its bytes, tokenizer and reader settings.</summary>
+    public static string FileStatisticsName(string key) =>
+        key.Length > 64 && key[..64].All(char.IsAsciiHexDigitLower) && key.All(c => char.IsAsciiLetterOrDigit(c) || c == '.')
+            ? $"{Prefix}{BlobsFolder}/{key}.stats.json"
+            : throw new ArgumentException($"'{key}' is not a statistics key (sha256.variant)", nameof(key));
+
+    /// <summary>A small text blob (statistics), or null when it does not exist.</summary>
+    public async Task<string?> TryReadTextAsync(string blobName, CancellationToken cancellationToken = default)
+    {
+        if (!await Store.ExistsAsync(blobName, cancellationToken))
+        {
+            return null;
+        }
+
+        await using var stream = await Store.OpenReadAsync(blobName, cancellationToken);
+        using var reader = new StreamReader(stream);
+        return await reader.ReadToEndAsync(cancellationToken);
+    }
+
+    public async Task WriteTextAsync(string blobName, string text, CancellationToken cancellationToken = default)
+    {
+        using var body = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text));
+        await Store.PutAsync(blobName, body, cancellationToken);
+    }
+
     public static string BlobName(string sha256) =>
         sha256.Length == 64 && sha256.All(char.IsAsciiHexDigitLower)
             ? $"{Prefix}{BlobsFolder}/{sha256}"

@@ -6,6 +6,7 @@ using Workflows.Artifacts.Corpora;
 using Workflows.Artifacts.Store;
 using Workflows.DataPrep.Corpus;
 using Workflows.Engine.Hosting;
+using Workflows.Experiments.Planning;
 
 namespace Workflows.Cli.Commands;
 
@@ -21,14 +22,20 @@ public static class CorpusCommand
             SHA-256 and size. Storage: WF_STORAGE_CONNECTION_STRING, else a local Azurite; container --container
             (default $WF_ARTIFACTS_CONTAINER or 'workflows').
 
+            Each upload also measures the corpus's length distributions per source (corpora/NAME/stats.json in the
+            store, and corpora/NAME.stats.json here to commit), which 'wf plan' uses; 'wf corpus stats' measures local
+            files without uploading.
+
             Example:
-              wf corpus upload sample samples/slimpajama-pd/sample.jsonl.zst
+              wf corpus upload sample samples/slimpajama-pd/sample.jsonl.zst --tokenizer gpt2
               wf corpus list
               wf corpus show sample
+              wf corpus stats --name sample --tokenizer gpt2 --out corpora/sample.stats.json samples/slimpajama-pd/
             """);
         command.Subcommands.Add(Upload(cli));
         command.Subcommands.Add(List(cli));
         command.Subcommands.Add(Show(cli));
+        command.Subcommands.Add(Stats(cli));
         return command;
     }
 
@@ -46,17 +53,24 @@ public static class CorpusCommand
         var inputs = new Argument<string[]>("inputs") { Description = "Files or folders (.jsonl.zst, .jsonl, .jsonl.gz, .parquet; folders recursively).", Arity = ArgumentArity.OneOrMore };
         var replace = new Option<bool>("--replace") { Description = "Point an already registered name at these files." };
         var container = ContainerOption();
+        var tokenizer = TokenizerOption();
+        var noStats = new Option<bool>("--no-stats") { Description = "Register the files without measuring their length statistics." };
+        var statsOut = new Option<string?>("--stats-out") { Description = "Where to write the statistics locally. Default: corpora/NAME.stats.json (commit it: the PR's plan reads it)." };
         var command = new Command("upload", """
             Upload every input file content-addressed (skipped when the store holds that SHA-256 already), then register
             the corpus manifest, last: the name only appears once all its files are stored. Keys are the files' paths
             relative to the deepest common folder, exactly as for data.paths, so a corpus run and a local-paths run of the
             same files share cached measurements and shards.
+            Then measure the length distributions per source with the tokenizer (each file once: cached by its SHA-256
+            in the store and on this machine) for 'wf plan', stored as corpora/NAME/stats.json and written to
+            corpora/NAME.stats.json here.
 
             Example:
-              wf corpus upload sample samples/slimpajama-pd/sample.jsonl.zst
+              wf corpus upload slimpajama /data/slimpajama/train --tokenizer /models/llama-2/tokenizer.model
+              wf corpus upload sample samples/slimpajama-pd/sample.jsonl.zst --tokenizer gpt2
             """)
         {
-            name, inputs, replace, container,
+            name, inputs, replace, container, tokenizer, noStats, statsOut,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -108,6 +122,29 @@ public static class CorpusCommand
                 cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"corpus {corpus}: {upload.Manifest.Files.Count} file(s), {upload.Manifest.Bytes:N0} bytes; uploaded {sent:N0} bytes in {seconds:F1} s ({sent / 1e6 / Math.Max(seconds, 1e-3):F1} MB/s, hashing included){(upload.ManifestUnchanged ? "; manifest unchanged" : "")}"));
                 cli.Out.WriteLine($"registered: {CorpusRegistry.ManifestName(corpus)} (experiments use 'data.corpus: {corpus}' with no data.paths)");
+                if (parse.GetValue(noStats))
+                {
+                    return ExitCodes.Ok;
+                }
+
+                DataPrep.Tokenization.ITokenizer tok;
+                try
+                {
+                    tok = TokenizerResolver.Resolve(parse.GetValue(tokenizer) ?? "llama-2", null, Directory.GetCurrentDirectory());
+                }
+                catch (Exception e) when (e is FileNotFoundException or ArgumentException or InvalidDataException)
+                {
+                    cli.Err.WriteLine($"warning: length statistics not measured: {e.Message}. Measure later with 'wf corpus stats', or pass --no-stats.");
+                    return ExitCodes.Ok;
+                }
+
+                var cache = new TieredStatisticsCache(CorpusStatisticsCli.UserCache(), new BlobStatisticsCache(registry));
+                var stats = await CorpusStatisticsCli.MeasureAsync(cli, corpus, files, tok, cache, Environment.ProcessorCount, ct);
+                await registry.WriteTextAsync(CorpusRegistry.StatisticsName(corpus), stats.ToJson(), ct);
+                var local = parse.GetValue(statsOut) ?? Path.Combine(CorpusStatisticsFiles.Folder, CorpusStatisticsFiles.FileName(corpus));
+                CorpusStatisticsCli.Write(local, stats);
+                CorpusStatisticsCli.Print(cli, stats);
+                cli.Out.WriteLine($"statistics: {CorpusRegistry.StatisticsName(corpus)} in the store, {local} here (commit it beside experiments/: 'wf plan' and the PR's plan read it)");
                 return ExitCodes.Ok;
             }, ct);
         });
@@ -183,6 +220,62 @@ public static class CorpusCommand
 
                 return ExitCodes.Ok;
             }, ct);
+        });
+        return command;
+    }
+
+    private static Option<string?> TokenizerOption() => new("--tokenizer")
+    {
+        Description = $"Tokenizer the lengths are measured with: llama-2 (the default; its tokenizer.model from ${TokenizerResolver.LlamaEnvironmentVariable}), gpt2, or a path to a SentencePiece tokenizer.model.",
+    };
+
+    private static Command Stats(CliContext cli)
+    {
+        var inputs = new Argument<string[]>("inputs") { Description = "Files or folders (.jsonl.zst, .jsonl, .jsonl.gz, .parquet; folders recursively).", Arity = ArgumentArity.OneOrMore };
+        var name = new Option<string>("--name") { Description = "Name recorded in the statistics (what data.corpus says; 'slimpajama…' shows the paper's Fig. 2 beside the plan).", DefaultValueFactory = _ => "local" };
+        var tokenizer = TokenizerOption();
+        var output = new Option<string?>("--out") { Description = "Write the statistics as JSON (e.g. corpora/NAME.stats.json, which 'wf plan' finds; or pass it with --corpus-stats)." };
+        var threads = new Option<int>("--threads") { Description = "Tokenizer threads.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("stats", """
+            Measure local files' length distributions per source, as 'wf corpus upload' does, without storage: every
+            document is tokenized once (data prep's measure pass without its token cache) and binned by token and
+            character length; each file's result is cached on this machine by its SHA-256, tokenizer and reader
+            settings. Prints documents, tokens and the share of tokens in documents of 4K tokens or more per source.
+
+            Example:
+              wf corpus stats --name slimpajama --tokenizer /models/llama-2/tokenizer.model --out corpora/slimpajama.stats.json /data/slimpajama/train
+              wf plan --corpus-stats corpora/slimpajama.stats.json experiments/per-source-5b-80k.yaml
+            """)
+        {
+            inputs, name, tokenizer, output, threads,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                var files = InputFile.Discover(parse.GetValue(inputs)!);
+                if (files.Count == 0)
+                {
+                    cli.Err.WriteLine("error: no corpus files found (.jsonl.zst, .jsonl, .jsonl.gz, .parquet)");
+                    return ExitCodes.InvalidInput;
+                }
+
+                var tok = TokenizerResolver.Resolve(parse.GetValue(tokenizer) ?? "llama-2", null, Directory.GetCurrentDirectory());
+                var stats = await CorpusStatisticsCli.MeasureAsync(cli, parse.GetValue(name)!, files, tok, CorpusStatisticsCli.UserCache(), parse.GetValue(threads), ct);
+                CorpusStatisticsCli.Print(cli, stats);
+                if (parse.GetValue(output) is { } path)
+                {
+                    CorpusStatisticsCli.Write(path, stats);
+                    cli.Out.WriteLine($"wrote {path}");
+                }
+
+                return ExitCodes.Ok;
+            }
+            catch (Exception e) when (e is CorpusFormatException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException)
+            {
+                cli.Err.WriteLine($"error: {e.Message}");
+                return ExitCodes.InvalidInput;
+            }
         });
         return command;
     }

@@ -34,6 +34,12 @@ public static class EvalCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Path to tokenizer.model for llama-2 experiments (or set WF_LLAMA2_TOKENIZER)." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Build every prompt, count prefill tokens with and without prefix reuse; run no model." };
+        var haystack = new Option<string?>("--haystack") { Description = "Haystack folder of .txt files, instead of evaluation.needle.haystack (e.g. a local copy of Paul Graham's essays)." };
+        var promptIds = new Option<string?>("--prompt-ids")
+        {
+            Description = "Write our prompt ids for a sample of cells (with the paper's BOS leak and with it fixed) to this JSON and exit: the input of bench/hf_needle_ids.py, which compares them with HuggingFace's tokenizer. No model.",
+        };
+        var cells = new Option<string?>("--cells") { Description = "With --prompt-ids: cells as LENGTH:DEPTH,... (default: 5 lengths x 4 depths spread over the grid)." };
         var command = new Command("needle", """
             Needle in a haystack as the paper's code runs it: the haystack (the spec's folder, default the shipped
             public-domain samples/haystack) in sorted file order repeated to length, the paper's needle, question and
@@ -44,9 +50,11 @@ public static class EvalCommand
             Examples:
               wf eval needle experiments/smoke.yaml --model out/smoke/train/final-model --out out/smoke/needle
               wf eval needle experiments/per-source-5b-80k.yaml --dry-run --out out/grid --tokenizer llama/tokenizer.model
+              wf eval needle experiments/per-source-5b-80k.yaml --prompt-ids out/hf-check/ours.json --out out/hf-check \
+                --tokenizer llama/tokenizer.model --haystack /data/lcde/eval/needle/PaulGrahamEssays
             """)
         {
-            file, model, output, tokenizer, device, dryRun,
+            file, model, output, tokenizer, device, dryRun, haystack, promptIds, cells,
         };
         command.SetAction(parse =>
         {
@@ -62,7 +70,22 @@ public static class EvalCommand
             try
             {
                 tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), specDir);
-                setup = NeedleSetup.FromSpec(spec.Evaluation.Needle, tok, Haystack.DefaultDirectory(), specDir);
+                var needle = parse.GetValue(haystack) is { } folder ? spec.Evaluation.Needle with { Haystack = Path.GetFullPath(folder) } : spec.Evaluation.Needle;
+                setup = NeedleSetup.FromSpec(needle, tok, Haystack.DefaultDirectory(), specDir);
+                if (parse.GetValue(promptIds) is { } samplePath)
+                {
+                    var sampleCells = parse.GetValue(cells) is { } list ? ParseCells(list) : NeedlePromptSample.DefaultCells(setup.Grid);
+                    var sample = NeedlePromptSample.Build(tok, setup.Haystack, NeedleTask.Paper, sampleCells);
+                    sample.Write(samplePath);
+                    cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"wrote {samplePath}: {sample.Cells.Count} prompts ({sampleCells.Count} cells, BOS leak and fixed), {sample.Cells.Sum(c => c.PromptIds.Count):N0} ids; haystack {KnownHaystacks.Identify(sample.HaystackSha256).Name}"));
+                    return ExitCodes.Ok;
+                }
+            }
+            catch (FormatException e)
+            {
+                cli.Err.WriteLine($"error: {e.Message}");
+                return ExitCodes.Usage;
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException)
             {
@@ -88,7 +111,7 @@ public static class EvalCommand
             using var llama = HuggingFaceCheckpoint.LoadModel(modelDir);
             llama.to(TorchSharp.torch.device(parse.GetValue(device)!));
             llama.eval();
-            using var generator = new TorchGreedyGenerator(llama, tok, spec.Name, ropeScalingLength: checked((int)spec.Data.Context));
+            using var generator = new TorchGreedyGenerator(llama, tok, spec.Name, ropeScalingLength: NeedleSetup.RopeResetLength(spec));
             var runner = setup.CreateRunner(generator, outDir, spec.Evaluation.Needle.MaxNewTokens);
             var summary = runner.Run(setup.Grid, new Progress<NeedleProgress>(p =>
             {
@@ -98,16 +121,26 @@ public static class EvalCommand
                         $"[{p.Done}/{p.Total}] length {p.Cell.ContextLength:N0} depth {p.Cell.DepthPercent}%: {(p.WasSkipped ? "done before" : $"score {p.Result.Score:0.###}")}"));
                 }
             }));
-            var cells = NeedleAggregation.ByCell(summary.Results, setup.Scorer);
+            var byCell = NeedleAggregation.ByCell(summary.Results, setup.Scorer);
             var png = Path.Combine(outDir, "heatmap.png");
-            NeedleHeatmap.Write(png, cells, new HeatmapOptions(spec.Name, spec.Data.Context), setup.Scorer.ToString());
-            var mean = cells.Count == 0 ? 0 : cells.Average(c => c.Mean);
+            NeedleHeatmap.Write(png, byCell, new HeatmapOptions(spec.Name, spec.Data.Context), setup.Scorer.ToString());
+            var mean = byCell.Count == 0 ? 0 : byCell.Average(c => c.Mean);
             cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{summary.Ran} cells run, {summary.Skipped} resumed, mean {setup.Scorer} {mean:0.000}, {summary.Elapsed.TotalSeconds:0.0}s; reused {generator.ReusedTokens:N0} prefix tokens; heatmap: {png}"));
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    private static List<(long Length, int Depth)> ParseCells(string text) =>
+        [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(c =>
+        {
+            var parts = c.Split(':');
+            return parts.Length == 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var l) && l > 0
+                && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var d) && d <= 100
+                ? (l, d)
+                : throw new FormatException($"--cells: '{c}' is not LENGTH:DEPTH (e.g. 1000:0,128000:100)");
+        })];
 
     private static Command Loss(CliContext cli)
     {

@@ -3,6 +3,10 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Spectre.Console;
+using Workflows.DataPrep.Corpus;
+using Workflows.DataPrep.Pipeline;
+using Workflows.DataPrep.Selection;
+using Workflows.DataPrep.Statistics;
 using Workflows.Experiments.Planning;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Validation;
@@ -24,26 +28,35 @@ public static class PlanCommand
         var markdown = new Option<bool>("--markdown") { Description = "Print the plan as Markdown tables (what the PR comment shows)." };
         var stats = new Option<string?>("--corpus-stats")
         {
-            Description = "JSON with measured long-token shares per source ({\"name\": ..., \"long_token_share\": {\"Book\": 0.99, ...}}); default: the paper's Fig. 2 share for every source.",
+            Description = "Measured length statistics of the corpus ('wf corpus stats --out', or corpora/NAME.stats.json from 'wf corpus upload'). Default: corpora/<data.corpus>.stats.json in the experiment's folder or above; else the plan assumes (and says so).",
         };
+        var inputs = new Option<string[]>("--input")
+        {
+            Description = "Run data prep's own selection on these files (tokenizing them, as data prep's measure pass) instead of forecasting: exact shares after selection.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "With --input: path to a SentencePiece tokenizer.model (overrides data.tokenizer; or set WF_LLAMA2_TOKENIZER)." };
         var prices = new Option<string?>("--gpu-hour-price")
         {
             Description = "USD per GPU-hour, e.g. a100-80g=3.1,h100=6.5,h200=7.2 (defaults are assumed on-demand prices).",
         };
         var command = new Command("plan", """
             Expand an experiment into what will happen, without running anything: tokens per source after the mix,
-            expected long-document share, packed sequences, optimiser steps, training FLOPs, GPU-hours and cost on
-            A100-80G / H100 / H200 (calibrated on the paper's Table 2), the needle grid, and the artifacts written.
+            each source's long-document share before and after selection and whether it can serve its budget (from the
+            corpus's measured length statistics), packed sequences, optimiser steps, training FLOPs, GPU-hours and
+            cost on A100-80G / H100 / H200 (calibrated on the paper's Table 2), the needle grid, and the artifacts.
 
             Examples:
               wf plan experiments/per-source-5b-80k.yaml
+              wf plan --corpus-stats corpora/slimpajama.stats.json experiments/per-source-5b-80k.yaml
+              wf plan --input /data/slimpajama/train --tokenizer llama/tokenizer.model experiments/per-source-5b-80k.yaml
               wf plan --json experiments/per-source-5b-80k.yaml | jq .compute
               wf plan --markdown experiments/smoke.yaml
             """)
         {
-            file, json, markdown, stats, prices,
+            file, json, markdown, stats, inputs, tokenizer, prices,
         };
-        command.SetAction(parse =>
+        command.SetAction(async (parse, ct) =>
         {
             var path = parse.GetValue(file)!;
             if (ExperimentFile.Load(cli, path) is not { } spec)
@@ -54,12 +67,23 @@ public static class PlanCommand
             PlanOptions options;
             try
             {
-                options = new PlanOptions(ReadCorpusStats(parse.GetValue(stats)), ParsePrices(parse.GetValue(prices)));
+                var statistics = parse.GetValue(stats) is { } statsPath ? CorpusStatistics.Read(statsPath)
+                    : CorpusStatisticsFiles.Find(spec, path) is { } found ? CorpusStatistics.Read(found) : null;
+                options = new PlanOptions(statistics, ParsePrices(parse.GetValue(prices)));
+                if (parse.GetValue(inputs) is { Length: > 0 } given)
+                {
+                    options = await RunSelectionAsync(cli, spec, path, given, parse.GetValue(tokenizer), options, ct);
+                }
             }
             catch (FormatException e)
             {
                 cli.Err.WriteLine($"error: {e.Message}");
                 return ExitCodes.Usage;
+            }
+            catch (Exception e) when (e is CorpusFormatException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or InvalidOperationException)
+            {
+                cli.Err.WriteLine($"error: {e.Message}");
+                return ExitCodes.InvalidInput;
             }
 
             var plan = Planner.Create(spec, options);
@@ -81,34 +105,38 @@ public static class PlanCommand
         return command;
     }
 
-    private static CorpusProfile? ReadCorpusStats(string? path)
+    /// <summary>
+    /// <c>--input</c>: data prep's measure pass (lengths only) and its selection on the given files, so the plan shows
+    /// what <c>wf prep</c> will select, not a forecast; the statistics of the same files give the rest of the table.
+    /// </summary>
+    private static async Task<PlanOptions> RunSelectionAsync(CliContext cli, ExperimentSpec spec, string path, string[] inputPaths, string? tokenizerPath,
+        PlanOptions options, CancellationToken ct)
     {
-        if (path is null)
+        var tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, tokenizerPath, Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var files = InputFile.Discover(inputPaths);
+        if (files.Count == 0)
         {
-            return null;
+            throw new ArgumentException("--input: no corpus files found (.jsonl.zst, .jsonl, .jsonl.gz, .parquet)");
         }
 
-        try
+        var prepOptions = SpecMapping.ToDataPrepOptions(spec, tok);
+        using var workers = new MeasureWorkers(Environment.ProcessorCount);
+        var indexes = new List<LengthIndex>();
+        foreach (var f in files)
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            var shares = new Dictionary<SlimPajamaSource, double>();
-            foreach (var p in doc.RootElement.GetProperty("long_token_share").EnumerateObject())
-            {
-                if (!Enum.TryParse<SlimPajamaSource>(p.Name, out var source))
-                {
-                    throw new FormatException($"{path}: unknown source '{p.Name}' in long_token_share");
-                }
-
-                shares[source] = p.Value.GetDouble();
-            }
-
-            var name = doc.RootElement.TryGetProperty("name", out var n) ? n.GetString() ?? path : path;
-            return new CorpusProfile(name, shares);
+            var lengths = Path.Combine(Artifacts.UserFolders.Cache(), "lengths");
+            indexes.Add(await Task.Run(() => CorpusMeasurer.MeasureLengthsCached(f, prepOptions.Reader, tok, workers, lengths, ct), ct));
+            cli.Err.WriteLine($"lengths   {f.Key}");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or IOException)
+
+        var selection = DataPrepStatistics.From(SelectionPlanner.Plan(indexes, prepOptions, tok));
+        var name = options.Statistics?.Name ?? (spec.Data.Paths is { Count: > 0 } ? "inputs" : spec.Data.Corpus);
+        var statistics = CorpusStatistics.Merge(name, [.. indexes.Select(CorpusStatisticsBuilder.FromIndex)]);
+        return options with
         {
-            throw new FormatException($"{path}: not a corpus-stats file ({e.Message})");
-        }
+            Statistics = statistics,
+            Selection = CorpusStatisticsBuilder.Outcome(selection, $"data prep's selection run on the {files.Count} input file(s) (exact)"),
+        };
     }
 
     private static Dictionary<GpuType, double>? ParsePrices(string? text)
@@ -169,14 +197,66 @@ public static class PlanCommand
             new[] { "token budget", $"{Tokens(d.TokenBudget)} ({d.TokenBudget:N0} tokens)" },
             new[] { "context", $"{d.Context:N0} tokens" },
             new[] { "packed sequences", $"{d.PackedSequences:N0}" },
-            new[] { "expected long-document share", $"{Pct(d.ExpectedLongShare)} of tokens in documents >= 4K" },
+            new[] { "selection", $"budget rule {d.BudgetRule}; length distributions {d.LengthStatistics}" },
+            new[] { "expected long-document share", $"{Pct(d.ExpectedLongShare)} of tokens in documents >= {SizeLiteral.Format(plan.Data.LongThreshold, SizeBase.Binary)}" + (d.ExpectedSelectedTokens is { } sel ? $"; {Tokens(sel)} tokens selected" : "") },
             new[] { "batch", $"{t.SequencesPerStep} sequences = {t.TokensPerStep:N0} tokens per step (micro-batch {t.MicroBatch} x {t.GradientAccumulation} accumulation)" },
             new[] { "optimiser steps", $"{t.Steps:N0} ({Tokens(t.TrainedTokens)} tokens trained), lr {N(t.Lr, "G")} {t.Schedule}, {t.Checkpoints} checkpoints" },
             new[] { "training FLOPs", $"{N(c.TrainingFlops, "0.00e+00")} ({N(c.FlopsPerToken, "0.00e+00")} per token, attention {Pct(c.AttentionShare)})" },
             new[] { "needle grid", e.Needle ? $"{e.NeedleLengths.Count} lengths ({e.NeedleLengths[0]:N0}..{e.NeedleLengths[^1]:N0}) x {e.NeedleDepths.Count} depths x {e.Trials} trial(s) = {e.NeedleCells} cells, {Tokens(e.NeedlePrefillTokens)} prefill tokens, scorer {e.Scorer}" : "off" },
             new[] { "domain loss", e.DomainLoss ? $"lengths {string.Join(", ", e.DomainLossLengths.Select(l => SizeLiteral.Format(l, SizeBase.Binary)))}; buckets {string.Join(", ", e.Buckets)}; {Tokens(e.DomainLossTokens)} tokens" : "off" },
         };
-        var sources = d.Sources.Select(s => new[] { s.Source, N(s.Weight, "0.0000"), Tokens(s.Tokens), Pct(s.NaturalLongShare), Pct(s.ExpectedLongShare) }).ToList();
+        var measured = d.Sources.Any(s => s.ExpectedTokens is not null);
+        var overshoot = d.Sources.Any(s => s.OvershootTokens is not null);
+        var paper = d.Sources.Any(s => s.PaperShare is not null);
+        var sourceHeader = new List<string> { "source", "weight", "budget tokens", "long share (natural)", "long share (after selection)" };
+        if (measured)
+        {
+            sourceHeader.AddRange(["available", "epochs needed", "expected tokens"]);
+        }
+
+        if (overshoot)
+        {
+            sourceHeader.Add("overshoot (paper rule)");
+        }
+
+        if (paper)
+        {
+            sourceHeader.Add($"paper Fig. 2 share ({d.PaperVariant})");
+        }
+
+        var sources = d.Sources.Select(s =>
+        {
+            var row = new List<string>
+            {
+                s.Source, N(s.Weight, "0.0000"), Tokens(s.Tokens), Pct(s.NaturalLongShare),
+                Pct(s.ExpectedLongShare) + (s.LongShareSd is > 0.0005 ? " ± " + N(s.LongShareSd.Value * 100, "0.0") : ""),
+            };
+            if (measured)
+            {
+                row.AddRange([
+                    Tokens(s.AvailableTokens ?? 0),
+                    s.EpochsNeeded is { } e ? N(e, "0.##") + (e > 1.0005 ? " (short)" : "") : "-",
+                    Tokens(s.ExpectedTokens ?? 0)]);
+            }
+
+            if (overshoot)
+            {
+                row.Add(s.OvershootTokens is { } o ? Tokens(o) : "-");
+            }
+
+            if (paper)
+            {
+                row.Add(s.PaperShare is { } p ? N(p, "0.000") : "-");
+            }
+
+            return row.ToArray();
+        }).ToList();
+        var histogramHeader = paper
+            ? new[] { "length (tokens)", "ours before", "ours after", "paper Original", $"paper {d.PaperVariant}" }
+            : ["length (tokens)", "ours before", "ours after"];
+        var histogram = d.LengthHistogram?.Select(b => paper
+            ? new[] { b.Bucket, Pct(b.Before), Pct(b.After), b.PaperOriginal is { } o ? Pct(o) : "-", b.PaperVariant is { } v ? Pct(v) : "-" }
+            : [b.Bucket, Pct(b.Before), Pct(b.After)]).ToList();
         var gpus = c.Estimates.Select(g => new[]
         {
             g.Gpu + (g.Gpu == c.SelectedGpu ? " *" : ""), N(g.PeakTflops, "0"), Pct(g.AssumedMfu), N(g.GpuHours, "#,0.0"),
@@ -198,7 +278,8 @@ public static class PlanCommand
         return
         [
             ("Plan", ["", ""], summary),
-            ("Tokens per source", ["source", "weight", "tokens", "long share (natural)", "long share (after selection)"], sources),
+            ("Tokens per source", sourceHeader.ToArray(), sources),
+            .. histogram is null ? Array.Empty<(string, string[], List<string[]>)>() : [("Length distribution (share of tokens, Fig. 2 buckets)", histogramHeader, histogram)],
             ("Estimated GPU time (* = resources.gpu)", ["gpu", "peak TFLOP/s", "MFU", "GPU-hours", "wall time", "cost"], gpus),
             .. sections,
             ("Artifacts", ["step", "artifact", "count", "size"], artifacts),

@@ -18,7 +18,7 @@ public static class TrainCommand
         var data = new Option<string>("--data") { Description = "A data-prep output folder (holding manifest.json), e.g. from 'wf prep'.", Required = true };
         var output = new Option<string>("--out") { Description = "Output folder: metrics.jsonl, checkpoints/, final-model/ (HuggingFace layout).", Required = true };
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest complete checkpoint in --out." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (CUDA needs the machine's libtorch on LD_LIBRARY_PATH; see README).", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (CUDA needs the machine's libtorch on LD_LIBRARY_PATH; see docs/training.md).", DefaultValueFactory = _ => "cpu" };
         var gpus = new Option<int>("--gpus") { Description = "Data-parallel ranks on this machine, one process each (like torchrun --nproc_per_node): GPUs 0..N-1 with --device cuda (NCCL); with --device cpu, CPU processes over the TCP test transport.", DefaultValueFactory = _ => 1 };
         var command = new Command("train", """
             Continual pretraining without the engine: build (or load) the experiment's LLaMA model, stream the packed

@@ -94,6 +94,53 @@ public static class CorpusMeasurer
         return index;
     }
 
+    /// <summary>
+    /// Pass 1 without the token cache: every document's line, source and lengths, for statistics (<c>wf corpus stats</c>,
+    /// <c>wf corpus upload</c>). Nothing is written; the ids are counted and dropped.
+    /// </summary>
+    public static LengthIndex MeasureLengths(
+        InputFile file,
+        CorpusReaderOptions readerOptions,
+        ITokenizer tokenizer,
+        MeasureWorkers workers,
+        Action<long, long>? onProgress,
+        CancellationToken cancellationToken,
+        string? sha256 = null)
+    {
+        var sha = sha256 ?? Sha256Of(file.Path);
+        var log = new BadRecordLog(readerOptions.SkipBadRecords);
+        var totals = new MeasurePipeline(file, readerOptions, tokenizer, tokenizer.VocabularySize <= 65536 ? 2 : 4, workers.Count, Stream.Null, log, onProgress)
+            .Run(workers, cancellationToken);
+        var header = new LengthIndexHeader(file.Key, sha, new FileInfo(file.Path).Length, ReaderFingerprint(readerOptions), tokenizer.Id,
+            tokenizer.VocabularySize <= 65536 ? 2 : 4, totals.Documents.Count, totals.Tokens, totals.Chars, log.ToSummary());
+        return new LengthIndex(header, [.. totals.Documents]);
+    }
+
+    /// <summary>
+    /// <see cref="MeasureLengths"/> cached in <paramref name="cacheFolder"/> under the file's content (SHA-256,
+    /// tokenizer, reader settings), so planning the same inputs again does not tokenize them again. The cached index
+    /// gets this file's key (the same bytes may sit at another path).
+    /// </summary>
+    public static LengthIndex MeasureLengthsCached(InputFile file, CorpusReaderOptions readerOptions, ITokenizer tokenizer, MeasureWorkers workers,
+        string cacheFolder, CancellationToken cancellationToken)
+    {
+        var sha = Sha256Of(file.Path);
+        var path = Path.Combine(cacheFolder, ContentKey(sha, tokenizer.Id, readerOptions) + ".lengths");
+        if (LengthIndexStore.TryLoadFile(path, requireTokenCache: false) is { Header: var h } cached
+            && h.InputSha256 == sha && h.TokenizerId == tokenizer.Id && h.ReaderFingerprint == ReaderFingerprint(readerOptions))
+        {
+            return new LengthIndex(h with { FileKey = file.Key }, [.. cached.Documents]);
+        }
+
+        var index = MeasureLengths(file, readerOptions, tokenizer, workers, null, cancellationToken, sha);
+        LengthIndexStore.WriteFile(path, index);
+        return index;
+    }
+
+    /// <summary>What a measurement of one file depends on: its bytes, the tokenizer and the reader settings.</summary>
+    public static string ContentKey(string sha256, string tokenizerId, CorpusReaderOptions reader) =>
+        sha256 + "." + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{tokenizerId}|{ReaderFingerprint(reader)}")))[..16];
+
     private sealed record MeasuredTotals(List<DocumentLength> Documents, long Tokens, long Chars);
 
     /// <summary>

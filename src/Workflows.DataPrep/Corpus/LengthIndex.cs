@@ -93,10 +93,12 @@ public static class LengthIndexStore
         return $"{readable}.{hash}";
     }
 
-    public static void Write(string folder, LengthIndex index)
+    public static void Write(string folder, LengthIndex index) => WriteFile(IndexPath(folder, index.FileKey), index);
+
+    /// <summary>Writes an index to <paramref name="path"/> atomically (the planner's lengths cache names files by content).</summary>
+    public static void WriteFile(string path, LengthIndex index)
     {
-        Directory.CreateDirectory(folder);
-        var path = IndexPath(folder, index.FileKey);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temp = path + ".tmp-" + Environment.ProcessId + "-" + Environment.CurrentManagedThreadId;
         using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write))
         {
@@ -120,9 +122,14 @@ public static class LengthIndexStore
     }
 
     /// <summary>Loads an index, or returns null when none exists; a damaged one is an error.</summary>
-    public static LengthIndex? TryLoad(string folder, string fileKey)
+    public static LengthIndex? TryLoad(string folder, string fileKey) => TryLoadFile(IndexPath(folder, fileKey), requireTokenCache: true);
+
+    /// <summary>
+    /// Loads the index at <paramref name="path"/> (null when absent). Data prep requires its token cache beside it;
+    /// the planner, which only needs the lengths, does not (<paramref name="requireTokenCache"/> false).
+    /// </summary>
+    public static LengthIndex? TryLoadFile(string path, bool requireTokenCache)
     {
-        var path = IndexPath(folder, fileKey);
         if (!File.Exists(path))
         {
             return null;
@@ -154,9 +161,9 @@ public static class LengthIndexStore
                 BinaryPrimitives.ReadInt32LittleEndian(r[13..]));
         }
 
-        var cache = TokenCachePath(folder, fileKey);
+        var cache = Path.ChangeExtension(path, ".tokens");
         var expected = header.Tokens * header.TokenBytes;
-        if (!File.Exists(cache) || new FileInfo(cache).Length != expected)
+        if (requireTokenCache && (!File.Exists(cache) || new FileInfo(cache).Length != expected))
         {
             throw new InvalidDataException($"{cache}: token cache missing or not {expected} bytes; delete {path} to measure again");
         }

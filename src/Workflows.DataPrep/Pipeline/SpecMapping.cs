@@ -46,6 +46,7 @@ public static class SpecMapping
             LengthMeasure = up.LengthMeasure == Experiments.Spec.LengthMeasure.Tokens ? Selection.LengthMeasure.ExactTokens : Selection.LengthMeasure.EstimatedFromChars,
             CharsPerToken = up.CharsPerToken,
             CutLength = checked((int)up.CutLength),
+            Overflow = data.BudgetRule == BudgetRule.Paper ? BudgetOverflow.Overshoot : BudgetOverflow.Truncate,
             Seed = (ulong)data.Seed,
             ContextLength = checked((int)data.Context),
 

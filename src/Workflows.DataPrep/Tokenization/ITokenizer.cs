@@ -17,6 +17,12 @@ public interface ITokenizer
     /// <summary>End-of-sequence id (LLaMA-2: 2), or null when the vocabulary has none.</summary>
     int? EosId { get; }
 
+    /// <summary>
+    /// Ids a HuggingFace tokenizer counts as special tokens, which <c>decode(..., skip_special_tokens=True)</c> drops:
+    /// BOS and EOS here; SentencePiece vocabularies add UNK and every control piece.
+    /// </summary>
+    IReadOnlySet<int> SpecialIds => new HashSet<int>(new[] { BosId, EosId }.OfType<int>());
+
     /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="ids"/>; adds no BOS/EOS.</summary>
     void Encode(string text, List<int> ids);
 

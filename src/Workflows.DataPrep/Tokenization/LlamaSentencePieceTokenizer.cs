@@ -86,6 +86,7 @@ public sealed class LlamaSentencePieceTokenizer : ITokenizer
         _unknownSurface = model.UnknownSurface;
         BosId = model.BosId >= 0 ? model.BosId : null;
         EosId = model.EosId >= 0 ? model.EosId : null;
+        SpecialIds = Enumerable.Range(0, count).Where(i => _types[i] is SentencePieceType.Control or SentencePieceType.Unknown).ToHashSet();
 
         _byteIds = new int[256];
         if (_byteFallback)
@@ -175,6 +176,9 @@ public sealed class LlamaSentencePieceTokenizer : ITokenizer
     public int? BosId { get; }
 
     public int? EosId { get; }
+
+    /// <summary>UNK and the control pieces (LLaMA-2: &lt;unk&gt; 0, &lt;s&gt; 1, &lt;/s&gt; 2), HF's special tokens.</summary>
+    public IReadOnlySet<int> SpecialIds { get; }
 
     /// <summary>True when the model allows the exact word-level segmentation that makes caching possible.</summary>
     public bool SegmentsByWords => _segmentByWords;

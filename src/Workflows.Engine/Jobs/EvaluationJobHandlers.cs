@@ -102,7 +102,7 @@ public sealed class NeedleJobHandler(EngineServices services, string defaultHays
             using var model = HuggingFaceCheckpoint.LoadModel(modelDir);
             model.to(torch.device(services.Options.TrainingDevice));
             model.eval();
-            using var generator = new TorchGreedyGenerator(model, tokenizer, spec.Name, checked((int)spec.Data.Context));
+            using var generator = new TorchGreedyGenerator(model, tokenizer, spec.Name, NeedleSetup.RopeResetLength(spec));
             return setup.CreateRunner(generator, output, spec.Evaluation.Needle.MaxNewTokens).Run(setup.Grid,
                 new SyncProgress<NeedleProgress>(p => reportProgress($"cell {p.Done}/{p.Total}")), cancellationToken);
         }, cancellationToken);

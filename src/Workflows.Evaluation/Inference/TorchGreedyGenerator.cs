@@ -8,8 +8,11 @@ namespace Workflows.Evaluation.Inference;
 /// <summary>
 /// The needle runner's generator over the TorchSharp LLaMA: greedy decoding with a KV cache, and prefix reuse — after
 /// <see cref="PrefillShared"/>, a prompt that starts with the shared prefix only prefills the rest (the cache is
-/// truncated back to the prefix between cells). Answers are decoded with special tokens skipped and trimmed, as the
-/// paper's code does (<c>skip_special_tokens=True</c>, <c>.strip()</c>).
+/// truncated back to the prefix between cells). Decoding is greedy (argmax, no sampling): the paper's code calls
+/// <c>model.generate(input_ids, max_new_tokens=50)</c> with no sampling argument (greedy unless a checkpoint's
+/// generation_config.json turns sampling on, which the paper does not report), and a needle score that depended on a
+/// random draw could not be reproduced or compared between runs. Answers are decoded with every special token dropped and trimmed,
+/// as the paper's code does (<c>skip_special_tokens=True</c>, <c>.strip()</c>).
 /// </summary>
 public sealed class TorchGreedyGenerator : IPrefixReuseGenerator, IDisposable
 {
@@ -73,7 +76,8 @@ public sealed class TorchGreedyGenerator : IPrefixReuseGenerator, IDisposable
 
         using var scope = NewDisposeScope();
         var ids = generator.GenerateGreedy([rest], maxNewTokens, tokenizer.EosId)[0];
-        var special = new HashSet<int?> { tokenizer.BosId, tokenizer.EosId };
+        // HF's skip_special_tokens=True: every special token goes (LLaMA: <unk>, <s>, </s>), not just BOS and EOS.
+        var special = tokenizer.SpecialIds;
         return tokenizer.Decode([.. ids.Where(i => !special.Contains(i))]).Trim();
     }
 

@@ -50,6 +50,9 @@ public sealed record NeedleResult
 
     public bool FixBosLeak { get; init; }
 
+    /// <summary>The haystack's <see cref="Needle.Haystack.ContentHash"/>: reports name it and compare with the paper only on its haystack.</summary>
+    public string Haystack { get; init; } = "";
+
     /// <summary>Hash of everything that determines the prompt and the generation; a resumed run skips a cell only when it matches.</summary>
     public string ConfigHash { get; init; } = "";
 

@@ -52,6 +52,7 @@ public sealed class NeedleRunner
     private readonly NeedlePromptBuilder _builder;
     private readonly IGreedyGenerator _generator;
     private readonly NeedleRunOptions _options;
+    private readonly string _haystackHash;
 
     public NeedleRunner(NeedlePromptBuilder builder, IGreedyGenerator generator, NeedleRunOptions options, string tokenizerId, string haystackHash)
     {
@@ -61,6 +62,7 @@ public sealed class NeedleRunner
         _builder = builder;
         _generator = generator;
         _options = options;
+        _haystackHash = haystackHash;
         ConfigHash = ComputeConfigHash(generator.ModelName, tokenizerId, haystackHash, builder.Task, builder.Options, options.MaxNewTokens);
     }
 
@@ -124,6 +126,7 @@ public sealed class NeedleRunner
                 NeedleSpans = prompt.NeedleSpans.Select(s => new[] { s.Start, s.Length }).ToList(),
                 InsertionPoints = prompt.InsertionPoints,
                 FixBosLeak = _builder.Options.FixBosLeak,
+                Haystack = _haystackHash,
                 ConfigHash = ConfigHash,
             };
 

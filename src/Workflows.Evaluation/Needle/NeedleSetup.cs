@@ -23,6 +23,17 @@ public sealed record NeedleSetup(NeedlePromptBuilder Builder, NeedleGrid Grid, N
         return new NeedleSetup(builder, grid, NeedleScorers.FromSpec(spec.Scorer), haystack, tokenizer);
     }
 
+    /// <summary>
+    /// The length dynamic-NTK RoPE is fixed at during the needle test: <c>evaluation.needle.rope_reset_length</c>, else
+    /// the training context. The paper's code calls <c>reset_rope(model, 81920)</c> for every model, so its 13B-64K
+    /// experiment sets 80K explicitly.
+    /// </summary>
+    public static int RopeResetLength(ExperimentSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return checked((int)(spec.Evaluation.Needle.RopeResetLength ?? spec.Data.Context));
+    }
+
     /// <summary>A runner writing to <paramref name="outputDirectory"/> with the spec's scorer and max_new_tokens.</summary>
     public NeedleRunner CreateRunner(Inference.IGreedyGenerator generator, string outputDirectory, int maxNewTokens = PaperNeedle.MaxNewTokens) =>
         new(Builder, generator, new NeedleRunOptions(outputDirectory, Scorer, maxNewTokens), Tokenizer.Id, Haystack.ContentHash);

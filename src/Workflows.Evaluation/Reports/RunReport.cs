@@ -74,10 +74,17 @@ public static class RunReport
 
             md.AppendLine().AppendLine("## Needle in a haystack").AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"Mean score (**{scorer}**, 0–1): **{mean:0.000}** = {mean * 100:0.0} % over {input.Needle.Count} results ({cells.Count} cells × up to {trials} trial(s)).");
+            var haystack = HaystackOf(input.Needle);
+            md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Haystack: {haystack.Name} (sha256 `{haystack.ShortHash}`).");
             var paperNeedle = PaperNeedleNumber(input);
-            if (paperNeedle is { } pn)
+            if (paperNeedle is { } pn && haystack.IsPaperHaystack)
             {
                 md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Paper: {pn.Label}: **{pn.Value:0.0}** (its scorer is most likely visualize.py's word recall, the heatmap's; UNCERTAIN).");
+            }
+            else if (paperNeedle is { } skipped)
+            {
+                md.AppendLine().AppendLine(CultureInfo.InvariantCulture,
+                    $"Not compared with the paper ({skipped.Label}: {skipped.Value:0.0}): its numbers are for Paul Graham's essays. Set `evaluation.needle.haystack` to a local copy of them to compare (docs/evaluation.md, \"The haystack\").");
             }
 
             md.AppendLine().AppendLine("![needle heatmap](needle-heatmap.png)");
@@ -107,7 +114,8 @@ public static class RunReport
                     .Where(k => input.Needle.All(r => r.Scores.ContainsKey(NeedleScorers.Name(k))))
                     .ToDictionary(NeedleScorers.Name, k => NeedleAggregation.OverallMean(input.Needle, k)),
                 baseline_mean = input.BaselineNeedle is { Count: > 0 } ? NeedleAggregation.OverallMean(input.BaselineNeedle, input.Scorer) : (double?)null,
-                paper = paperNeedle is { } p ? new { label = p.Label, value = p.Value } : null,
+                haystack = new { sha256 = haystack.Sha256, name = haystack.Name, paper_haystack = haystack.IsPaperHaystack },
+                paper = paperNeedle is { } p && haystack.IsPaperHaystack ? new { label = p.Label, value = p.Value } : null,
                 cells,
             };
         }
@@ -168,6 +176,15 @@ public static class RunReport
             loss = lossJson,
         }, Json));
         return new RunReportFiles(markdownPath, jsonPath, heatmap, difference);
+    }
+
+    /// <summary>The haystack every result names; results that disagree (a grid resumed over another haystack) are reported as such.</summary>
+    private static HaystackIdentity HaystackOf(IReadOnlyList<NeedleResult> results)
+    {
+        var hashes = results.Select(r => r.Haystack).Distinct(StringComparer.Ordinal).ToList();
+        return hashes.Count == 1
+            ? KnownHaystacks.Identify(hashes[0])
+            : new HaystackIdentity(string.Join(",", hashes.Select(h => h.Length >= 12 ? h[..12] : h)), $"mixed: results from {hashes.Count} different haystacks", false);
     }
 
     private static string Format(double? v) => v is { } x ? x.ToString("0.000", CultureInfo.InvariantCulture) : "–";

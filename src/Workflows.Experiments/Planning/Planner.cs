@@ -3,17 +3,23 @@ using Workflows.Experiments.Spec;
 
 namespace Workflows.Experiments.Planning;
 
-/// <summary>Per-source length facts the planner needs: the share of tokens in documents at or above the long threshold.</summary>
-public sealed record CorpusProfile(string Name, IReadOnlyDictionary<SlimPajamaSource, double> LongTokenShare)
+/// <summary>
+/// What the planner assumes when it has no measured statistics: 34.7% of tokens in documents of 4K tokens or more in
+/// every source, the sum of the paper's Fig. 2 "Original" bars from 4-8K up (0.115+0.098+0.070+0.036+0.028). The paper
+/// gives no per-source numbers, so the per-source table is only a placeholder until the corpus is measured.
+/// </summary>
+public static class AssumedLengths
 {
-    /// <summary>
-    /// Without measured statistics: 34.7% of tokens in documents of 4K tokens or more in every source, the sum of
-    /// the paper's Fig. 2 "Original" bars from 4-8K up (0.115+0.098+0.070+0.036+0.028). The paper gives no
-    /// per-source numbers; pass measured ones (<c>--corpus-stats</c>) for a real estimate.
-    /// </summary>
-    public static CorpusProfile PaperFigure2 { get; } =
-        new("paper Fig. 2 (34.7% long in every source)", SlimPajama.Sources.ToDictionary(s => s, _ => 0.347));
+    public const double LongTokenShare = 0.347;
+
+    public const string Description = "assumed, not measured: 34.7% long in every source (the paper's Fig. 2 'Original' bars from 4K); measure the corpus with 'wf corpus stats' or 'wf corpus upload' for real per-source numbers";
 }
+
+/// <summary>What data prep's own selection produced on the experiment's inputs (<c>wf plan --input</c>): exact, not a forecast.</summary>
+public sealed record SelectionOutcome(string Description, IReadOnlyDictionary<SlimPajamaSource, SourceOutcome> Sources, long PackedSequences);
+
+/// <param name="BucketTokens">Tokens per Fig. 2 bucket (<see cref="PaperFigure2.BucketStarts"/>).</param>
+public sealed record SourceOutcome(long Documents, long Tokens, double LongTokenShare, IReadOnlyList<long> BucketTokens);
 
 /// <summary>
 /// Expands an experiment into what will happen. The compute estimate is calibrated on the paper's Table 2 (days per
@@ -52,7 +58,6 @@ public static class Planner
     public static Plan Create(ExperimentSpec spec, PlanOptions? options = null)
     {
         options ??= new PlanOptions();
-        var profile = options.Corpus ?? CorpusProfile.PaperFigure2;
         var assumptions = new List<string>();
         var data = spec.Data;
         var shape = ModelCatalog.Resolve(spec.Model);
@@ -62,9 +67,8 @@ public static class Planner
             assumptions.Add($"base '{spec.Model.Base}' is a path: its shape is read at run time; the estimate assumes LLaMA-2 7B's shape");
         }
 
-        var sources = PlanSources(spec, profile, assumptions);
-        var expectedLong = sources.Sum(s => s.Weight * s.ExpectedLongShare);
-        var packedSequences = data.TokenBudget / data.Context;
+        var dataPlan = PlanData(spec, options, assumptions);
+        var packedSequences = dataPlan.PackedSequences;
 
         var training = spec.Training;
         var perStep = Plan.SequencesPerStep(training.BatchTokens, data.Context);
@@ -95,9 +99,7 @@ public static class Planner
             CanonicalForm.Hash(spec),
             SpecModel.EnumName(typeof(Profile), spec.Profile),
             new ModelPlan(spec.Model.Base, shape.Parameters, shape.Layers, shape.HiddenSize, shape.Heads, shape.KvHeads, rope),
-            new DataPlan(data.Paths is { Count: > 0 } ? string.Join(", ", data.Paths) : data.Corpus, data.Tokenizer,
-                SpecModel.EnumName(typeof(UpsamplingMode), data.Upsampling.Mode), data.TokenBudget, data.Context, data.Seed, data.Shards,
-                sources, expectedLong, packedSequences),
+            dataPlan,
             trainingPlan,
             compute,
             evaluation,
@@ -106,22 +108,49 @@ public static class Planner
             MemoryPlanner.Choose(spec, shape));
     }
 
+    /// <summary>The requested source weights: the mix, with upsample mode's boost applied as data prep applies it.</summary>
+    public static Dictionary<SlimPajamaSource, double> RequestedWeights(ExperimentSpec spec)
+    {
+        var up = spec.Data.Upsampling;
+        var weights = new Dictionary<SlimPajamaSource, double>(spec.Data.Mix.Resolve());
+        return up.Mode == UpsamplingMode.Upsample && up.Sources is { Count: > 0 } boosted
+            ? UpsampledWeights(weights, boosted, up.BoostWeight, up.TargetShare)
+            : weights;
+    }
+
+    private static DataPlan PlanData(ExperimentSpec spec, PlanOptions options, List<string> assumptions)
+    {
+        var data = spec.Data;
+        var corpus = data.Paths is { Count: > 0 } ? string.Join(", ", data.Paths) : data.Corpus;
+        var budgetRule = SpecModel.EnumName(typeof(BudgetRule), data.BudgetRule);
+        var mode = SpecModel.EnumName(typeof(UpsamplingMode), data.Upsampling.Mode);
+        if (options.Statistics is not { } statistics)
+        {
+            var sources = PlanSourcesAssumed(spec, assumptions);
+            if (data.BudgetRule == BudgetRule.Paper)
+            {
+                assumptions.Add("budget_rule paper: each source takes whole documents past its budget; how far depends on the corpus's document lengths, which are not measured here");
+            }
+
+            return new DataPlan(corpus, data.Tokenizer, mode, data.TokenBudget, data.Context, data.Seed, data.Shards, sources,
+                sources.Sum(s => s.Weight * s.ExpectedLongShare), data.TokenBudget / data.Context, budgetRule, AssumedLengths.Description,
+                LongThreshold: data.Upsampling.LongThreshold);
+        }
+
+        return PlanSourcesMeasured(spec, statistics, options.Selection, corpus, budgetRule, mode, assumptions);
+    }
+
     /// <summary>
-    /// The post-selection weight of each source and its expected long-token share. Per-source and upsample modes
-    /// keep their weights (budgets are per source); global keeps short documents with probability r in every source,
-    /// which shifts weight towards sources with more long text; none keeps the mix; cut leaves no long document.
-    /// Keeping a fraction r of short tokens turns a long share p into p / (p + r (1 - p)).
+    /// Without statistics: every source assumed at <see cref="AssumedLengths.LongTokenShare"/>. Per-source and upsample
+    /// modes keep their weights; global keeps short documents with probability r in every source, which shifts weight
+    /// towards sources with more long text; none keeps the mix; cut leaves no long document. Keeping a fraction r of
+    /// short tokens turns a long share p into p / (p + r (1 - p)).
     /// </summary>
-    private static List<SourcePlan> PlanSources(ExperimentSpec spec, CorpusProfile profile, List<string> assumptions)
+    private static List<SourcePlan> PlanSourcesAssumed(ExperimentSpec spec, List<string> assumptions)
     {
         var data = spec.Data;
         var up = data.Upsampling;
-        var weights = new Dictionary<SlimPajamaSource, double>(data.Mix.Resolve());
-        if (up.Mode == UpsamplingMode.Upsample && up.Sources is { Count: > 0 } boosted)
-        {
-            weights = UpsampledWeights(weights, boosted, up.BoostWeight, up.TargetShare);
-        }
-
+        var weights = RequestedWeights(spec);
         double Selected(double p) => up.TargetLongFraction is { } target
             ? Math.Max(target, p)
             : p / (p + (up.ShortKeepRatio * (1 - p)));
@@ -130,7 +159,7 @@ public static class Planner
         var kept = new Dictionary<SlimPajamaSource, double>();
         foreach (var source in SlimPajama.Sources)
         {
-            var p = profile.LongTokenShare.TryGetValue(source, out var share) ? share : 0;
+            const double p = AssumedLengths.LongTokenShare;
             var after = up.Mode switch
             {
                 UpsamplingMode.None => p,
@@ -147,12 +176,105 @@ public static class Planner
             assumptions.Add("global mode: the source mix shifts towards sources with more long text; weights shown are expected shares");
         }
 
-        assumptions.Add($"natural long-token share per source: {profile.Name}");
+        assumptions.Add($"length distributions {AssumedLengths.Description}");
         return result.Select(r =>
         {
             var w = total > 0 ? kept[Enum.Parse<SlimPajamaSource>(r.Source)] / total : 0;
             return r with { Weight = w, Tokens = (long)Math.Round(w * data.TokenBudget) };
         }).ToList();
+    }
+
+    /// <summary>
+    /// With measured statistics: the selection rule evaluated on the corpus's length distributions
+    /// (<see cref="SelectionForecaster"/>), or, given <paramref name="selection"/>, what data prep's own selection took.
+    /// </summary>
+    private static DataPlan PlanSourcesMeasured(ExperimentSpec spec, CorpusStatistics statistics, SelectionOutcome? selection,
+        string corpus, string budgetRule, string mode, List<string> assumptions)
+    {
+        var data = spec.Data;
+        var up = data.Upsampling;
+        var requested = RequestedWeights(spec);
+        var forecast = SelectionForecaster.Forecast(spec, statistics, requested);
+        var perSource = up.Mode is UpsamplingMode.PerSource or UpsamplingMode.Upsample;
+        var slimPajama = (statistics.Name.StartsWith("slimpajama", StringComparison.Ordinal) || (data.Paths is not { Count: > 0 } && data.Corpus.StartsWith("slimpajama", StringComparison.Ordinal)));
+        var variant = slimPajama ? PaperFigure2.VariantOf(spec) : null;
+
+        double Expected(SlimPajamaSource s) => selection is not null ? selection.Sources.GetValueOrDefault(s)?.Tokens ?? 0 : forecast[s].ExpectedTokens;
+        double LongAfter(SlimPajamaSource s) => selection is not null ? selection.Sources.GetValueOrDefault(s)?.LongTokenShare ?? 0 : forecast[s].ExpectedLongShare;
+        var expectedTotal = SlimPajama.Sources.Sum(Expected);
+
+        var sources = new List<SourcePlan>();
+        foreach (var source in SlimPajama.Sources)
+        {
+            var f = forecast[source];
+            var weight = perSource ? requested.GetValueOrDefault(source) : (expectedTotal > 0 ? Expected(source) / expectedTotal : 0);
+            sources.Add(new SourcePlan(
+                source.ToString(),
+                weight,
+                (long)Math.Round(weight * data.TokenBudget),
+                f.NaturalLongShare,
+                LongAfter(source),
+                selection is null ? f.LongShareSd : 0,
+                (long)Math.Round(f.AvailableTokens),
+                double.IsFinite(f.EpochsNeeded) ? f.EpochsNeeded : null,
+                (long)Math.Round(Expected(source)),
+                data.BudgetRule == BudgetRule.Paper && perSource ? (long)Math.Round(f.OvershootTokens) : null,
+                variant is null ? null : PaperFigure2.SourceShares[variant][source]));
+        }
+
+        var description = $"measured: {statistics.Name} ({statistics.Documents:N0} documents, {statistics.Tokens:N0} tokens, tokenizer {statistics.Tokenizer})";
+        assumptions.Add(selection is null
+            ? $"length distributions {description}; shares after selection are expectations, ± one sampling standard deviation"
+            : $"length distributions {description}; shares after selection: {selection.Description}");
+        var tokenizerFamily = data.Tokenizer.StartsWith("llama", StringComparison.Ordinal) ? "llama2" : data.Tokenizer;
+        if (!statistics.Tokenizer.StartsWith(tokenizerFamily, StringComparison.Ordinal))
+        {
+            assumptions.Add($"the statistics were measured with tokenizer {statistics.Tokenizer}, the experiment uses {data.Tokenizer}: token lengths differ between tokenizers");
+        }
+
+        var shortSources = sources.Where(s => s.Weight > 0 && s.EpochsNeeded is > 1.0005).ToList();
+        if (shortSources.Count > 0)
+        {
+            assumptions.Add("cannot serve their budget in one pass (data prep reads each document once, so these sources give less and the mix shifts): "
+                + string.Join(", ", shortSources.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Source} needs {s.EpochsNeeded:0.##} epochs"))));
+        }
+
+        if (data.BudgetRule == BudgetRule.Paper && perSource)
+        {
+            var overshoot = sources.Sum(s => s.OvershootTokens ?? 0);
+            assumptions.Add(string.Create(CultureInfo.InvariantCulture,
+                $"budget_rule paper: whole documents past each budget, about {overshoot:N0} tokens beyond the budget in all ({overshoot / (double)data.TokenBudget:P2}); budget_rule exact would cut the crossing documents and meet every source's budget"));
+        }
+
+        var expectedLong = expectedTotal > 0 ? SlimPajama.Sources.Sum(s => Expected(s) * LongAfter(s)) / expectedTotal : 0;
+        long packed;
+        if (selection is not null)
+        {
+            packed = selection.PackedSequences;
+        }
+        else
+        {
+            // Every selected document (or piece) is packed with one BOS or separator.
+            var packedTokens = expectedTotal + SlimPajama.Sources.Sum(s => forecast[s].ExpectedDocuments);
+            packed = (long)Math.Floor(packedTokens / data.Context);
+        }
+
+        var buckets = PaperFigure2.BucketStarts.Count;
+        var before = Enumerable.Range(0, buckets).Select(b => SlimPajama.Sources.Sum(s => forecast[s].BucketsBefore[b])).ToArray();
+        var after = Enumerable.Range(0, buckets).Select(b => SlimPajama.Sources.Sum(s => selection is not null
+            ? (double)(selection.Sources.GetValueOrDefault(s)?.BucketTokens[b] ?? 0)
+            : forecast[s].BucketsAfter[b])).ToArray();
+        var beforeTotal = before.Sum();
+        var afterTotal = after.Sum();
+        var histogram = Enumerable.Range(0, buckets).Select(b => new LengthBucketPlan(
+            b < PaperFigure2.Buckets.Count ? PaperFigure2.Buckets[b] : ">128K",
+            beforeTotal > 0 ? before[b] / beforeTotal : 0,
+            afterTotal > 0 ? after[b] / afterTotal : 0,
+            slimPajama && b < PaperFigure2.Buckets.Count ? PaperFigure2.LengthShares["Original"][b] : null,
+            variant is not null && b < PaperFigure2.Buckets.Count ? PaperFigure2.LengthShares[variant][b] : null)).ToList();
+
+        return new DataPlan(corpus, data.Tokenizer, mode, data.TokenBudget, data.Context, data.Seed, data.Shards, sources,
+            expectedLong, packed, budgetRule, description, (long)Math.Round(expectedTotal), variant, histogram, data.Upsampling.LongThreshold);
     }
 
     /// <summary>
@@ -294,4 +416,9 @@ public static class Planner
     }
 }
 
-public sealed record PlanOptions(CorpusProfile? Corpus = null, IReadOnlyDictionary<GpuType, double>? GpuHourPrice = null);
+/// <param name="Statistics">Measured length distributions of the experiment's corpus; without them the plan assumes (and says so).</param>
+/// <param name="Selection">What data prep's own selection took from the experiment's inputs (<c>wf plan --input</c>).</param>
+public sealed record PlanOptions(
+    CorpusStatistics? Statistics = null,
+    IReadOnlyDictionary<GpuType, double>? GpuHourPrice = null,
+    SelectionOutcome? Selection = null);

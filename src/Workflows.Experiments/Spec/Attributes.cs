@@ -50,3 +50,13 @@ public sealed class PatternAttribute(string pattern, string hint) : Attribute
 /// <summary>Fields that do not change what a run computes (description, ownership): left out of the content hash.</summary>
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class CosmeticAttribute : Attribute;
+
+/// <summary>
+/// A field added after content hashes were published: the canonical form leaves it out while it holds its default, so
+/// every experiment written before the field existed (and every archived run) keeps its hash, and writing the default
+/// out explicitly changes nothing either. Any other value enters the hash like every other field. The parameters that
+/// workflow templates bind leave it out at its default too, so the cache keys of steps that bind a whole section (e.g.
+/// <c>${evaluation.needle}</c>) stay put; a template that binds such a field by itself gets "" for its default.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class HashOmitsDefaultAttribute : Attribute;

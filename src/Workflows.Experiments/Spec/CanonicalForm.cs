@@ -9,9 +9,10 @@ namespace Workflows.Experiments.Spec;
 /// The identity of an experiment for caching and exact reruns. Canonical JSON: keys sorted by ordinal, every default
 /// written out (a changed default changes the computation, so it must change the hash), optional fields that are not
 /// set (null) left out (so adding a new optional field to the spec leaves every existing hash, and every archived run's
-/// hash, unchanged), sizes as plain integers, numbers in their shortest round-trip form, enums by their YAML names, the mix
-/// resolved to weights, and cosmetic fields (description, gitops) and the name left out, so that reformatting a file
-/// or renaming it changes nothing while any setting that changes the computation changes the hash.
+/// hash, unchanged), likewise fields marked <see cref="HashOmitsDefaultAttribute"/> while they hold their default, sizes
+/// as plain integers, numbers in their shortest round-trip form, enums by their YAML names, the mix resolved to
+/// weights, and cosmetic fields (description, gitops) and the name left out, so that reformatting a file or renaming it
+/// changes nothing while any setting that changes the computation changes the hash.
 /// </summary>
 public static class CanonicalForm
 {
@@ -58,7 +59,7 @@ public static class CanonicalForm
             }
 
             var value = field.Property.GetValue(record);
-            if (value is null && !includeCosmetic)
+            if ((value is null && !includeCosmetic) || (field.HashOmitsDefault && field.IsDefault(value)))
             {
                 continue;
             }

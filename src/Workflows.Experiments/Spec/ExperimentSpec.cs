@@ -111,7 +111,10 @@ public sealed record DataSpec(
     string Tokenizer = "llama-2",
     [property: Doc("Number of output shards (parallel data-prep tasks).")]
     [property: Bounds(1, 100000)]
-    int Shards = 64)
+    int Shards = 64,
+    [property: Doc("How a source's budget is met. exact (default): the document that crosses the budget is cut so every source gets exactly budget x weight, and the mix lands on the weights. paper: the released code's rule, whole documents until the count passes the budget, so each source overshoots by part of one document (a lot for Book, whose documents run to 100K+ tokens). `wf plan` shows the expected overshoot.")]
+    [property: HashOmitsDefault]
+    BudgetRule BudgetRule = BudgetRule.Exact)
 {
     [Doc("Source mix: 'natural' (SlimPajama's own token shares) or weights per source that sum to 1.")]
     public MixSpec Mix { get; init; } = Mix ?? MixSpec.Natural;
@@ -149,6 +152,12 @@ public sealed record UpsamplingSpec(
     [property: Doc("mode 'upsample': share of tokens the boosted sources get together (e.g. 0.55 for the paper's Book-up); the other sources keep their relative weights. Give this or boost_weight.")]
     [property: Bounds(0, 1)]
     double? TargetShare = null);
+
+public enum BudgetRule
+{
+    Exact,
+    Paper,
+}
 
 public enum UpsamplingMode
 {
@@ -250,7 +259,7 @@ public sealed record NeedleSpec(
     int Depths = 10,
     [property: Doc("word-recall: the heatmap's score in the paper's visualize.py (its quirks kept: max 11/12); rouge1: the stored ROUGE-1 F x 10; word-recall-fixed: unique-word denominator, punctuation stripped.")]
     NeedleScorer Scorer = NeedleScorer.WordRecall,
-    [property: Doc("Folder of .txt files used as haystack (sorted by name). Default: the public-domain haystack shipped with wf.")]
+    [property: Doc("Folder of .txt files used as haystack (sorted by name); relative paths are relative to the experiment file. Default: the public-domain sample shipped with wf, which is NOT the paper's haystack: point this at a local copy of Paul Graham's essays (PaulGrahamEssays/*.txt of the paper's repository) to compare with the paper's needle numbers.")]
     string? Haystack = null,
     [property: Doc("Encode needle and context without BOS, fixing the paper code's BOS-before-needle leak. Off for fidelity.")]
     bool FixBosLeak = false,
@@ -258,7 +267,12 @@ public sealed record NeedleSpec(
     [property: Bounds(1, 100)]
     int Trials = 1,
     [property: Bounds(1, 4096)]
-    int MaxNewTokens = 50)
+    int MaxNewTokens = 50,
+    [property: Doc("Dynamic-NTK RoPE is evaluated with its base fixed for at least this length (the paper's code calls reset_rope(model, 81920) for every model, 13B-64K included). Default: data.context. Binary suffixes: 80K = 81,920.")]
+    [property: Size(SizeBase.Binary)]
+    [property: Bounds(16, 16777216)]
+    [property: HashOmitsDefault]
+    long? RopeResetLength = null)
 {
     [Doc("Context lengths: round(linspace(from, to, count)). Decimal suffixes, as the paper's grid: 1K = 1,000, 128K = 128,000.")]
     public NeedleLengths Lengths { get; init; } = Lengths ?? new();

@@ -86,7 +86,8 @@ public static class SpecModel
                 Size: attributes.OfType<SizeAttribute>().FirstOrDefault()?.Base,
                 Bounds: attributes.OfType<BoundsAttribute>().FirstOrDefault(),
                 Pattern: attributes.OfType<PatternAttribute>().FirstOrDefault(),
-                Cosmetic: attributes.OfType<CosmeticAttribute>().Any()));
+                Cosmetic: attributes.OfType<CosmeticAttribute>().Any(),
+                HashOmitsDefault: attributes.OfType<HashOmitsDefaultAttribute>().Any()));
         }
 
         return new RecordModel(type, ctor, fields, type.GetCustomAttribute<DocAttribute>()?.Text);
@@ -114,8 +115,13 @@ public sealed record FieldModel(
     SizeBase? Size,
     BoundsAttribute? Bounds,
     PatternAttribute? Pattern,
-    bool Cosmetic)
+    bool Cosmetic,
+    bool HashOmitsDefault = false)
 {
+    /// <summary>True when <paramref name="value"/> is this field's declared default (for <see cref="HashOmitsDefaultAttribute"/>).</summary>
+    public bool IsDefault(object? value) => Parameter.HasDefaultValue && Equals(
+        Parameter.DefaultValue is { } d && Type.IsEnum ? Enum.ToObject(Type, d) : Parameter.DefaultValue, value);
+
     public Type? ElementType => Type.IsGenericType && Type.GetGenericTypeDefinition() == typeof(IReadOnlyList<>)
         ? Type.GetGenericArguments()[0]
         : null;

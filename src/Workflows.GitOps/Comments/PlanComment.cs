@@ -130,6 +130,8 @@ public static class PlanCommentInputs
             return new PlanCommentInput(displayPath, headSha, null, null, errors);
         }
 
+        // The repository's measured statistics of the corpus (corpora/NAME.stats.json), when it has them.
+        planOptions ??= CorpusStatisticsFiles.Find(loaded.Spec!, path) is { } stats ? new PlanOptions(CorpusStatistics.Read(stats)) : null;
         var plan = Planner.Create(loaded.Spec!, planOptions);
         return new PlanCommentInput(displayPath, headSha, plan, toMarkdown(plan), []);
     }

@@ -38,7 +38,8 @@ public sealed record RunReport(
     string? Error = null,
     Uri? DetailsUrl = null,
     string? NeedleTableMarkdown = null,
-    string? ComparisonMarkdown = null)
+    string? ComparisonMarkdown = null,
+    string? Haystack = null)
 {
     /// <summary>The commit status a run's state maps to: pending while it runs, then success, failure or error.</summary>
     public CommitStatusState StatusState => State switch
@@ -99,6 +100,11 @@ public static class ResultsComment
         if (r.MeanNeedleScore is { } score)
         {
             sb.Append(CultureInfo.InvariantCulture, $"| mean needle score | {score:0.000} |\n");
+        }
+
+        if (r.Haystack is not null)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"| haystack | {Md.Text(r.Haystack)} |\n");
         }
 
         var durations = r.Durations ?? [];

@@ -31,7 +31,7 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
     {
         Uri? heatmap = null;
         double? mean = null;
-        string? needleTable = null, lossTable = null, baseline = null;
+        string? needleTable = null, lossTable = null, baseline = null, haystack = null;
         var artifacts = new List<ArtifactLink>();
         if (await Outputs.OutputOfAsync(record, "report", cancellationToken).ConfigureAwait(false) is { } report)
         {
@@ -39,6 +39,12 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
             var node = json is null ? null : JsonNode.Parse(json);
             mean = node?["needle"]?["mean"]?.GetValue<double>();
             baseline = node?["baseline"]?.GetValue<string>();
+            if (node?["needle"]?["haystack"] is { } h && h["name"]?.GetValue<string>() is { } haystackName)
+            {
+                var sha = h["sha256"]?.GetValue<string>() ?? "";
+                haystack = sha.Length == 64 ? $"{haystackName} (sha256 {sha[..12]})" : haystackName;
+            }
+
             var markdown = await Outputs.ReadTextAsync(report, "report/report.md", cancellationToken).ConfigureAwait(false);
             if (markdown is not null)
             {
@@ -88,7 +94,8 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
             Total: record.Duration,
             Error: record.Error,
             NeedleTableMarkdown: needleTable is null ? null : "Mean needle score by context length:\n\n" + needleTable,
-            ComparisonMarkdown: comparison);
+            ComparisonMarkdown: comparison,
+            Haystack: haystack);
     }
 
     /// <summary>Builds the report and puts it on the PR: the run section of the experiment's sticky comment and the commit status.</summary>

@@ -36,6 +36,34 @@ public sealed class HaystackTests : IDisposable
     }
 
     [Fact]
+    public void The_shipped_sample_is_recognised_by_its_hash_and_is_not_the_papers()
+    {
+        var sample = Haystack.LoadDirectory(TestData.SampleHaystack);
+        sample.ContentHash.Should().Be(KnownHaystacks.PublicDomainSampleSha256, "a change to samples/haystack must update KnownHaystacks");
+        KnownHaystacks.Identify(sample.ContentHash).IsPaperHaystack.Should().BeFalse();
+    }
+
+    [CorpusFact]
+    public void Paul_grahams_essays_are_recognised_as_the_papers_haystack_whatever_their_line_ends()
+    {
+        var essays = Haystack.LoadDirectory(TestData.PaulGrahamEssays);
+        essays.ContentHash.Should().Be(KnownHaystacks.PaulGrahamEssaysSha256);
+        KnownHaystacks.Identify(essays.ContentHash).IsPaperHaystack.Should().BeTrue();
+
+        // The paper's repository has worked.txt with CRLF line ends (gkamradt's copy, the shared corpus's, has LF):
+        // read like Python's text mode, both are the same haystack.
+        foreach (var file in Directory.EnumerateFiles(TestData.PaulGrahamEssays, "*.txt"))
+        {
+            var text = File.ReadAllText(file);
+            File.WriteAllText(Path.Combine(_dir, Path.GetFileName(file)),
+                Path.GetFileName(file) == "worked.txt" ? text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace("\n", "\r\n", StringComparison.Ordinal) : text);
+        }
+
+        File.ReadAllText(Path.Combine(_dir, "worked.txt")).Should().Contain("\r\n");
+        Haystack.LoadDirectory(_dir).ContentHash.Should().Be(KnownHaystacks.PaulGrahamEssaysSha256);
+    }
+
+    [Fact]
     public void Trial_offsets_start_at_a_seeded_sentence_boundary()
     {
         var haystack = Haystack.LoadDirectory(TestData.SampleHaystack);

@@ -21,6 +21,16 @@ public sealed class HfTokenizerBehaviourTests
     }
 
     [CorpusFact]
+    public void Special_ids_are_hfs_special_tokens_which_answers_drop()
+    {
+        // LLaMA-2: <unk> 0, <s> 1, </s> 2 (HF's all_special_ids); GPT-2: <|endoftext|> only.
+        DataPrep.Tokenization.ITokenizer llama = TestData.LlamaTokenizer;
+        llama.SpecialIds.Should().BeEquivalentTo([0, 1, 2]);
+        DataPrep.Tokenization.ITokenizer gpt2 = TestData.Gpt2;
+        gpt2.SpecialIds.Should().BeEquivalentTo([50256]);
+    }
+
+    [CorpusFact]
     public void Decode_renders_bos_and_keeps_the_space_after_it()
     {
         var hf = HfTokenizerBehaviour.For(TestData.LlamaTokenizer);

@@ -13,8 +13,9 @@ public sealed class RunReportTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static NeedleResult Result(long length, int depth, string response, int trial = 0) => new()
+    private static NeedleResult Result(long length, int depth, string response, int trial = 0, string haystack = KnownHaystacks.PaulGrahamEssaysSha256) => new()
     {
+        Haystack = haystack,
         Model = "m",
         ContextLength = length,
         DepthPercent = depth,
@@ -71,6 +72,42 @@ public sealed class RunReportTests : IDisposable
         root.GetProperty("loss").GetProperty("rows")[0].GetProperty("delta").GetDouble().Should().BeApproximately(0.012, 1e-12);
         root.GetProperty("loss").GetProperty("rows")[0].GetProperty("mark").GetString().Should().Be("red");
         root.GetProperty("loss").GetProperty("overall_at").GetProperty("1024").GetDouble().Should().BeApproximately(1.75, 1e-12);
+    }
+
+    [Theory]
+    [InlineData(KnownHaystacks.PublicDomainSampleSha256, "wf's public-domain sample")]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a custom haystack")]
+    [InlineData("", "not recorded")]
+    public void Report_names_the_haystack_and_compares_with_the_paper_only_on_its_essays(string haystack, string name)
+    {
+        const string right = "eat a sandwich and sit in Dolores Park on a sunny day.";
+        var needle = new List<NeedleResult> { Result(1000, 0, right, haystack: haystack), Result(1000, 100, right, haystack: haystack) };
+        var files = RunReport.Write(_dir, new RunReportInput("per-source-5b-80k", null, "tiny", NeedleScoreKind.WordRecall, needle,
+            TrainingLength: 1500, TokenBudget: 5_000_000_000));
+
+        var md = File.ReadAllText(files.Markdown);
+        md.Should().Contain($"Haystack: {name}");
+        md.Should().NotContain("Paper: Fig. 3");
+        md.Should().Contain("Not compared with the paper (Fig. 3, per-source, 5B tokens, 7B at 80K: 88.0): its numbers are for Paul Graham's essays.");
+        using var json = JsonDocument.Parse(File.ReadAllText(files.Json));
+        var n = json.RootElement.GetProperty("needle");
+        n.GetProperty("paper").ValueKind.Should().Be(JsonValueKind.Null);
+        n.GetProperty("haystack").GetProperty("sha256").GetString().Should().Be(haystack);
+        n.GetProperty("haystack").GetProperty("paper_haystack").GetBoolean().Should().BeFalse();
+    }
+
+    [Fact]
+    public void Report_on_the_essays_names_them_and_shows_the_paper_number()
+    {
+        const string right = "eat a sandwich and sit in Dolores Park on a sunny day.";
+        var files = RunReport.Write(_dir, new RunReportInput("per-source-5b-80k", null, "tiny", NeedleScoreKind.WordRecall,
+            [Result(1000, 0, right)], TokenBudget: 5_000_000_000));
+
+        var md = File.ReadAllText(files.Markdown);
+        md.Should().Contain("Haystack: Paul Graham's essays (the paper's haystack) (sha256 `f3ff48e417bd`).");
+        md.Should().Contain("Paper: Fig. 3, per-source, 5B tokens, 7B at 80K: **88.0**");
+        using var json = JsonDocument.Parse(File.ReadAllText(files.Json));
+        json.RootElement.GetProperty("needle").GetProperty("haystack").GetProperty("paper_haystack").GetBoolean().Should().BeTrue();
     }
 
     [Fact]
