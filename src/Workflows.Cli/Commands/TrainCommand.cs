@@ -57,7 +57,9 @@ public static class TrainCommand
                 cli.Err.WriteLine($"error: {e.Message}");
                 return ExitCodes.InvalidInput;
             }
-            if (parse.GetValue(gpus) is var ranks && ranks > 1 && rank is null)
+            // Several machines (NNODES) start the launcher even with one GPU each: it numbers the ranks node by node.
+            bool nodes = int.TryParse(Environment.GetEnvironmentVariable("NNODES"), out int nnodes) && nnodes > 1;
+            if (parse.GetValue(gpus) is var ranks && (ranks > 1 || nodes) && rank is null)
             {
                 using var stop = new CancellationTokenSource();
                 using (TrainingRunner.CancelOnTermination(stop))

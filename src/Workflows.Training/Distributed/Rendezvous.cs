@@ -41,10 +41,28 @@ public sealed record RankEnvironment(int Rank, int WorldSize, int LocalRank, str
     /// </summary>
     public ICollectives Connect(string device)
     {
-        var address = Dns.GetHostAddresses(MasterAddress).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
-                      ?? throw new InvalidOperationException($"MASTER_ADDR {MasterAddress} does not resolve to an IPv4 address");
+        // On a cluster the master's name appears in DNS only once its pod runs: retry until the deadline.
+        var deadline = DateTime.UtcNow + Timeout;
+        IPAddress? address = null;
+        while (address is null)
+        {
+            try
+            {
+                address = Dns.GetHostAddresses(MasterAddress).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+                          ?? throw new InvalidOperationException($"MASTER_ADDR {MasterAddress} does not resolve to an IPv4 address");
+            }
+            catch (SocketException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(1000);
+            }
+            catch (SocketException e)
+            {
+                throw new CollectiveFailedException($"rank {Rank}: MASTER_ADDR {MasterAddress} did not resolve within {Timeout.TotalSeconds:0} s ({e.Message})", e);
+            }
+        }
         var tcp = TcpCollectives.Connect(Rank, WorldSize, new IPEndPoint(address, MasterPort), Timeout);
         if (!device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase)) return tcp;
+        // NCCL follows: the TCP group only hands over its unique id.
         using (tcp)
         {
             CudaRuntime.SetDevice(LocalRank);

@@ -202,7 +202,7 @@ public sealed class Trainer : IDisposable
         int lastCheckpoint = Step;
         while (Step < options.TotalSteps)
         {
-            if (cancellation.IsCancellationRequested)
+            if (StopRequested(cancellation))
             {
                 if (options.CheckpointOnCancel && Step > lastCheckpoint) SaveCheckpoint();
                 return run;
@@ -217,6 +217,16 @@ public sealed class Trainer : IDisposable
                 metrics.LearningRate, metrics.GradNorm, clock.Elapsed, TimeSpan.FromSeconds(perStep * (options.TotalSteps - Step))));
         }
         return run;
+    }
+
+    // Ranks must stop at the same step boundary (a rank that checkpoints while another starts the next step's
+    // collectives would mismatch them): each step, the ranks agree whether any of them was asked to stop.
+    bool StopRequested(CancellationToken cancellation)
+    {
+        if (group.WorldSize == 1) return cancellation.IsCancellationRequested;
+        using var flag = (cancellation.IsCancellationRequested ? ones(1, ScalarType.Float32, device) : zeros(1, ScalarType.Float32, device));
+        group.AllReduceSum(flag);
+        return flag.item<float>() > 0;
     }
 
     /// <summary>One optimizer step over the next SequencesPerStep sequences of the source.</summary>
