@@ -3,6 +3,7 @@ using Workflows.Artifacts.Runs;
 using Workflows.Cli.Commands;
 using Workflows.Engine;
 using Workflows.Engine.Jobs;
+using Workflows.Engine.Steps;
 
 using static Workflows.Cli.Tests.CliHarness;
 
@@ -34,6 +35,7 @@ public sealed class CorpusRunTests : IDisposable
               context: "${data.context}"
               seed: "${data.seed}"
               tokenizer: "${data.tokenizer}"
+              budget_rule: "${data.budget_rule}"
         """;
 
     [Fact]
@@ -181,7 +183,7 @@ public sealed class CorpusRunTests : IDisposable
         Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", storage.Connection.ConnectionString);
         var host = await EngineHost.StartAsync(storage.Connection, options);
         using var agentStop = new CancellationTokenSource();
-        var agent = new GpuAgent(host.Services, GpuJobHandlers.All(host.Services)) { PollInterval = TimeSpan.FromMilliseconds(300) }.RunAsync(agentStop.Token);
+        var agent = new GpuAgent(host.Services, host.Steps.GpuJobs) { PollInterval = TimeSpan.FromMilliseconds(300) }.RunAsync(agentStop.Token);
         try
         {
             var heldOut = Path.Combine(Root, "samples", "slimpajama-pd", "heldout.jsonl.zst");
@@ -197,7 +199,7 @@ public sealed class CorpusRunTests : IDisposable
             view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
             var prefix = view.Record.Steps.Single(s => s.Step == "evaluate-domain-loss").OutputPrefix!;
             var local = Path.Combine(temp, "loss");
-            await RunOutputs.DownloadAsync(host.Services, prefix, "domain-loss", local);
+            await StepOutputs.DownloadAsync(host.Services, prefix, DomainLossJobHandler.OutputFolder, local);
             var report = Workflows.Evaluation.DomainLoss.DomainLossJson.Read(Path.Combine(local, "loss.json"));
             report.Buckets.Should().NotBeEmpty().And.OnlyContain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Book && b.Tokens > 0);
             var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(heldOut)));
@@ -221,7 +223,7 @@ public sealed class CorpusRunTests : IDisposable
             var again = view.Record.Steps.Single(s => s.Step == "evaluate-domain-loss");
             again.Cached.Should().BeFalse("the held-out bytes changed");
             var local2 = Path.Combine(temp, "loss2");
-            await RunOutputs.DownloadAsync(host.Services, again.OutputPrefix!, "domain-loss", local2);
+            await StepOutputs.DownloadAsync(host.Services, again.OutputPrefix!, DomainLossJobHandler.OutputFolder, local2);
             Workflows.Evaluation.DomainLoss.DomainLossJson.Read(Path.Combine(local2, "loss.json")).Buckets
                 .Should().Contain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Github, "the new held-out file has code");
         }

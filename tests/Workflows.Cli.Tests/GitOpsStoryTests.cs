@@ -59,7 +59,7 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
         };
         var host = await EngineHost.StartAsync(storage.Connection, options, (_, services) => GitOpsWiring.AddRunFinishedHook(services, storage.Connection));
         using var agentStop = new CancellationTokenSource();
-        var agentTask = new GpuAgent(host.Services, GpuJobHandlers.All(host.Services)) { PollInterval = TimeSpan.FromMilliseconds(500) }.RunAsync(agentStop.Token);
+        var agentTask = new GpuAgent(host.Services, host.Steps.GpuJobs) { PollInterval = TimeSpan.FromMilliseconds(500) }.RunAsync(agentStop.Token);
         try
         {
             // 1. PR #12 adds experiments/smoke.yaml: the plan job posts the sticky comment.

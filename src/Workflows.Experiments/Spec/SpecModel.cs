@@ -19,7 +19,8 @@ public static class SpecModel
     public static bool IsRecord(Type type) =>
         type.IsClass && type != typeof(string) && !type.IsAbstract && !type.IsGenericType
         && type != typeof(MixSpec) && type != typeof(LengthBucket)
-        && (type.Namespace == typeof(ExperimentSpec).Namespace || type.Namespace == typeof(Templates.WorkflowTemplate).Namespace);
+        && (type.Namespace == typeof(ExperimentSpec).Namespace || type.Namespace == typeof(Templates.WorkflowTemplate).Namespace
+            || typeof(Templates.IStepParameters).IsAssignableFrom(type));
 
     public static string SnakeCase(string name)
     {

@@ -1,3 +1,4 @@
+using Workflows.Experiments.Templates;
 using System.Text;
 using System.Text.Json.Nodes;
 using Workflows.Artifacts.ContentAddressing;
@@ -55,7 +56,7 @@ public sealed class RunOutputsReader(IArtifactStore store)
     /// <summary>Mean needle score from the report step's report.json (needle.mean), or null.</summary>
     public async Task<double?> MeanNeedleScoreAsync(RunRecord record, CancellationToken cancellationToken = default)
     {
-        var report = await OutputOfAsync(record, "report", cancellationToken).ConfigureAwait(false);
+        var report = await OutputOfAsync(record, StepContracts.Report.Type, cancellationToken).ConfigureAwait(false);
         var json = report is null ? null : await ReadTextAsync(report, "report/report.json", cancellationToken).ConfigureAwait(false);
         return json is null ? null : JsonNode.Parse(json)?["needle"]?["mean"]?.GetValue<double>();
     }
@@ -63,7 +64,7 @@ public sealed class RunOutputsReader(IArtifactStore store)
     /// <summary>The data-prep output's fingerprint: shard path → SHA-256, input key → SHA-256, and the output's content hash.</summary>
     public async Task<DataPrepFingerprint?> DataPrepAsync(RunRecord record, CancellationToken cancellationToken = default)
     {
-        var manifest = await OutputOfAsync(record, "prepare-data", cancellationToken).ConfigureAwait(false);
+        var manifest = await OutputOfAsync(record, StepContracts.PrepareData.Type, cancellationToken).ConfigureAwait(false);
         if (manifest is null)
         {
             return null;
