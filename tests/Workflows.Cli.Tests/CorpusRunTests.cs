@@ -143,13 +143,12 @@ public sealed class CorpusRunTests : IDisposable
               - id: train
                 type: train
                 needs: [prepare-data]
-                gpu: true
-                with: { model: "${model}", training: "${training}", context: "${data.context}" }
+                with: { model: "${model}", training: "${training}", context: "${data.context}", token_budget: "${data.token_budget}",
+                        seed: "${data.seed}", tokenizer: "${data.tokenizer}" }
               - id: evaluate-domain-loss
                 type: evaluate-domain-loss
                 needs: [train]
-                gpu: true
-                with: { domain_loss: "${evaluation.domain_loss}", tokenizer: "${data.tokenizer}" }
+                with: { experiment: "${name}", domain_loss: "${evaluation.domain_loss}", tokenizer: "${data.tokenizer}" }
             """);
         var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst").Replace("\\", "/", StringComparison.Ordinal);
         var experiment = Path.Combine(temp, "heldout-corpus.yaml");
