@@ -4,7 +4,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Azure.Storage.Blobs;
 using DurableTask.Core;
-using Workflows.Artifacts.Azurite;
 using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Runs;
 using Workflows.Engine.Jobs;
@@ -166,10 +165,7 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
     [Fact]
     public async Task Azurite_stopped_for_30_seconds_mid_run_the_worker_retries_and_the_run_completes_with_every_item()
     {
-        var data = Path.Combine(Path.GetTempPath(), "wf-outage-azurite-" + Guid.NewGuid().ToString("N")[..8]);
-        var installation = AzuriteInstallation.Locate(AppContext.BaseDirectory);
-        var azurite = await AzuriteProcess.StartAsync(new AzuriteOptions { DataDirectory = data, Installation = installation, InstallIfMissing = true });
-        var (blobPort, queuePort, tablePort) = (azurite.BlobPort, azurite.QueuePort, azurite.TablePort);
+        await using var azurite = await OutageAzurite.StartAsync();
         var connection = azurite.Connection;
         var hub = EngineOptions.UniqueHubName("wfout");
         var container = "o-" + Guid.NewGuid().ToString("N")[..20];
@@ -189,14 +185,8 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
                 await Task.Delay(200);
             }
 
-            await azurite.DisposeAsync(); // SIGTERM: the emulator stops; its data stays on disk
-            var down = Stopwatch.StartNew();
-            await Task.Delay(TimeSpan.FromSeconds(30));
-            azurite = await AzuriteProcess.StartAsync(new AzuriteOptions
-            {
-                DataDirectory = data, Installation = installation, BlobPort = blobPort, QueuePort = queuePort, TablePort = tablePort,
-            });
-            output.WriteLine($"storage down for {down.Elapsed.TotalSeconds:0.0}s");
+            var (_, down) = await azurite.OutageAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine($"storage down for {down.TotalSeconds:0.0}s");
 
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
             var final = await client.WaitAsync(runId, pollInterval: TimeSpan.FromSeconds(1), cancellationToken: timeout.Token);
@@ -220,15 +210,7 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
         finally
         {
             await worker.DisposeAsync();
-            try
-            {
-                await client.DeleteHubAsync();
-            }
-            finally
-            {
-                await azurite.DisposeAsync();
-                Directory.Delete(data, recursive: true);
-            }
+            await client.DeleteHubAsync();
         }
     }
 
@@ -242,10 +224,7 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
     [Fact]
     public async Task Azurite_stopped_for_30_seconds_under_a_running_gpu_job_stops_its_work_before_the_lease_can_lapse_and_the_job_resumes_once()
     {
-        var data = Path.Combine(Path.GetTempPath(), "wf-gpu-outage-" + Guid.NewGuid().ToString("N")[..8]);
-        var installation = AzuriteInstallation.Locate(AppContext.BaseDirectory);
-        var azurite = await AzuriteProcess.StartAsync(new AzuriteOptions { DataDirectory = data, Installation = installation, InstallIfMissing = true });
-        var (blobPort, queuePort, tablePort) = (azurite.BlobPort, azurite.QueuePort, azurite.TablePort);
+        await using var azurite = await OutageAzurite.StartAsync();
         var connection = azurite.Connection;
         var hub = EngineOptions.UniqueHubName("wfgout");
         var container = "g-" + Guid.NewGuid().ToString("N")[..20];
@@ -268,15 +247,8 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
                 await Task.Delay(200);
             }
 
-            await azurite.DisposeAsync(); // SIGTERM: the emulator stops; its data stays on disk
-            var downAt = DateTimeOffset.UtcNow;
-            var down = Stopwatch.StartNew();
-            await Task.Delay(TimeSpan.FromSeconds(30)); // the outage itself
-            azurite = await AzuriteProcess.StartAsync(new AzuriteOptions
-            {
-                DataDirectory = data, Installation = installation, BlobPort = blobPort, QueuePort = queuePort, TablePort = tablePort,
-            });
-            output.WriteLine($"storage down for {down.Elapsed.TotalSeconds:0.0}s");
+            var (downAt, down) = await azurite.OutageAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine($"storage down for {down.TotalSeconds:0.0}s");
 
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
             var final = await client.WaitAsync(runId, pollInterval: TimeSpan.FromSeconds(1), cancellationToken: timeout.Token);
@@ -312,15 +284,7 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
         }
         finally
         {
-            try
-            {
-                await client.DeleteHubAsync();
-            }
-            finally
-            {
-                await azurite.DisposeAsync();
-                Directory.Delete(data, recursive: true);
-            }
+            await client.DeleteHubAsync();
         }
     }
 

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using Workflows.Artifacts.Azurite;
+using Workflows.Artifacts.Store;
 using Workflows.Engine;
 using Workflows.Engine.Hosting;
 using Workflows.Engine.Orchestration;
@@ -83,22 +84,52 @@ internal static class EngineCli
     }
 
     /// <summary>Prints a line whenever a step's state, phase, counts or attempts change; returns the final view.</summary>
+    /// <summary>How long a follow keeps going through storage that cannot be used (a restarting emulator, a network blip).</summary>
+    public static readonly TimeSpan StorageOutageGrace = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Prints a line whenever a step's state, phase, counts or attempts change; returns the final view. Storage that
+    /// cannot be used is reported once per distinct problem and followed through for <see cref="StorageOutageGrace"/>;
+    /// a run whose record vanished ends the follow at once (<see cref="RunRecordMissingException"/>).
+    /// </summary>
     public static async Task<RunView> FollowAsync(CliContext cli, EngineClient client, string runId, CancellationToken ct)
     {
         var last = new Dictionary<string, string>(StringComparer.Ordinal);
         var watch = Stopwatch.StartNew();
-        var view = await client.WaitAsync(runId, v =>
+        Stopwatch? outage = null;
+        string? problem = null;
+        RunView view;
+        while (true)
         {
-            foreach (var (step, p) in v.Progress?.Steps ?? new Dictionary<string, StepProgress>())
+            try
             {
-                var line = StepLine(step, p);
-                if (!last.TryGetValue(step, out var before) || before != line)
+                view = await client.WaitAsync(runId, v =>
                 {
-                    last[step] = line;
-                    cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{watch.Elapsed:hh\\:mm\\:ss}] {line}"));
-                }
+                    outage = null;
+                    foreach (var (step, p) in v.Progress?.Steps ?? new Dictionary<string, StepProgress>())
+                    {
+                        var line = StepLine(step, p);
+                        if (!last.TryGetValue(step, out var before) || before != line)
+                        {
+                            last[step] = line;
+                            cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{watch.Elapsed:hh\\:mm\\:ss}] {line}"));
+                        }
+                    }
+                }, TimeSpan.FromSeconds(1), ct);
+                break;
             }
-        }, TimeSpan.FromSeconds(1), ct);
+            catch (StorageUnavailableException e) when ((outage ??= Stopwatch.StartNew()).Elapsed < StorageOutageGrace)
+            {
+                if (e.Message != problem)
+                {
+                    cli.Err.WriteLine($"warning: {e.Message} Still following run {runId} for up to {StorageOutageGrace.TotalMinutes:0} min.");
+                    problem = e.Message;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(2), ct);
+            }
+        }
+
         cli.Out.WriteLine($"run {runId}: {view.Record.Status}{(view.Record.Duration is { } d ? $" in {d.TotalSeconds:0.0}s" : "")}");
         if (view.Record.Error is { } error)
         {

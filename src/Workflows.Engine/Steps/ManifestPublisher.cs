@@ -14,7 +14,7 @@ public static class ManifestPublisher
             Activity = key.Activity,
             ActivityVersion = key.ActivityVersion,
             KeyHash = key.Hash,
-            AttemptId = "attempt-" + Guid.NewGuid().ToString("N")[..16],
+            AttemptId = NewAttemptId(),
             Producer = services.Producer(runId),
             CreatedAt = DateTimeOffset.UtcNow,
             Entries = [.. entries.OrderBy(e => e.Path, StringComparer.Ordinal)],
