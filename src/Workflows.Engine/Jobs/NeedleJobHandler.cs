@@ -25,14 +25,17 @@ public sealed class NeedleJobHandler() : JobHandler<NeedleParameters>(StepContra
     protected override async Task<IReadOnlyDictionary<string, string>> RunAsync(JobContext job, NeedleParameters parameters, Action<string> reportProgress,
         CancellationToken cancellationToken)
     {
-        var haystack = job.Job.External.Single(e => e.Name == HaystackInput);
-        if (Haystack.LoadDirectory(haystack.Location).ContentHash != haystack.Sha256)
+        // The worker that resolved the haystack may lay out its files differently from this agent (the shipped default
+        // lives beside each installation): find it here, and insist on the very bytes the key was made from.
+        var resolved = job.Job.External.Single(e => e.Name == HaystackInput);
+        var folder = Directory.Exists(resolved.Location) ? resolved.Location : NeedleEvaluation.HaystackDirectory(parameters.Needle, job.Job.ExperimentDirectory);
+        if (Haystack.LoadDirectory(folder).ContentHash != resolved.Sha256)
         {
-            throw new InvalidDataException($"the haystack in {haystack.Location} changed since the run resolved it: resubmit the run");
+            throw new InvalidDataException($"the haystack in {folder} is not the one the run resolved (content hash {resolved.Sha256[..12]}): resubmit the run");
         }
 
         var model = await job.DownloadAsync(job.Input(StepContracts.Train.Type)!, TrainingRunner.FinalModelFolder, cancellationToken);
-        var evaluation = new NeedleEvaluationJob(parameters, job.Services.Options.ResolveTokenizer(parameters.Tokenizer), model, haystack.Location,
+        var evaluation = new NeedleEvaluationJob(parameters, job.Services.Options.ResolveTokenizer(parameters.Tokenizer), model, folder,
             job.OutputFolder(OutputFolder), job.Services.Options.TrainingDevice);
         var result = await Task.Run(() => NeedleEvaluation.Run(evaluation, new SyncProgress<NeedleProgress>(p => reportProgress($"cell {p.Done}/{p.Total}")),
             cancellationToken), cancellationToken);

@@ -14,7 +14,7 @@ namespace Workflows.GitOps.Runs;
 /// </summary>
 public sealed class RunOutputsReader(IArtifactStore store)
 {
-    /// <summary>The engine's step outputs are all published at activity version 1 (GpuJobStep/PrepareDataStep.Version).</summary>
+    /// <summary>The engine's step outputs are all published at activity version 1 (Workflows.Engine.Steps.StepOutputs.Version).</summary>
     public const string OutputVersion = "1";
 
     public ManifestStore Manifests { get; } = new(store);
