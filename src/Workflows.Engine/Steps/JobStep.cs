@@ -187,9 +187,14 @@ public static class JobStep
                 return cached;
             }
 
-            return contract.Gpu
-                ? await GpuJobStep.RunAsync(scope, job, pollInterval)
-                : await scope.CallAsync<StepOutput>($"{contract.Type}.run", job);
+            if (contract.Gpu)
+            {
+                return await GpuJobStep.RunAsync(scope, job, pollInterval);
+            }
+
+            var output = await scope.CallAsync<StepOutput>($"{contract.Type}.run", job);
+            scope.Report(p => p with { Done = 1, Phase = null });
+            return output;
         }
     }
 }
