@@ -144,7 +144,7 @@ public sealed class CorpusRunTests : IDisposable
                 type: train
                 needs: [prepare-data]
                 with: { model: "${model}", training: "${training}", context: "${data.context}", token_budget: "${data.token_budget}",
-                        seed: "${data.seed}", tokenizer: "${data.tokenizer}" }
+                        seed: "${data.seed}", tokenizer: "${data.tokenizer}", resources: "${resources}" }
               - id: evaluate-domain-loss
                 type: evaluate-domain-loss
                 needs: [train]

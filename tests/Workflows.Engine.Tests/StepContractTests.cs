@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Workflows.Engine.Orchestration;
 using Workflows.Engine.Steps;
+using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
 using Workflows.Experiments.Validation;
 
@@ -48,6 +49,38 @@ public sealed class StepContractTests
         depths["evaluate-needle"].Should().NotBe(baseline["evaluate-needle"]);
         depths["train"].Should().Be(baseline["train"]);
         depths["evaluate-domain-loss"].Should().Be(baseline["evaluate-domain-loss"]);
+    }
+
+    [Fact]
+    public void The_train_handler_builds_the_same_training_job_from_its_parameters_as_wf_train_from_the_whole_experiment()
+    {
+        // The handler hands ToTrainingJob only the step's parameters (the rest at defaults). If training starts to read
+        // another field of the experiment, this fails until the field joins TrainParameters (and so the step's key).
+        var template = TemplateLoader.LoadFile(Path.Combine(Root, "workflows", "continual-pretraining.yaml")).Template!;
+        var files = Directory.GetFiles(Path.Combine(Root, "experiments"), "*.yaml");
+        // Each experiment as written, and on one A100 and one H200 (where the memory plan places the optimizer state
+        // differently from the default resources), so a field training reads but the contract lacks shows up.
+        var placements = new HashSet<Workflows.Training.Loop.OptimizerPlacement>();
+        foreach (var (file, spec) in files.Select(f => (f, ExperimentLoader.LoadFile(f).Require())).SelectMany(x => new[]
+                 {
+                     x, (x.f, x.Item2 with { Resources = new ResourcesSpec(GpuType.A100, GpuCount: 1) }),
+                     (x.f, x.Item2 with { Resources = new ResourcesSpec(GpuType.H200, GpuCount: 1) }),
+                 }))
+        {
+            var train = TemplateLoader.Bind(template, spec).Steps.Single(s => s.Type == StepContracts.Train.Type);
+            var parameters = StepParameters.Bind<TrainParameters>(train.Parameters, train.Id);
+            var vocabulary = spec.Data.Tokenizer == "gpt2" ? 50257 : 32000;
+            foreach (var device in new[] { "cpu", "cuda" })
+            {
+                var whole = Workflows.Training.SpecMapping.ToTrainingJob(spec, "out", vocabulary, 1_000_000, device, resume: true, experimentFile: file);
+                var fromParameters = Workflows.Training.SpecMapping.ToTrainingJob(Jobs.TrainJobHandler.AsExperiment(parameters), "out", vocabulary, 1_000_000,
+                    device, resume: true, experimentFile: file);
+                fromParameters.Should().Be(whole, $"{Path.GetFileName(file)} on {device} with {spec.Resources}");
+                placements.Add(whole.Training.Optimizer);
+            }
+        }
+
+        placements.Should().HaveCount(2, "the cases must include both optimizer placements the memory plan can choose");
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class TemplateTests
             type: train
             needs: [a]
             with: { model: "${model}", training: "${training}", context: "${data.context}", token_budget: "${data.token_budget}",
-                    seed: "${data.seed}", tokenizer: "${data.tokenizer}" }
+                    seed: "${data.seed}", tokenizer: "${data.tokenizer}", resources: "${resources}" }
           - id: c
             type: evaluate-needle
             needs: [b]

@@ -67,9 +67,13 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
         };
     }
 
-    /// <summary>The experiment as far as training reads it: exactly the step's parameters, every other field at its default.</summary>
-    private static ExperimentSpec AsExperiment(TrainParameters p) =>
-        new("train", p.Model, new DataSpec(p.TokenBudget, p.Context, Seed: p.Seed, Tokenizer: p.Tokenizer), Training: p.Training);
+    /// <summary>
+    /// The experiment as far as training reads it: exactly the step's parameters, every other field at its default.
+    /// <see cref="SpecMapping.ToTrainingJob"/> reads model, training, data.context/token_budget/seed and resources; a
+    /// test checks that this gives the same training job as the whole experiment, for every experiment in experiments/.
+    /// </summary>
+    public static ExperimentSpec AsExperiment(TrainParameters p) =>
+        new("train", p.Model, new DataSpec(p.TokenBudget, p.Context, Seed: p.Seed, Tokenizer: p.Tokenizer), Training: p.Training, Resources: p.Resources);
 
     private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {

@@ -61,14 +61,18 @@ public sealed record PrepareDataParameters(
     IReadOnlyList<string>? Paths = null,
     BudgetRule BudgetRule = BudgetRule.Exact) : IStepParameters;
 
-/// <summary>train: the model and optimiser, and the data settings the step count and initialisation depend on.</summary>
+/// <summary>
+/// train: the model and optimiser, the data settings the step count and initialisation depend on, and the GPUs the
+/// memory plan places the optimizer state for.
+/// </summary>
 public sealed record TrainParameters(
     ModelSpec Model,
     TrainingSpec Training,
     long Context,
     long TokenBudget,
     long Seed,
-    string Tokenizer) : IStepParameters;
+    string Tokenizer,
+    ResourcesSpec Resources) : IStepParameters;
 
 /// <summary>evaluate-needle: the grid, the tokenizer, the training context (RoPE scaling and the heatmap's line), the name written into results.</summary>
 public sealed record NeedleParameters(
