@@ -75,6 +75,22 @@ public sealed class TemplateTests
     }
 
     [Fact]
+    public void The_commands_read_the_same_parameters_of_an_experiment_as_the_template_binds_for_the_engine()
+    {
+        var template = TemplateLoader.LoadFile(Path.Combine(RepoPaths.Workflows, "continual-pretraining.yaml")).Template!;
+        foreach (var file in Directory.GetFiles(RepoPaths.Experiments, "*.yaml"))
+        {
+            var spec = ExperimentLoader.LoadFile(file).Require();
+            var bound = TemplateLoader.Bind(template, spec).Steps.ToDictionary(s => s.Type, s => s.Parameters);
+            var name = Path.GetFileName(file);
+            StepParameters.ToJson(PrepareDataParameters.From(spec)).Should().Be(bound["prepare-data"], name);
+            StepParameters.ToJson(NeedleParameters.From(spec)).Should().Be(bound["evaluate-needle"], name);
+            StepParameters.ToJson(DomainLossParameters.From(spec)).Should().Be(bound["evaluate-domain-loss"], name);
+            StepParameters.ToJson(ReportParameters.From(spec)).Should().Be(bound["report"], name);
+        }
+    }
+
+    [Fact]
     public void Gpu_steps_come_from_the_step_types_not_the_template()
     {
         StepContracts.All.Where(c => c.Gpu).Select(c => c.Type).Should().Equal("train", "evaluate-needle", "evaluate-domain-loss");

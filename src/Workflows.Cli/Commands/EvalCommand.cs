@@ -63,7 +63,7 @@ public static class EvalCommand
             }
 
             var specDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-            var parameters = new NeedleParameters(spec.Name, spec.Evaluation.Needle, spec.Data.Tokenizer, spec.Data.Context);
+            var parameters = NeedleParameters.From(spec);
             ITokenizer tok;
             string haystackFolder;
             try
@@ -169,7 +169,7 @@ public static class EvalCommand
             try
             {
                 var tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), Path.GetDirectoryName(Path.GetFullPath(path))!);
-                job = new DomainLossJob(new DomainLossParameters(spec.Name, spec.Evaluation.DomainLoss, spec.Data.Tokenizer), tok, parse.GetValue(model)!,
+                job = new DomainLossJob(DomainLossParameters.From(spec), tok, parse.GetValue(model)!,
                     [.. InputFile.Discover(parse.GetValue(validation)!)], parse.GetValue(output)!, parse.GetValue(device)!);
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException)
@@ -218,8 +218,7 @@ public static class EvalCommand
 
             try
             {
-                var parameters = new ReportParameters(spec.Name, spec.Model.Base, spec.Evaluation.Needle.Scorer, spec.Data.Context, spec.Data.TokenBudget, spec.GitOps.Baseline);
-                var files = RunReport.Write(parse.GetValue(output)!, parameters,
+                var files = RunReport.Write(parse.GetValue(output)!, ReportParameters.From(spec),
                     new ReportSources(parse.GetValue(needle)!, parse.GetValue(loss), parse.GetValue(baselineNeedle), parse.GetValue(baselineLoss)));
                 cli.Out.WriteLine($"wrote {files.Markdown}, {files.Json}" + (files.Heatmap is null ? "" : $", {files.Heatmap}") + (files.DifferenceHeatmap is null ? "" : $", {files.DifferenceHeatmap}"));
                 return ExitCodes.Ok;

@@ -13,11 +13,7 @@ namespace Workflows.DataPrep.Pipeline;
 public static class SpecMapping
 {
     public static DataPrepOptions ToDataPrepOptions(ExperimentSpec spec, ITokenizer tokenizer) =>
-        ToDataPrepOptions(Parameters(spec.Data), tokenizer);
-
-    /// <summary>The data section as the engine's prepare-data step receives it (its typed parameters).</summary>
-    public static PrepareDataParameters Parameters(DataSpec data) =>
-        new(data.TokenBudget, data.Context, data.Corpus, data.Mix, data.Upsampling, data.Seed, data.Tokenizer, data.Paths);
+        ToDataPrepOptions(PrepareDataParameters.From(spec), tokenizer);
 
     /// <summary>The options from prepare-data's parameters: what <c>wf prep</c> and the engine's step both run with.</summary>
     public static DataPrepOptions ToDataPrepOptions(PrepareDataParameters data, ITokenizer tokenizer)

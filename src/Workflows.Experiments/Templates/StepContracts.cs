@@ -59,7 +59,13 @@ public sealed record PrepareDataParameters(
     long Seed,
     string Tokenizer,
     IReadOnlyList<string>? Paths = null,
-    BudgetRule BudgetRule = BudgetRule.Exact) : IStepParameters;
+    BudgetRule BudgetRule = BudgetRule.Exact) : IStepParameters
+{
+    /// <summary>What <c>wf prep</c> reads of a whole experiment: what the template binds (a test checks every experiment).</summary>
+    public static PrepareDataParameters From(ExperimentSpec spec) =>
+        new(spec.Data.TokenBudget, spec.Data.Context, spec.Data.Corpus, spec.Data.Mix, spec.Data.Upsampling, spec.Data.Seed, spec.Data.Tokenizer,
+            spec.Data.Paths, spec.Data.BudgetRule);
+}
 
 /// <summary>
 /// train: the model and optimiser, the data settings the step count and initialisation depend on, and the GPUs the
@@ -79,13 +85,21 @@ public sealed record NeedleParameters(
     string Experiment,
     NeedleSpec Needle,
     string Tokenizer,
-    long TrainingContext) : IStepParameters;
+    long TrainingContext) : IStepParameters
+{
+    /// <summary>What <c>wf eval needle</c> reads of a whole experiment: what the template binds (a test checks every experiment).</summary>
+    public static NeedleParameters From(ExperimentSpec spec) => new(spec.Name, spec.Evaluation.Needle, spec.Data.Tokenizer, spec.Data.Context);
+}
 
 /// <summary>evaluate-domain-loss: lengths, buckets and held-out data (paths or a registered corpus).</summary>
 public sealed record DomainLossParameters(
     string Experiment,
     DomainLossSpec DomainLoss,
-    string Tokenizer) : IStepParameters;
+    string Tokenizer) : IStepParameters
+{
+    /// <summary>What <c>wf eval loss</c> reads of a whole experiment: what the template binds (a test checks every experiment).</summary>
+    public static DomainLossParameters From(ExperimentSpec spec) => new(spec.Name, spec.Evaluation.DomainLoss, spec.Data.Tokenizer);
+}
 
 /// <summary>report: what the report's text names, and the baseline experiment to compare against.</summary>
 public sealed record ReportParameters(
@@ -94,4 +108,9 @@ public sealed record ReportParameters(
     NeedleScorer Scorer,
     long TrainingContext,
     long TokenBudget,
-    string? Baseline = null) : IStepParameters;
+    string? Baseline = null) : IStepParameters
+{
+    /// <summary>What <c>wf eval report</c> reads of a whole experiment: what the template binds (a test checks every experiment).</summary>
+    public static ReportParameters From(ExperimentSpec spec) =>
+        new(spec.Name, spec.Model.Base, spec.Evaluation.Needle.Scorer, spec.Data.Context, spec.Data.TokenBudget, spec.GitOps.Baseline);
+}
