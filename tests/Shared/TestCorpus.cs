@@ -188,6 +188,18 @@ public sealed class CorpusFactAttribute : FactAttribute
     }
 }
 
+/// <summary>The theory form of <see cref="CorpusFactAttribute"/>: needs the shared corpus, skipped with the reason without it.</summary>
+public sealed class CorpusTheoryAttribute : TheoryAttribute
+{
+    public CorpusTheoryAttribute()
+    {
+        if (TestCorpus.SharedRoot is null)
+        {
+            Skip = TestCorpus.MissingReason;
+        }
+    }
+}
+
 /// <summary>
 /// A benchmark: measures and prints, never part of the timed suite. Runs only with <c>WF_BENCH=1</c>; with
 /// <see cref="NeedsCorpus"/>, also only where the shared corpus is; with <see cref="NeedsFile"/>, only when that
