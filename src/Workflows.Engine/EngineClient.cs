@@ -12,10 +12,18 @@ using Workflows.Experiments.Validation;
 
 namespace Workflows.Engine;
 
-/// <summary>An experiment ready to submit: the spec, its YAML exactly as written, the bound workflow, absolute input paths.</summary>
-/// <param name="HeldOutPaths">The experiment's <c>evaluation.domain_loss.paths</c>, absolute (read by the evaluate-domain-loss step).</param>
-public sealed record SubmitRequest(ExperimentSpec Spec, string ExperimentYaml, BoundWorkflow Workflow, IReadOnlyList<string> DataPaths, string CodeCommit,
-    IReadOnlyList<string>? HeldOutPaths = null);
+/// <summary>An experiment ready to submit: the spec, its YAML exactly as written, the bound workflow, where it lives.</summary>
+/// <param name="ExperimentDirectory">The folder the experiment's relative paths (data, held-out files, haystack, a base model folder) resolve against.</param>
+public sealed record SubmitRequest(ExperimentSpec Spec, string ExperimentYaml, BoundWorkflow Workflow, string ExperimentDirectory, string CodeCommit)
+{
+    /// <summary>data.paths, absolute (recorded in the run record; an exact rerun checks them).</summary>
+    public IReadOnlyList<string> DataPaths => Absolute(Spec.Data.Paths);
+
+    /// <summary>evaluation.domain_loss.paths, absolute.</summary>
+    public IReadOnlyList<string> HeldOutPaths => Absolute(Spec.Evaluation.DomainLoss.Paths);
+
+    private IReadOnlyList<string> Absolute(IReadOnlyList<string>? paths) => [.. (paths ?? []).Select(p => Path.GetFullPath(p, ExperimentDirectory))];
+}
 
 /// <summary>What a submission records beside the experiment: the pull request behind it, or the run it reproduces.</summary>
 public sealed record SubmitOptions
@@ -25,6 +33,9 @@ public sealed record SubmitOptions
 
     /// <summary>Recompute this step and every later one instead of reusing cached outputs (<c>wf rerun --force/--from</c>).</summary>
     public string? RecomputeFrom { get; init; }
+
+    /// <summary>Free labels recorded with the run (e.g. a sweep's name and point); shown by <c>wf status</c>.</summary>
+    public IReadOnlyDictionary<string, string>? Labels { get; init; }
 }
 
 /// <summary>What <c>wf status RUN</c> shows: the run record, DTFx's view of the instance, live step progress, the result.</summary>
@@ -52,12 +63,25 @@ public sealed class EngineClient
     public EngineOptions Options { get; }
     public RunRecordStore Runs { get; }
 
+    /// <summary>Where the task hub lives, safe to print (account and endpoint, never a key); null when built from parts.</summary>
+    public string? Where { get; private init; }
+
+    private string WhereText => Where ?? (Store as BlobArtifactStore)?.Location ?? "the store";
+
     public static async Task<EngineClient> ConnectAsync(StorageConnection connection, EngineOptions options)
     {
         var store = await BlobArtifactStore.OpenAsync(connection, options.ContainerName).ConfigureAwait(false);
         var service = EngineHost.CreateService(connection, options);
-        await service.CreateIfNotExistsAsync().ConfigureAwait(false);
-        return new EngineClient(service, store, options);
+        try
+        {
+            await service.CreateIfNotExistsAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (StorageFailure.Describe(e) is not null)
+        {
+            throw StorageFailure.Explain(e, connection.Description, $"opening task hub '{options.TaskHubName}'");
+        }
+
+        return new EngineClient(service, store, options) { Where = connection.Description };
     }
 
     /// <summary>
@@ -74,11 +98,8 @@ public sealed class EngineClient
             throw new ValidationException(template.Diagnostics);
         }
 
-        var bound = TemplateLoader.Bind(template.Template!, spec);
-        var folder = Path.GetDirectoryName(Path.GetFullPath(experimentFile))!;
-        var paths = (spec.Data.Paths ?? []).Select(p => Path.GetFullPath(p, folder)).ToList();
-        var heldOut = (spec.Evaluation.DomainLoss.Paths ?? []).Select(p => Path.GetFullPath(p, folder)).ToList();
-        return new SubmitRequest(spec, File.ReadAllText(experimentFile), bound, paths, codeCommit, heldOut);
+        return new SubmitRequest(spec, File.ReadAllText(experimentFile), TemplateLoader.Bind(template.Template!, spec),
+            Path.GetDirectoryName(Path.GetFullPath(experimentFile))!, codeCommit);
     }
 
     /// <summary>
@@ -115,10 +136,12 @@ public sealed class EngineClient
             CodeCommit = request.CodeCommit,
             EngineInstanceId = runId,
             SubmittedAt = DateTimeOffset.UtcNow,
-            Steps = [.. request.Workflow.Steps.Select(s => new StepRecord { Step = s.Id, Status = StepStates.Pending })],
+            Steps = [.. request.Workflow.Steps.Select(s => new StepRecord { Step = s.Id, Type = s.Type, Status = StepStates.Pending })],
             Origin = options.Origin,
             DataPaths = request.DataPaths,
             HeldOutPaths = request.HeldOutPaths,
+            ExperimentDirectory = request.ExperimentDirectory,
+            Labels = options.Labels,
             WorkflowName = request.Workflow.Name,
             WorkflowVersion = request.Workflow.Version,
             RerunOf = options.RerunOf,
@@ -149,9 +172,7 @@ public sealed class EngineClient
 
         if (await _client.GetOrchestrationStateAsync(runId).ConfigureAwait(false) is null)
         {
-            var heldOut = await HeldOutInputsAsync(request).ConfigureAwait(false);
-            var input = new RunInput(runId, request.Spec.Name, hash, request.Workflow, request.DataPaths, options.RecomputeFrom,
-                heldOut.Count == 0 ? null : new Dictionary<string, IReadOnlyDictionary<string, string>> { [Jobs.DomainLossJobHandler.StepType] = heldOut });
+            var input = new RunInput(runId, request.Spec.Name, hash, request.Workflow, request.ExperimentDirectory, options.RecomputeFrom);
             try
             {
                 await _client.CreateOrchestrationInstanceAsync(ExperimentOrchestration.Name, EngineHost.OrchestrationVersion(request.Workflow.Version), runId, input)
@@ -166,41 +187,6 @@ public sealed class EngineClient
         return runId;
     }
 
-    /// <summary>
-    /// The held-out files' "held-out:KEY" → SHA-256 for the domain-loss step's cache key: local paths hashed here (the submitter reads
-    /// them, as it reads data.paths), or the registered corpus's manifest. Empty when domain loss is off or names no data
-    /// (the step then fails or publishes "disabled" by itself), the workflow has no such step, a local file cannot be
-    /// read here (the step, on the worker, reports the missing file itself), or the corpus is not registered (likewise).
-    /// </summary>
-    private async Task<IReadOnlyDictionary<string, string>> HeldOutInputsAsync(SubmitRequest request)
-    {
-        var loss = request.Spec.Evaluation.DomainLoss;
-        if (!loss.Enabled || request.Workflow.Steps.All(s => s.Type != Jobs.DomainLossJobHandler.StepType))
-        {
-            return new Dictionary<string, string>();
-        }
-
-        if (request.HeldOutPaths is { Count: > 0 } paths)
-        {
-            try
-            {
-                return Workflows.DataPrep.Corpus.InputFile.Discover(paths)
-                    .ToDictionary(f => "held-out:" + f.Key, f => Workflows.DataPrep.Corpus.CorpusMeasurer.Sha256Of(f.Path), StringComparer.Ordinal);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
-            {
-                return new Dictionary<string, string>();
-            }
-        }
-
-        if (loss.Corpus is { } corpus && await new Workflows.Artifacts.Corpora.CorpusRegistry(Store).TryGetAsync(corpus).ConfigureAwait(false) is { } manifest)
-        {
-            return manifest.Files.ToDictionary(f => "held-out:corpus:" + f.Key, f => f.Sha256, StringComparer.Ordinal);
-        }
-
-        return new Dictionary<string, string>();
-    }
-
     private static void RequireSameExperiment(RunRecord existing, string hash)
     {
         if (existing.ExperimentHash != hash)
@@ -210,15 +196,20 @@ public sealed class EngineClient
         }
     }
 
+    /// <summary>
+    /// The run's record and its orchestration's state; null when neither exists. A run whose orchestration exists but
+    /// whose record is gone throws <see cref="RunRecordMissingException"/>: the store was wiped or reset under it.
+    /// Storage that cannot be used throws <see cref="StorageUnavailableException"/> naming the endpoint.
+    /// </summary>
     public async Task<RunView?> GetAsync(string runId)
     {
         var stored = await Runs.GetAsync(runId).ConfigureAwait(false);
+        var state = await StateAsync(runId).ConfigureAwait(false);
         if (stored is null)
         {
-            return null;
+            return state is null ? null : throw new RunRecordMissingException(runId, RunRecordStore.RecordName(runId), WhereText);
         }
 
-        var state = await _client.GetOrchestrationStateAsync(runId).ConfigureAwait(false);
         RunProgress? progress = null;
         RunResult? result = null;
         if (!string.IsNullOrEmpty(state?.Status))
@@ -233,6 +224,19 @@ public sealed class EngineClient
 
         var failure = state?.OrchestrationStatus == OrchestrationStatus.Failed ? state.FailureDetails?.ErrorMessage ?? state.Output : null;
         return new RunView(stored.Record, state?.OrchestrationStatus.ToString(), progress, result, failure);
+    }
+
+    /// <summary>DTFx's state of the run's orchestration (tables and queues: a failure there names the storage account, never a key).</summary>
+    private async Task<OrchestrationState?> StateAsync(string runId)
+    {
+        try
+        {
+            return await _client.GetOrchestrationStateAsync(runId).ConfigureAwait(false);
+        }
+        catch (Exception e) when (StorageFailure.Describe(e) is not null)
+        {
+            throw StorageFailure.Explain(e, Where ?? "the engine's storage account", $"reading the state of run '{runId}'");
+        }
     }
 
     public async Task<IReadOnlyList<RunRecord>> ListAsync(CancellationToken cancellationToken = default)
@@ -266,7 +270,8 @@ public sealed class EngineClient
     {
         while (true)
         {
-            var view = await GetAsync(runId).ConfigureAwait(false) ?? throw new InvalidOperationException($"run '{runId}' does not exist");
+            var view = await GetAsync(runId).ConfigureAwait(false)
+                       ?? throw new RunRecordMissingException(runId, RunRecordStore.RecordName(runId), WhereText);
             onUpdate?.Invoke(view);
             // The run record is marked finished by the orchestration's last activity, a moment before the orchestration
             // itself completes with its result: wait for the orchestration (unless its state is gone, e.g. hub deleted).
@@ -282,4 +287,14 @@ public sealed class EngineClient
 
     /// <summary>Deletes the task hub's queues, tables and lease blobs (tests, benchmarks). Artifacts and run records stay.</summary>
     public Task DeleteHubAsync() => Service.DeleteAsync();
+}
+
+/// <summary>
+/// A run's record (<c>runs/&lt;id&gt;/run.json</c>) is not in the store: a run id that never existed, or the store was
+/// wiped or reset while the run was known to the engine. The message says which it looks like and where it looked.
+/// </summary>
+public sealed class RunRecordMissingException(string runId, string blob, string where)
+    : Exception($"run '{runId}' has no record: {blob} is not in {where}. If the run was submitted there, the store was wiped or reset since (its outputs and record are gone; submit it again).")
+{
+    public string RunId { get; } = runId;
 }

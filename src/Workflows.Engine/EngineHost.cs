@@ -74,14 +74,14 @@ public sealed class EngineHost : IAsyncDisposable
         return settings;
     }
 
-    /// <summary>The step types of this build. evaluate-needle, evaluate-domain-loss and report are not among them yet.</summary>
+    /// <summary>The step types of this build: one handler per contract in <see cref="Workflows.Experiments.Templates.StepContracts"/>.</summary>
     public static StepRegistry DefaultSteps(EngineServices services) =>
         new StepRegistry()
             .Register(PrepareDataStep.Create(services))
-            .Register(GpuJobStep.Create(services, "train"))
-            .Register(GpuJobStep.Create(services, "evaluate-needle"))
-            .Register(GpuJobStep.Create(services, "evaluate-domain-loss"))
-            .Register(GpuJobStep.Create(services, "report"));
+            .Register(JobStep.Create(services, new TrainJobHandler()))
+            .Register(JobStep.Create(services, new NeedleJobHandler()))
+            .Register(JobStep.Create(services, new DomainLossJobHandler()))
+            .Register(JobStep.Create(services, new ReportJobHandler()));
 
     /// <summary>Creates the hub if needed and starts a worker. <paramref name="configure"/> may add or replace step types.</summary>
     public static async Task<EngineHost> StartAsync(StorageConnection connection, EngineOptions options,

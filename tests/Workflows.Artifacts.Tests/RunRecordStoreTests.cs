@@ -1,4 +1,5 @@
 using Workflows.Artifacts.Runs;
+using Workflows.Artifacts.Store;
 
 namespace Workflows.Artifacts.Tests;
 
@@ -27,12 +28,35 @@ public class RunRecordStoreTests(AzuriteFixture azurite)
         (await store.ExistsAsync($"runs/{id}/run.json")).Should().BeTrue();
         (await runs.ReadExperimentYamlAsync(id)).Should().Be(yaml);
         var read = (await runs.GetAsync(id))!.Record;
-        read.Should().BeEquivalentTo(NewRun(id));
+        read.Should().BeEquivalentTo(NewRun(id) with { ExperimentSha256 = Sha256Hex.Of(yaml) }, "the run records the SHA-256 of the file it was submitted with");
         read.Status.Should().Be(RunStatus.Submitted);
 
         await using var raw = await store.OpenReadAsync($"runs/{id}/run.json");
         var json = await new StreamReader(raw).ReadToEndAsync();
         json.Should().Contain("\"status\": \"Submitted\"").And.Contain("\"codeCommit\": \"4aed3a0\"");
+    }
+
+    [Fact]
+    public async Task A_changed_experiment_file_or_a_damaged_run_record_is_refused_naming_the_blob_and_both_hashes()
+    {
+        var store = await azurite.NewStoreAsync();
+        var runs = new RunRecordStore(store);
+        var id = RunRecord.NewRunId();
+        const string yaml = "name: smoke\n";
+        await runs.CreateAsync(NewRun(id), yaml);
+
+        // Rewritten through the store (so the blob's own hash is consistent), but not the bytes the run recorded.
+        await store.PutAsync(RunRecordStore.ExperimentName(id), new MemoryStream("name: other\n"u8.ToArray()));
+        var changed = (await FluentActions.Awaiting(() => runs.ReadExperimentYamlAsync(id)).Should().ThrowAsync<ArtifactCorruptedException>()).Which;
+        changed.Message.Should().Contain(RunRecordStore.ExperimentName(id)).And.Contain(Sha256Hex.Of(yaml)).And.Contain(Sha256Hex.Of("name: other\n"));
+
+        // Bytes changed behind the store's back (bit rot, a stray writer): they no longer match the hash recorded with them.
+        var blob = store.Container.GetBlobClient(RunRecordStore.RecordName(id));
+        var original = (await blob.DownloadContentAsync()).Value;
+        var damaged = original.Content.ToString().Replace("Submitted", "Succeeded", StringComparison.Ordinal);
+        await blob.UploadAsync(new BinaryData(System.Text.Encoding.UTF8.GetBytes(damaged)), new Azure.Storage.Blobs.Models.BlobUploadOptions { Metadata = original.Details.Metadata });
+        var rotten = (await FluentActions.Awaiting(() => runs.GetAsync(id)).Should().ThrowAsync<ArtifactCorruptedException>()).Which;
+        rotten.Message.Should().Contain(RunRecordStore.RecordName(id)).And.Contain(original.Details.Metadata["sha256"]);
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using Workflows.Artifacts.Runs;
 using Workflows.Cli.Commands;
 using Workflows.Engine;
 using Workflows.Engine.Jobs;
+using Workflows.Engine.Steps;
 
 using static Workflows.Cli.Tests.CliHarness;
 
@@ -34,6 +35,7 @@ public sealed class CorpusRunTests : IDisposable
               context: "${data.context}"
               seed: "${data.seed}"
               tokenizer: "${data.tokenizer}"
+              budget_rule: "${data.budget_rule}"
         """;
 
     [Fact]
@@ -141,13 +143,12 @@ public sealed class CorpusRunTests : IDisposable
               - id: train
                 type: train
                 needs: [prepare-data]
-                gpu: true
-                with: { model: "${model}", training: "${training}", context: "${data.context}" }
+                with: { model: "${model}", training: "${training}", context: "${data.context}", token_budget: "${data.token_budget}",
+                        seed: "${data.seed}", tokenizer: "${data.tokenizer}", resources: "${resources}" }
               - id: evaluate-domain-loss
                 type: evaluate-domain-loss
                 needs: [train]
-                gpu: true
-                with: { domain_loss: "${evaluation.domain_loss}", tokenizer: "${data.tokenizer}" }
+                with: { experiment: "${name}", domain_loss: "${evaluation.domain_loss}", tokenizer: "${data.tokenizer}" }
             """);
         var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst").Replace("\\", "/", StringComparison.Ordinal);
         var experiment = Path.Combine(temp, "heldout-corpus.yaml");
@@ -181,7 +182,7 @@ public sealed class CorpusRunTests : IDisposable
         Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", storage.Connection.ConnectionString);
         var host = await EngineHost.StartAsync(storage.Connection, options);
         using var agentStop = new CancellationTokenSource();
-        var agent = new GpuAgent(host.Services, GpuJobHandlers.All(host.Services)) { PollInterval = TimeSpan.FromMilliseconds(300) }.RunAsync(agentStop.Token);
+        var agent = new GpuAgent(host.Services, host.Steps.GpuJobs) { PollInterval = TimeSpan.FromMilliseconds(300) }.RunAsync(agentStop.Token);
         try
         {
             var heldOut = Path.Combine(Root, "samples", "slimpajama-pd", "heldout.jsonl.zst");
@@ -197,7 +198,7 @@ public sealed class CorpusRunTests : IDisposable
             view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
             var prefix = view.Record.Steps.Single(s => s.Step == "evaluate-domain-loss").OutputPrefix!;
             var local = Path.Combine(temp, "loss");
-            await RunOutputs.DownloadAsync(host.Services, prefix, "domain-loss", local);
+            await StepOutputs.DownloadAsync(host.Services, prefix, DomainLossJobHandler.OutputFolder, local);
             var report = Workflows.Evaluation.DomainLoss.DomainLossJson.Read(Path.Combine(local, "loss.json"));
             report.Buckets.Should().NotBeEmpty().And.OnlyContain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Book && b.Tokens > 0);
             var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(heldOut)));
@@ -221,7 +222,7 @@ public sealed class CorpusRunTests : IDisposable
             var again = view.Record.Steps.Single(s => s.Step == "evaluate-domain-loss");
             again.Cached.Should().BeFalse("the held-out bytes changed");
             var local2 = Path.Combine(temp, "loss2");
-            await RunOutputs.DownloadAsync(host.Services, again.OutputPrefix!, "domain-loss", local2);
+            await StepOutputs.DownloadAsync(host.Services, again.OutputPrefix!, DomainLossJobHandler.OutputFolder, local2);
             Workflows.Evaluation.DomainLoss.DomainLossJson.Read(Path.Combine(local2, "loss.json")).Buckets
                 .Should().Contain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Github, "the new held-out file has code");
         }

@@ -40,7 +40,7 @@ public sealed class PlanVersusPrepTests(ITestOutputHelper output) : IDisposable
         { "upsample Book to 0.55, 3M tokens", "token_budget: 5B => token_budget: 3M | mode: per-source => mode: upsample\n    sources: [Book]\n    target_share: 0.55" },
     };
 
-    [SharedCorpusTheory]
+    [CorpusTheory]
     [MemberData(nameof(Variants))]
     public void Plan_predicts_each_sources_long_share_after_selection_as_prep_selects(string name, string changes)
     {
@@ -73,7 +73,7 @@ public sealed class PlanVersusPrepTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"  forecast within 1 pp for {within1pp} source(s)");
     }
 
-    [SharedCorpusFact]
+    [CorpusFact]
     public void Wf_prep_writes_the_statistics_the_comparison_uses()
     {
         // The theory compares with data prep's selection statistics computed from the same length index; here the real
@@ -146,43 +146,6 @@ public sealed class PlanVersusPrepTests(ITestOutputHelper output) : IDisposable
 /// <summary>The shared research corpus beside the clone (../shared/corpus), with the LLaMA-2 tokenizer; null when absent.</summary>
 internal static class SharedCorpus
 {
-    public const string MissingReason = "shared/corpus (with tokenizers/llama2/tokenizer.model) not found above the test assembly (CI checks it out beside the clone)";
-
-    public static string? Root { get; } = Find();
-
-    private static string? Find()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared", "corpus");
-            if (File.Exists(Path.Combine(candidate, "tokenizers", "llama2", "tokenizer.model")))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
-}
-
-public sealed class SharedCorpusFactAttribute : FactAttribute
-{
-    public SharedCorpusFactAttribute()
-    {
-        if (SharedCorpus.Root is null)
-        {
-            Skip = SharedCorpus.MissingReason;
-        }
-    }
-}
-
-public sealed class SharedCorpusTheoryAttribute : TheoryAttribute
-{
-    public SharedCorpusTheoryAttribute()
-    {
-        if (SharedCorpus.Root is null)
-        {
-            Skip = SharedCorpus.MissingReason;
-        }
-    }
+    public static string? Root { get; } =
+        TestCorpus.SharedRoot is { } root && File.Exists(Path.Combine(root, "tokenizers", "llama2", "tokenizer.model")) ? root : null;
 }

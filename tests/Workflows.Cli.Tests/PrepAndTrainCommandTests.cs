@@ -86,10 +86,12 @@ public sealed class PrepAndTrainCommandTests : IDisposable
         needle.Exit.Should().Be(ExitCodes.Ok, needle.Err + needle.Out);
         Directory.GetFiles(Path.Combine(temp, "needle"), "*_results.json").Should().HaveCount(4, "2 lengths x 2 depths");
 
-        var lossFile = Path.Combine(temp, "loss.json");
-        var loss = Wf("eval", "loss", experiment, "--model", model, "--validation", heldOut, "--out", lossFile);
+        var loss = Wf("eval", "loss", experiment, "--model", model, "--validation", heldOut, "--out", Path.Combine(temp, "loss"));
         loss.Exit.Should().Be(ExitCodes.Ok, loss.Err + loss.Out);
+        var lossFile = Path.Combine(temp, "loss", "loss.json");
         var ours = Workflows.Evaluation.DomainLoss.DomainLossJson.Read(lossFile);
+        File.ReadAllText(Path.Combine(temp, "loss", "inputs.json")).Should().Contain(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(heldOut))),
+            "the runner records exactly which bytes it read");
         ours.Buckets.Should().OnlyContain(b => b.Source == Workflows.Experiments.Spec.SlimPajamaSource.Book && b.Tokens > 0 && b.Loss > 0);
 
         // A baseline 0.5 better in the first bucket and 0.5 worse in the second: red, then green, by Table 5's rule.

@@ -20,7 +20,7 @@ public sealed class CorpusReaderTests : IDisposable
 
     private static List<byte[]> FirstLines(int count) => [.. SharedCorpus.ValidationLines.Take(count)];
 
-    [CorpusFact]
+    [Fact]
     public void Zstd_file_of_the_corpus_reads_every_document_with_its_source_line_and_offset()
     {
         var docs = ReadAll(SharedCorpus.Validation);
@@ -37,7 +37,7 @@ public sealed class CorpusReaderTests : IDisposable
         docs[1].ByteOffset.Should().Be(lines[0].Length + 1);
     }
 
-    [CorpusFact]
+    [Fact]
     public async Task Jsonl_gzip_and_parquet_inputs_give_the_same_documents_as_zstd()
     {
         var lines = FirstLines(40);
@@ -56,7 +56,7 @@ public sealed class CorpusReaderTests : IDisposable
         }
     }
 
-    [CorpusFact]
+    [Fact]
     public async Task Parquet_column_names_are_configurable()
     {
         var rows = FirstLines(5).Select(CorpusFiles.Parse).ToList();
@@ -68,7 +68,7 @@ public sealed class CorpusReaderTests : IDisposable
         act.Should().Throw<CorpusFormatException>().Which.Record.Reason.Should().Be(BadRecordReason.MissingText);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Truncated_zstd_stops_with_the_file_and_reason()
     {
         var bytes = File.ReadAllBytes(CorpusFiles.WriteZstd(temp.File("full.jsonl.zst"), FirstLines(60)));
@@ -86,7 +86,7 @@ public sealed class CorpusReaderTests : IDisposable
         log.ToSummary().ByReason.Should().ContainKey(BadRecordReason.TruncatedCompression);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Corrupt_zstd_is_reported_as_corrupt()
     {
         var bytes = File.ReadAllBytes(CorpusFiles.WriteZstd(temp.File("full.jsonl.zst"), FirstLines(60)));
@@ -103,7 +103,7 @@ public sealed class CorpusReaderTests : IDisposable
         act.Should().Throw<CorpusFormatException>().Which.Message.Should().Contain("corrupt.jsonl.zst");
     }
 
-    [CorpusFact]
+    [Fact]
     public void Truncated_gzip_is_caught_by_its_trailer()
     {
         var bytes = File.ReadAllBytes(CorpusFiles.WriteGzip(temp.File("full.jsonl.gz"), FirstLines(60)));
@@ -114,7 +114,7 @@ public sealed class CorpusReaderTests : IDisposable
             .Should().BeOneOf(BadRecordReason.TruncatedCompression, BadRecordReason.CorruptCompression);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Corrupt_gzip_is_reported()
     {
         var bytes = File.ReadAllBytes(CorpusFiles.WriteGzip(temp.File("full.jsonl.gz"), FirstLines(60)));
@@ -130,7 +130,7 @@ public sealed class CorpusReaderTests : IDisposable
             .Should().BeOneOf(BadRecordReason.CorruptCompression, BadRecordReason.TruncatedCompression, BadRecordReason.InvalidUtf8, BadRecordReason.NotJson);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Invalid_utf8_names_line_and_byte_offset()
     {
         var lines = FirstLines(6);
@@ -148,7 +148,7 @@ public sealed class CorpusReaderTests : IDisposable
         record.ByteOffset.Should().Be(lineStart + at);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Each_bad_line_kind_throws_by_default_and_is_counted_when_skipping()
     {
         var good = FirstLines(4);

@@ -10,7 +10,7 @@ namespace Workflows.DataPrep.Tests;
 /// </summary>
 public sealed class MeasurePipelineTests
 {
-    [CorpusFact]
+    [Fact]
     public void Token_cache_and_index_are_the_same_for_1_and_5_threads_and_match_encoding_each_document()
     {
         using var temp = new TempFolder();

@@ -9,7 +9,7 @@ using Workflows.DataPrep.Statistics;
 
 namespace Workflows.DataPrep.Tests;
 
-/// <summary>The whole pipeline on the validation split, cut into four inputs of four formats.</summary>
+/// <summary>The whole pipeline on the test corpus (the shared validation split, or its shape cut from samples/), cut into four inputs of four formats.</summary>
 public sealed class PipelineTests : IDisposable
 {
     private readonly TempFolder temp = new();
@@ -54,7 +54,7 @@ public sealed class PipelineTests : IDisposable
         new(Directory.GetFiles(folder, "*", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetRelativePath(folder, f), File.ReadAllBytes), StringComparer.Ordinal);
 
-    [CorpusFact]
+    [Fact]
     public async Task One_three_and_eight_shard_tasks_write_byte_identical_shards_and_manifest()
     {
         var inputs = await InputsAsync();
@@ -81,7 +81,7 @@ public sealed class PipelineTests : IDisposable
         }
     }
 
-    [CorpusFact]
+    [Fact]
     public async Task Packed_sequences_are_the_planned_documents_with_BOS_running_across_sequence_boundaries()
     {
         var inputs = await InputsAsync();
@@ -145,7 +145,7 @@ public sealed class PipelineTests : IDisposable
         crossing.Should().BeGreaterThan(0);
     }
 
-    [CorpusFact]
+    [Fact]
     public async Task Manifest_names_every_shard_with_its_sha256_rows_and_tokens_and_statistics_add_up()
     {
         var inputs = await InputsAsync();
@@ -185,7 +185,7 @@ public sealed class PipelineTests : IDisposable
         }
     }
 
-    [CorpusFact]
+    [Fact]
     public async Task A_run_cancelled_while_writing_leaves_no_manifest_and_replaces_none_of_another_plan()
     {
         var inputs = await InputsAsync();
@@ -207,7 +207,7 @@ public sealed class PipelineTests : IDisposable
         Directory.GetFiles(folder, "*.tmp-*", SearchOption.AllDirectories).Should().BeEmpty();
     }
 
-    [CorpusFact]
+    [Fact]
     public async Task A_bad_record_fails_the_run_before_anything_is_published_unless_skipping()
     {
         var lines = SharedCorpus.ValidationLines.Take(120).ToList();

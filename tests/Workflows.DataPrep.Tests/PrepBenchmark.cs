@@ -20,7 +20,7 @@ namespace Workflows.DataPrep.Tests;
 [Trait("Category", "Benchmark")]
 public sealed class PrepBenchmark(ITestOutputHelper output)
 {
-    [BenchmarkFact]
+    [BenchmarkFact(NeedsCorpus = true)]
     public async Task Every_mode_on_the_train_split()
     {
         using var temp = new TempFolder();

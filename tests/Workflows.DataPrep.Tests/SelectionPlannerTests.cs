@@ -7,18 +7,13 @@ using LengthMeasure = Workflows.DataPrep.Selection.LengthMeasure;
 
 namespace Workflows.DataPrep.Tests;
 
-/// <summary>Length indexes of the shared validation split (GPT-2 tokens), measured once for the selection tests.</summary>
+/// <summary>Length indexes of the test corpus (GPT-2 tokens), measured once for the selection tests: the shared validation split, or its shape cut from samples/.</summary>
 public sealed class ValidationIndexFixture : IDisposable
 {
     private readonly TempFolder temp = new();
 
     public ValidationIndexFixture()
     {
-        if (SharedCorpus.Root is null)
-        {
-            return;
-        }
-
         // Split the validation file into three inputs so plans span several files.
         var lines = SharedCorpus.ValidationLines;
         var parts = new[]
@@ -54,7 +49,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
     private static Dictionary<SlimPajamaSource, long> TokensBySource(PackingPlan plan) =>
         plan.Pieces.GroupBy(p => p.Source).ToDictionary(g => g.Key, g => g.Sum(p => (long)p.TokenCount));
 
-    [CorpusFact]
+    [Fact]
     public void Original_keeps_every_document_once_and_whole()
     {
         var plan = Plan(Small with { Mode = SelectionMode.Original });
@@ -65,7 +60,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         plan.StreamTokens.Should().Be(plan.Pieces.Sum(p => (long)p.TokenCount + 1)); // one BOS each
     }
 
-    [CorpusFact]
+    [Fact]
     public void Cut_at_4K_cuts_every_document_into_pieces_of_at_most_4096_tokens_with_their_BOS()
     {
         var plan = Plan(Small with { Mode = SelectionMode.CutAt4K });
@@ -81,7 +76,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         order.Average().Should().BeGreaterThan(5);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Global_keeps_every_long_document_and_about_keep_ratio_of_short_ones_whatever_the_source()
     {
         var options = Small with { Mode = SelectionMode.Global, ShortKeepRatio = 0.3 };
@@ -99,7 +94,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
     // tests scale the long threshold down to 512 tokens to keep budgets well above it, as they are at 5B tokens.
     private static readonly DataPrepOptions PerSourceSmall = Small with { LengthMeasure = LengthMeasure.ExactTokens, LongThreshold = 512 };
 
-    [CorpusFact]
+    [Fact]
     public void Per_source_lands_on_the_natural_mix_and_raises_each_sources_long_share()
     {
         var plan = Plan(PerSourceSmall);
@@ -122,7 +117,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         raised.Should().BeGreaterThanOrEqualTo(2, "CommonCrawl and C4 are mostly short at this threshold");
     }
 
-    [CorpusFact]
+    [Fact]
     public void Per_source_budget_given_is_met_per_source_and_overshoot_mode_only_passes_it_by_one_document()
     {
         const long budget = 60_000;
@@ -146,7 +141,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         }
     }
 
-    [CorpusFact]
+    [Fact]
     public void Upsample_presets_give_the_released_combined_weights_and_single_source_shares()
     {
         var combined = Plan(PerSourceSmall with { Mode = SelectionMode.Upsample });
@@ -165,7 +160,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         bookShare.Should().BeApproximately(0.55, 0.01);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Target_long_fraction_is_met_per_source_from_the_measured_lengths()
     {
         var plan = Plan(PerSourceSmall with { TargetLongFraction = 0.7 });
@@ -181,7 +176,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         }
     }
 
-    [CorpusFact]
+    [Fact]
     public void Plans_depend_on_seed_but_not_on_input_order()
     {
         var a = Plan(Small with { Mode = SelectionMode.Global });
@@ -194,7 +189,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         other.Pieces.Should().NotEqual(a.Pieces);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Repeats_are_allowed_only_with_more_epochs()
     {
         var total = AllDocs.Sum(d => (long)d.Tokens);
@@ -206,7 +201,7 @@ public sealed class SelectionPlannerTests(ValidationIndexFixture fixture) : ICla
         twice.Pieces.Count(p => p.Epoch == 1).Should().Be(AllDocs.Count());
     }
 
-    [CorpusFact]
+    [Fact]
     public void A_source_with_weight_but_no_documents_is_a_clear_error()
     {
         var mix = SlimPajama.NaturalMix.ToDictionary(kv => kv.Key, kv => kv.Value);

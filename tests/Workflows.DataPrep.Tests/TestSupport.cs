@@ -30,89 +30,20 @@ public sealed class Gpt2TestTokenizer : ITokenizer
     public string Decode(IReadOnlyList<int> ids) => Shared.Value.Decode(ids) ?? string.Empty;
 }
 
-/// <summary>The shared corpus, found by walking up from the test assembly to a folder holding shared/corpus.</summary>
+/// <summary>
+/// Corpus text for the data-prep tests: <see cref="TestCorpus.SlimPajamaLines"/> (the shared validation chunk, or the
+/// same shape cut from samples/ on a fresh clone), and the shared train split for the benchmark.
+/// </summary>
 public static class SharedCorpus
 {
-    public static readonly string? Root = Find();
+    public static string? Root => TestCorpus.SharedRoot;
 
-    public static string SkipReason => "shared/corpus not found above " + AppContext.BaseDirectory + " (CI places shared/ beside the clone)";
-
-    public static string Validation => Path.Combine(Root!, "slimpajama-mini", "validation", "example_validation_0.jsonl.zst");
+    public static string Validation => TestCorpus.SlimPajamaFile;
 
     public static IReadOnlyList<string> TrainFiles =>
         [.. Directory.GetFiles(Path.Combine(Root!, "slimpajama-mini", "train"), "*.jsonl.zst").OrderBy(f => f, StringComparer.Ordinal)];
 
-    private static string? Find()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared", "corpus");
-            if (Directory.Exists(Path.Combine(candidate, "slimpajama-mini")))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
-
-    /// <summary>The raw JSONL lines (bytes, without newline) of a .jsonl.zst file.</summary>
-    public static List<byte[]> Lines(string zstPath)
-    {
-        using var stream = new DecompressionStream(File.OpenRead(zstPath));
-        using var memory = new MemoryStream();
-        stream.CopyTo(memory);
-        var all = memory.ToArray();
-        var lines = new List<byte[]>();
-        var start = 0;
-        for (var i = 0; i < all.Length; i++)
-        {
-            if (all[i] == (byte)'\n')
-            {
-                lines.Add(all[start..i]);
-                start = i + 1;
-            }
-        }
-
-        if (start < all.Length)
-        {
-            lines.Add(all[start..]);
-        }
-
-        return lines;
-    }
-
-    private static List<byte[]>? validationLines;
-
-    public static List<byte[]> ValidationLines => validationLines ??= Lines(Validation);
-}
-
-/// <summary>A [Fact] that skips, with the reason, when the shared corpus is absent.</summary>
-public sealed class CorpusFactAttribute : FactAttribute
-{
-    public CorpusFactAttribute()
-    {
-        if (SharedCorpus.Root is null)
-        {
-            Skip = SharedCorpus.SkipReason;
-        }
-    }
-}
-
-/// <summary>A benchmark: runs only with WF_BENCH=1 (heavy, not part of the timed test suite).</summary>
-public sealed class BenchmarkFactAttribute : FactAttribute
-{
-    public BenchmarkFactAttribute()
-    {
-        if (Environment.GetEnvironmentVariable("WF_BENCH") != "1")
-        {
-            Skip = "benchmark: run with WF_BENCH=1 dotnet test --filter Category=Benchmark";
-        }
-        else if (SharedCorpus.Root is null)
-        {
-            Skip = SharedCorpus.SkipReason;
-        }
-    }
+    public static List<byte[]> ValidationLines => [.. TestCorpus.SlimPajamaLines];
 }
 
 /// <summary>Writes corpus files in every input format from raw JSONL lines.</summary>

@@ -68,19 +68,22 @@ public sealed class EngineFixture : IAsyncLifetime, IDisposable
         };
         Host = await EngineHost.StartAsync(Connection, options, (registry, services) =>
         {
-            registry.Register(FanOutArtifactStep.Create(services, "test-items", "1", Produce));
+            registry.Register(FanOutArtifactStep.Create(services, FanOutArtifactStep.Contract(ItemsType), Produce));
             registry.Register(EmptyFanOutStep.Create());
-            registry.Register(GpuJobStep.Create(services, TestGpuHandler.StepType));
-            registry.Register(FanOutArtifactStep.Create(services, FaultTests.ConsumeType, "1", (item, ct) => FaultTests.ConsumeAsync(services, item, ct)));
+            registry.Register(JobStep.Create(services, new TestGpuHandler(this)));
+            registry.Register(FanOutArtifactStep.Create(services, FanOutArtifactStep.Contract(FaultTests.ConsumeType, ItemsType),
+                (item, ct) => FaultTests.ConsumeAsync(services, item, ct)));
         });
         Client = Host.Client;
-        Agent = new GpuAgent(Host.Services, [new TestGpuHandler(Host.Services, this)]) { PollInterval = TimeSpan.FromMilliseconds(500) };
+        Agent = new GpuAgent(Host.Services, Host.Steps.GpuJobs) { PollInterval = TimeSpan.FromMilliseconds(500) };
         _agentTask = Agent.RunAsync(_agentStop.Token);
     }
 
+    public const string ItemsType = "test-items";
+
     private Task<byte[]> Produce(FanOutItem item, CancellationToken cancellationToken)
     {
-        var test = item.Parameters["test"];
+        var test = item.Parameters.Test;
         Executions.AddOrUpdate(test, 1, (_, n) => n + 1);
         if (Failures.TryGetValue(test, out var f) && f.Item == item.Index && f.Times > 0)
         {
@@ -96,12 +99,16 @@ public sealed class EngineFixture : IAsyncLifetime, IDisposable
     {
         var file = Path.Combine(RepositoryRoot, "experiments", "smoke.yaml");
         var spec = ExperimentLoader.LoadFile(file, new LoadOptions(WorkflowsDirectory: Path.Combine(RepositoryRoot, "workflows"))).Require();
-        return new SubmitRequest(spec, File.ReadAllText(file), new BoundWorkflow("test", 1, steps), [], "test");
+        return new SubmitRequest(spec, File.ReadAllText(file), new BoundWorkflow("test", 1, steps), Path.GetDirectoryName(file)!, "test");
     }
 
     public static BoundStep Step(string id, string type, int fanOut, string test, IReadOnlyList<string>? needs = null, int maxAttempts = 3) =>
-        new(id, type, needs ?? [], fanOut > 1 ? "shards" : null, fanOut, new Dictionary<string, string> { ["test"] = test },
-            maxAttempts, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(4), TimeSpan.FromMinutes(2), Gpu: false);
+        Step(id, type, fanOut, new TestParameters(test), needs, maxAttempts);
+
+    public static BoundStep Step(string id, string type, int fanOut, TestParameters parameters, IReadOnlyList<string>? needs = null, int maxAttempts = 3,
+        TimeSpan? timeout = null) =>
+        new(id, type, needs ?? [], fanOut > 1 ? "shards" : null, fanOut, parameters.Json(),
+            maxAttempts, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(4), timeout ?? TimeSpan.FromMinutes(2));
 
     public async Task<RunView> RunAsync(SubmitRequest request)
     {

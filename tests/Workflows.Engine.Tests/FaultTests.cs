@@ -4,9 +4,9 @@ using System.Security.Cryptography;
 using System.Text;
 using Azure.Storage.Blobs;
 using DurableTask.Core;
-using Workflows.Artifacts.Azurite;
 using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Runs;
+using Workflows.Engine.Jobs;
 using Workflows.Engine.Steps;
 using Xunit.Abstractions;
 
@@ -22,15 +22,12 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
     public const string ConsumeType = "test-consume";
 
     /// <summary>
-    /// A consumer item: reads every entry of the output of the step named by its "source" parameter, verified by
+    /// A consumer item: reads every entry of its input (the output of the test-items step it needs), verified by
     /// SHA-256 (as train reads prepared shards), and writes how many bytes it read.
     /// </summary>
     public static async Task<byte[]> ConsumeAsync(EngineServices services, FanOutItem item, CancellationToken cancellationToken)
     {
-        var record = (await services.Runs.GetAsync(item.RunId, cancellationToken))!.Record;
-        var prefix = record.Steps.Single(s => s.Step == item.Parameters["source"]).OutputPrefix!; // cas/<activity>/<hash>/
-        var parts = prefix.Split('/');
-        var manifest = (await services.Manifests.TryGetAsync(ArtifactKey.FromParts(parts[1], "1", parts[2]), cancellationToken))!;
+        var manifest = (await services.Manifests.TryGetAsync(StepOutputs.KeyOf(item.Inputs[EngineFixture.ItemsType]), cancellationToken))!;
         long total = 0;
         foreach (var entry in manifest.Entries)
         {
@@ -43,7 +40,7 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
             }
         }
 
-        return Encoding.UTF8.GetBytes($"{item.Parameters["test"]} read {total} bytes\n");
+        return Encoding.UTF8.GetBytes($"{item.Parameters.Test} read {total} bytes\n");
     }
 
     [Fact]
@@ -168,10 +165,7 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
     [Fact]
     public async Task Azurite_stopped_for_30_seconds_mid_run_the_worker_retries_and_the_run_completes_with_every_item()
     {
-        var data = Path.Combine(Path.GetTempPath(), "wf-outage-azurite-" + Guid.NewGuid().ToString("N")[..8]);
-        var installation = AzuriteInstallation.Locate(AppContext.BaseDirectory);
-        var azurite = await AzuriteProcess.StartAsync(new AzuriteOptions { DataDirectory = data, Installation = installation, InstallIfMissing = true });
-        var (blobPort, queuePort, tablePort) = (azurite.BlobPort, azurite.QueuePort, azurite.TablePort);
+        await using var azurite = await OutageAzurite.StartAsync();
         var connection = azurite.Connection;
         var hub = EngineOptions.UniqueHubName("wfout");
         var container = "o-" + Guid.NewGuid().ToString("N")[..20];
@@ -191,14 +185,8 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
                 await Task.Delay(200);
             }
 
-            await azurite.DisposeAsync(); // SIGTERM: the emulator stops; its data stays on disk
-            var down = Stopwatch.StartNew();
-            await Task.Delay(TimeSpan.FromSeconds(30));
-            azurite = await AzuriteProcess.StartAsync(new AzuriteOptions
-            {
-                DataDirectory = data, Installation = installation, BlobPort = blobPort, QueuePort = queuePort, TablePort = tablePort,
-            });
-            output.WriteLine($"storage down for {down.Elapsed.TotalSeconds:0.0}s");
+            var (_, down) = await azurite.OutageAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine($"storage down for {down.TotalSeconds:0.0}s");
 
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
             var final = await client.WaitAsync(runId, pollInterval: TimeSpan.FromSeconds(1), cancellationToken: timeout.Token);
@@ -222,19 +210,92 @@ public sealed class FaultTests(EngineFixture engine, ITestOutputHelper output)
         finally
         {
             await worker.DisposeAsync();
-            try
-            {
-                await client.DeleteHubAsync();
-            }
-            finally
-            {
-                await azurite.DisposeAsync();
-                Directory.Delete(data, recursive: true);
-            }
+            await client.DeleteHubAsync();
         }
     }
 
+    /// <summary>
+    /// Temporal's heartbeat rule with real processes: a GPU job is running on one of two agent processes (15 s lease,
+    /// the shortest Azure allows) when Azurite stops for 30 s. The agent cannot renew the lease, so it stops the job's
+    /// work while the lease still certainly holds (well before anyone could take the job over); when storage is back,
+    /// an agent claims the job, records why the first claim ended, resumes from the checkpoint, and the run succeeds.
+    /// No two agents ever run the job at the same time.
+    /// </summary>
+    [Fact]
+    public async Task Azurite_stopped_for_30_seconds_under_a_running_gpu_job_stops_its_work_before_the_lease_can_lapse_and_the_job_resumes_once()
+    {
+        await using var azurite = await OutageAzurite.StartAsync();
+        var connection = azurite.Connection;
+        var hub = EngineOptions.UniqueHubName("wfgout");
+        var container = "g-" + Guid.NewGuid().ToString("N")[..20];
+        var cache = Path.Combine(engine.CacheDirectory, hub);
+        var client = await EngineClient.ConnectAsync(connection, WorkerProgram.KillTestOptions(hub, container, cache));
+        var shortLease = new Dictionary<string, string> { [WorkerProgram.ShortLeaseVariable] = "1" };
+        var lines = new ConcurrentQueue<string>();
+        await using var worker = TestProcess.Start("worker", connection.ConnectionString, hub, container, cache);
+        await using var agentA = TestProcess.Start("agent", connection.ConnectionString, hub, container, cache, shortLease, lines);
+        await using var agentB = TestProcess.Start("agent", connection.ConnectionString, hub, container, cache, shortLease, lines);
+        try
+        {
+            var test = "gout" + Guid.NewGuid().ToString("N")[..8];
+            var runId = await client.SubmitAsync(engine.Request(ShutdownTests.SlowGpuStep("train", test, seconds: 12)));
+            var job = new GpuJobRef(runId, "train.1");
+            var watch = Stopwatch.StartNew();
+            while (CheckpointedSteps(cache) < 2) // the job is running and has checkpointed (the agents share the cache folder)
+            {
+                watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(90), string.Join("\n", lines.TakeLast(20)));
+                await Task.Delay(200);
+            }
+
+            var (downAt, down) = await azurite.OutageAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine($"storage down for {down.TotalSeconds:0.0}s");
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var final = await client.WaitAsync(runId, pollInterval: TimeSpan.FromSeconds(1), cancellationToken: timeout.Token);
+            foreach (var line in lines.Where(l => l.StartsWith("job-", StringComparison.Ordinal) || l.Contains("lease", StringComparison.Ordinal)))
+            {
+                output.WriteLine(line);
+            }
+
+            final.Record.Status.Should().Be(RunStatus.Succeeded, final.Record.Error);
+
+            // The work stopped before the lease could lapse: the last renewal was sent at most RenewEvery before the
+            // outage began, so the lease held until at least downAt - RenewEvery + Duration.
+            var stops = lines.Where(l => l.StartsWith($"job-stop {runId}.train ", StringComparison.Ordinal)).Select(l => l.Split(' ')).ToList();
+            var firstStop = DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(stops[0][4], System.Globalization.CultureInfo.InvariantCulture));
+            var certainUntil = downAt - WorkerProgram.ShortLease.RenewEvery + WorkerProgram.ShortLease.Duration;
+            output.WriteLine($"work stopped {(firstStop - downAt).TotalSeconds:0.0}s into the outage; the lease held for at least {(certainUntil - downAt).TotalSeconds:0.0}s");
+            firstStop.Should().BeBefore(certainUntil, "the job's work stops while its lease still certainly holds");
+            lines.Should().Contain(l => l.Contains("lease lost: not renewed", StringComparison.Ordinal));
+
+            // Exactly one start after the outage, resuming from the checkpoint; starts and stops alternate (never two at once).
+            var events = lines.Where(l => l.StartsWith($"job-start {runId}.train ", StringComparison.Ordinal) || l.StartsWith($"job-stop {runId}.train ", StringComparison.Ordinal)).ToList();
+            events.Should().HaveCount(4);
+            events.Select(e => e.Split(' ')[0]).Should().Equal("job-start", "job-stop", "job-start", "job-stop");
+            int.Parse(events[2].Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture).Should().BeGreaterThan(0, "the job resumes from its checkpoint");
+
+            var status = (await new GpuJobStore(client.Store).GetStatusAsync(job))!;
+            status.State.Should().Be(GpuJobStates.Succeeded);
+            status.Claims.Should().HaveCount(2, "one claim before the outage, one after");
+            // The agent that lost the lease records why when it claims the job again; another agent can only see it lapsed.
+            status.Claims[0].Ended.Should().Match(e => e!.StartsWith(ClaimEndings.LeaseLost + ": not renewed", StringComparison.Ordinal)
+                                                       || e.StartsWith(ClaimEndings.Lapsed, StringComparison.Ordinal));
+            status.Claims[1].Ended.Should().Be(ClaimEndings.Succeeded);
+        }
+        finally
+        {
+            await client.DeleteHubAsync();
+        }
+    }
+
+    private static int CheckpointedSteps(string cache)
+    {
+        var folder = Path.Combine(cache, "slow-gpu");
+        return Directory.Exists(folder)
+            ? Directory.GetFiles(folder, "*.step").Select(f => int.TryParse(File.ReadAllText(f), out var n) ? n : 0).DefaultIfEmpty(0).Max()
+            : 0;
+    }
+
     private static Workflows.Experiments.Templates.BoundStep Consumer(string id, string test) =>
-        new(id, ConsumeType, ["a"], null, 1, new Dictionary<string, string> { ["test"] = test, ["source"] = "a" },
-            2, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(2), Gpu: false);
+        EngineFixture.Step(id, ConsumeType, 1, test, needs: ["a"], maxAttempts: 2);
 }

@@ -1,36 +1,31 @@
-using System.Text;
-using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Runs;
+using Workflows.Experiments.Templates;
 using Workflows.Engine.Jobs;
 using Workflows.Engine.Orchestration;
 using Workflows.Engine.Steps;
 
 namespace Workflows.Engine.Tests;
 
-/// <summary>A GPU job type for tests: real agent, lease, status blobs, event and publish; the "work" is one small blob.</summary>
-public sealed class TestGpuHandler(EngineServices services, EngineFixture engine) : IGpuJobHandler
+/// <summary>A GPU job type for tests: real agent, lease, status blobs, event and publish; the "work" is one small file.</summary>
+public sealed class TestGpuHandler(EngineFixture engine) : JobHandler<TestParameters>(TestContract)
 {
     public const string StepType = "test-gpu";
 
-    public string Type => StepType;
+    public static readonly StepContract TestContract = new(StepType, typeof(TestParameters), [new StepInput(EngineFixture.ItemsType, Optional: true)], Gpu: true, "test GPU job");
 
-    public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
+    protected override Task<IReadOnlyDictionary<string, string>> RunAsync(JobContext job, TestParameters parameters, Action<string> reportProgress,
+        CancellationToken cancellationToken)
     {
-        var test = job.Parameters["test"];
-        engine.Executions.AddOrUpdate(test, 1, (_, n) => n + 1);
-        if (engine.Failures.TryGetValue(test, out var f) && f.Times > 0)
+        engine.Executions.AddOrUpdate(parameters.Test, 1, (_, n) => n + 1);
+        if (engine.Failures.TryGetValue(parameters.Test, out var f) && f.Times > 0)
         {
-            engine.Failures[test] = (f.Item, f.Times - 1);
+            engine.Failures[parameters.Test] = (f.Item, f.Times - 1);
             throw new InvalidOperationException("the GPU fell off the bus (on purpose)");
         }
 
         reportProgress("working");
-        var key = ArtifactKey.FromParts(job.Type, GpuJobStep.Version, job.KeyHash);
-        var writer = services.Manifests.BeginWrite(key, services.Producer(job.RunId));
-        using var content = new MemoryStream(Encoding.UTF8.GetBytes($"model of {test}\n"));
-        await writer.PutAsync("final-model/model.txt", content, cancellationToken);
-        var published = await writer.PublishAsync(cancellationToken: cancellationToken);
-        return new StepOutput(job.Step, key.Activity, key.Hash, key.Prefix, published.Manifest.ContentHash, Cached: false);
+        File.WriteAllText(Path.Combine(job.OutputFolder("final-model"), "model.txt"), $"model of {parameters.Test}\n");
+        return Task.FromResult<IReadOnlyDictionary<string, string>>(new Dictionary<string, string>());
     }
 }
 
@@ -52,12 +47,18 @@ public sealed class GpuJobTests(EngineFixture engine)
         engine.Executions[test].Should().Be(2);
         first.Progress!.Steps["train"].Attempts.Should().Be(2);
         var jobs = new GpuJobStore(engine.Host.Services.Store);
-        (await jobs.GetStatusAsync($"{first.Record.RunId}.train.1"))!.State.Should().Be(GpuJobStates.Failed);
-        var succeeded = (await jobs.GetStatusAsync($"{first.Record.RunId}.train.2"))!;
+        var failed = (await jobs.GetStatusAsync(new GpuJobRef(first.Record.RunId, "train.1")))!;
+        failed.State.Should().Be(GpuJobStates.Failed);
+        failed.Claims.Should().ContainSingle().Which.Ended.Should().StartWith(ClaimEndings.Failed).And.Contain("fell off the bus");
+        var succeeded = (await jobs.GetStatusAsync(new GpuJobRef(first.Record.RunId, "train.2")))!;
         succeeded.State.Should().Be(GpuJobStates.Succeeded);
-        succeeded.Agent.Should().Be(engine.Agent.AgentId);
+        var claim = succeeded.Claims.Should().ContainSingle().Which;
+        claim.Agent.Should().Be(engine.Agent.AgentId);
+        claim.Ended.Should().Be(ClaimEndings.Succeeded);
+        claim.EndedAt.Should().NotBeNull();
+        (await jobs.ListOpenAsync()).Should().NotContain(j => j.RunId == first.Record.RunId, "finished jobs leave the queue index");
         var output = first.Result!.Outputs["train"];
-        (await engine.Host.Services.Manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, GpuJobStep.Version, output.KeyHash)))!
+        (await engine.Host.Services.Manifests.TryGetAsync(StepOutputs.KeyOf(output)))!
             .Find("final-model/model.txt").Should().NotBeNull();
 
         var second = await engine.RunAsync(request);

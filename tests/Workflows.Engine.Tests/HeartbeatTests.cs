@@ -10,19 +10,30 @@ public sealed class HeartbeatTests
         var dir = Path.Combine(Path.GetTempPath(), "wf-hb-" + Guid.NewGuid().ToString("N")[..8]);
         var path = Path.Combine(dir, "wf", "heartbeat");
         var healthy = true;
+        var failedChecks = 0;
         try
         {
-            var heartbeat = Heartbeat.Start(path, _ => healthy ? Task.FromResult(true) : throw new IOException("storage down"), TimeSpan.FromMilliseconds(200))!;
+            // No fixed sleeps: the test waits for the heartbeat's own events (beats written, health checks failed).
+            var heartbeat = Heartbeat.Start(path, _ =>
+            {
+                if (healthy)
+                {
+                    return Task.FromResult(true);
+                }
+
+                Interlocked.Increment(ref failedChecks);
+                throw new IOException("storage down");
+            }, TimeSpan.FromMilliseconds(200))!;
             await WaitUntil(() => heartbeat.Beats >= 2);
             File.Exists(path).Should().BeTrue();
             DateTimeOffset.Parse(await File.ReadAllTextAsync(path), System.Globalization.CultureInfo.InvariantCulture)
                 .Should().BeCloseTo(DateTimeOffset.UtcNow, TimeSpan.FromSeconds(5));
 
             healthy = false;
-            await Task.Delay(300);
+            await WaitUntil(() => Volatile.Read(ref failedChecks) >= 1);
             var beats = heartbeat.Beats;
             var written = File.GetLastWriteTimeUtc(path);
-            await Task.Delay(700);
+            await WaitUntil(() => Volatile.Read(ref failedChecks) >= 4);
             heartbeat.Beats.Should().Be(beats, "an unhealthy process must let the file age so the probes fail");
             File.GetLastWriteTimeUtc(path).Should().Be(written);
 

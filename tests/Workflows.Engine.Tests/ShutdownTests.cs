@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Runs;
 using Workflows.Engine.Jobs;
+using Workflows.Engine.Steps;
 using Workflows.Experiments.Templates;
 using Xunit.Abstractions;
 
@@ -12,9 +13,10 @@ namespace Workflows.Engine.Tests;
 public sealed class ShutdownTests(EngineFixture engine, ITestOutputHelper output)
 {
     public static BoundStep SlowStep(string id, int items, string test, int delayMs, int maxAttempts = 3, IReadOnlyList<string>? needs = null) =>
-        new(id, "slow-items", needs ?? [], items > 1 ? "shards" : null, items,
-            new Dictionary<string, string> { ["test"] = test, ["delay_ms"] = delayMs.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-            maxAttempts, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(4), TimeSpan.FromMinutes(3), Gpu: false);
+        EngineFixture.Step(id, WorkerProgram.SlowItemsType, items, new TestParameters(test, DelayMs: delayMs), needs, maxAttempts, TimeSpan.FromMinutes(3));
+
+    public static BoundStep SlowGpuStep(string id, string test, int seconds, int maxAttempts = 1) =>
+        EngineFixture.Step(id, WorkerProgram.SlowGpuType, 1, new TestParameters(test, Seconds: seconds), maxAttempts: maxAttempts, timeout: TimeSpan.FromMinutes(3));
 
     [Fact]
     public async Task A_SIGTERMed_worker_finishes_its_running_activities_deletes_its_heartbeat_and_exits_0_and_nothing_runs_twice()
@@ -78,9 +80,7 @@ public sealed class ShutdownTests(EngineFixture engine, ITestOutputHelper output
         TestProcess? second = null;
         try
         {
-            var step = new BoundStep("train", WorkerProgram.SlowGpuType, [], null, 1, new Dictionary<string, string> { ["test"] = test, ["seconds"] = "8" },
-                1, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(4), TimeSpan.FromMinutes(3), Gpu: true);
-            var runId = await client.SubmitAsync(engine.Request(step));
+            var runId = await client.SubmitAsync(engine.Request(SlowGpuStep("train", test, seconds: 8)));
             await first.WaitForLineAsync(l => l.StartsWith("job-start ", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "the first agent taking the job");
             await Task.Delay(TimeSpan.FromSeconds(3)); // a few checkpointed steps
 
@@ -88,20 +88,23 @@ public sealed class ShutdownTests(EngineFixture engine, ITestOutputHelper output
             (await first.WaitForExitAsync(TimeSpan.FromSeconds(30))).Should().BeTrue();
             first.ExitCode.Should().Be(0);
             first.Lines.Should().Contain("exit handed-back=1");
-            var jobId = $"{runId}.train.1";
-            var status = await new GpuJobStore(client.Store).GetStatusAsync(jobId);
+            var job = new GpuJobRef(runId, "train.1");
+            var status = await new GpuJobStore(client.Store).GetStatusAsync(job);
             status!.State.Should().Be(GpuJobStates.Queued, "a handed-back job is queued again at once, not left to a lapsing lease");
-            status.Progress.Should().Contain("handed back");
+            status.Claims.Should().ContainSingle().Which.Ended.Should().StartWith(ClaimEndings.HandedBack);
 
             second = TestProcess.Start("agent", engine.Connection.ConnectionString, hub, container, cache);
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             var final = await client.WaitAsync(runId, pollInterval: TimeSpan.FromMilliseconds(500), cancellationToken: timeout.Token);
             final.Record.Status.Should().Be(RunStatus.Succeeded, final.Record.Error);
-            var resumedFrom = second.Lines.Single(l => l.StartsWith($"job-start {jobId} from ", StringComparison.Ordinal));
+            var resumedFrom = second.Lines.Single(l => l.StartsWith($"job-start {runId}.train from ", StringComparison.Ordinal));
             int.Parse(resumedFrom.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture).Should().BeGreaterThan(0, "the second agent resumes from the checkpoint");
-            var done = (await new GpuJobStore(client.Store).GetStatusAsync(jobId))!;
+            var done = (await new GpuJobStore(client.Store).GetStatusAsync(job))!;
             done.State.Should().Be(GpuJobStates.Succeeded);
-            done.Agent.Should().NotBeNull().And.Contain($"-{second.Id}-", "the same job (attempt 1) was finished by the second agent");
+            done.Claims.Should().HaveCount(2, "one claim per agent that ran it");
+            done.Claims[0].Agent.Should().Contain($"-{first.Id}-");
+            done.Claims[1].Agent.Should().Contain($"-{second.Id}-", "the same job (attempt 1) was finished by the second agent");
+            done.Claims[1].Ended.Should().Be(ClaimEndings.Succeeded);
             output.WriteLine($"{resumedFrom}; run took {final.Record.Duration?.TotalSeconds:0.0}s");
         }
         finally

@@ -2,13 +2,13 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
 using Workflows.Artifacts;
-using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Store;
 using Workflows.Engine.Hosting;
 using Workflows.Engine.Jobs;
 using Workflows.Engine.Orchestration;
 using Workflows.Engine.Steps;
 using Workflows.Engine.Telemetry;
+using Workflows.Experiments.Templates;
 
 namespace Workflows.Engine.Tests;
 
@@ -22,7 +22,21 @@ namespace Workflows.Engine.Tests;
 public static class WorkerProgram
 {
     public const string ConnectionVariable = "WF_TEST_WORKER_CONNECTION_STRING";
+
+    /// <summary>Set (to anything) to run the agent with the shortest lease Azure allows (15 s), so lease-loss tests are quick.</summary>
+    public const string ShortLeaseVariable = "WF_TEST_SHORT_LEASE";
+
     public const string SlowGpuType = "slow-gpu";
+    public const string SlowItemsType = "slow-items";
+
+    /// <summary>The shortest lease timings: 15 s lease, renewed every 2 s, work stopped after 6 s without a renewal, exit 4 s before the lapse.</summary>
+    public static readonly GpuLeaseOptions ShortLease = new()
+    {
+        Duration = TimeSpan.FromSeconds(15),
+        RenewEvery = TimeSpan.FromSeconds(2),
+        StopWorkAfter = TimeSpan.FromSeconds(6),
+        ExitMargin = TimeSpan.FromSeconds(4),
+    };
 
     public static async Task<int> Main(string[] args)
     {
@@ -44,8 +58,8 @@ public static class WorkerProgram
         {
             await using var host = await EngineHost.StartAsync(connection, options, (registry, services) =>
             {
-                registry.Register(FanOutArtifactStep.Create(services, "slow-items", "1", SlowItem));
-                registry.Register(GpuJobStep.Create(services, SlowGpuType));
+                registry.Register(FanOutArtifactStep.Create(services, FanOutArtifactStep.Contract(SlowItemsType), SlowItem));
+                registry.Register(JobStep.Create(services, new SlowGpuHandler()));
             });
             Console.WriteLine("worker started");
             report = await WorkerLifetime.RunWorkerAsync(host, environment, stop.Token, Console.WriteLine);
@@ -55,7 +69,11 @@ public static class WorkerProgram
             var store = await BlobArtifactStore.OpenAsync(connection, options.ContainerName);
             var service = EngineHost.CreateService(connection, options);
             var services = new EngineServices(store, options, new DurableTask.Core.TaskHubClient(service));
-            var agent = new GpuAgent(services, [new SlowGpuHandler(services)], Console.Out) { PollInterval = TimeSpan.FromMilliseconds(500) };
+            var agent = new GpuAgent(services, [new SlowGpuHandler()], Console.Out)
+            {
+                PollInterval = TimeSpan.FromMilliseconds(500),
+                Lease = Environment.GetEnvironmentVariable(ShortLeaseVariable) is null ? new GpuLeaseOptions() : ShortLease,
+            };
             Console.WriteLine($"agent started {agent.AgentId}");
             report = await WorkerLifetime.RunAgentAsync(agent, store, environment, stop.Token, Console.WriteLine);
         }
@@ -80,11 +98,10 @@ public static class WorkerProgram
     public static async Task<byte[]> SlowItem(FanOutItem item, CancellationToken cancellationToken)
     {
         // The tests count these lines (from every process) to report how many executions were repeated.
-        Console.WriteLine($"start {item.Parameters["test"]} {item.Index}");
-        var delay = item.Parameters.TryGetValue("delay_ms", out var d) ? int.Parse(d, CultureInfo.InvariantCulture) : 400;
-        await Task.Delay(delay, cancellationToken);
-        Console.WriteLine($"done {item.Parameters["test"]} {item.Index}");
-        return Encoding.UTF8.GetBytes($"{item.Parameters["test"]}: slow item {item.Index} of {item.Count}\n");
+        Console.WriteLine($"start {item.Parameters.Test} {item.Index}");
+        await Task.Delay(item.Parameters.DelayMs, cancellationToken);
+        Console.WriteLine($"done {item.Parameters.Test} {item.Index}");
+        return Encoding.UTF8.GetBytes($"{item.Parameters.Test}: slow item {item.Index} of {item.Count}\n");
     }
 
     /// <summary>Prints a line for each activity DTFx delivered again (DeliveryAttempt &gt; 1), from the engine's own metric.</summary>
@@ -128,31 +145,37 @@ public static class WorkerProgram
 
 /// <summary>
 /// A GPU job that "trains" for <c>seconds</c> one-second steps, checkpointing the step count in the agent's cache
-/// folder (shared by the test's agents, like a checkpoint directory), so an agent taking the job over resumes.
+/// folder (shared by the test's agents, like a checkpoint directory), so an agent taking the job over resumes. Prints
+/// "job-start JOB from N" and, when its work ends for any reason, "job-stop JOB at N" with the time (ms since epoch).
 /// </summary>
-public sealed class SlowGpuHandler(EngineServices services) : IGpuJobHandler
+public sealed class SlowGpuHandler() : JobHandler<TestParameters>(TestContract)
 {
-    public string Type => WorkerProgram.SlowGpuType;
+    public static readonly StepContract TestContract = new(WorkerProgram.SlowGpuType, typeof(TestParameters), [], Gpu: true, "slow test GPU job");
 
-    public async Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken)
+    protected override async Task<IReadOnlyDictionary<string, string>> RunAsync(JobContext job, TestParameters parameters, Action<string> reportProgress,
+        CancellationToken cancellationToken)
     {
-        var seconds = int.Parse(job.Parameters["seconds"], CultureInfo.InvariantCulture);
-        var checkpoint = Path.Combine(services.Options.CacheDirectory, "slow-gpu", job.KeyHash + ".step");
+        var checkpoint = Path.Combine(job.Services.Options.CacheDirectory, "slow-gpu", job.Job.KeyHash + ".step");
         Directory.CreateDirectory(Path.GetDirectoryName(checkpoint)!);
         var from = File.Exists(checkpoint) ? int.Parse(await File.ReadAllTextAsync(checkpoint, cancellationToken), CultureInfo.InvariantCulture) : 0;
-        Console.WriteLine($"job-start {job.JobId} from {from}");
-        for (var step = from; step < seconds; step++)
+        var id = $"{job.Job.RunId}.{job.Job.Step}";
+        Console.WriteLine($"job-start {id} from {from}");
+        var step = from;
+        try
         {
-            await Task.Delay(1000, cancellationToken);
-            await File.WriteAllTextAsync(checkpoint, (step + 1).ToString(CultureInfo.InvariantCulture), CancellationToken.None);
-            reportProgress($"step {step + 1}/{seconds}");
+            for (; step < parameters.Seconds; step++)
+            {
+                await Task.Delay(1000, cancellationToken);
+                await File.WriteAllTextAsync(checkpoint, (step + 1).ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+                reportProgress($"step {step + 1}/{parameters.Seconds}");
+            }
+        }
+        finally
+        {
+            Console.WriteLine($"job-stop {id} at {step} {DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}");
         }
 
-        var key = ArtifactKey.FromParts(job.Type, GpuJobStep.Version, job.KeyHash);
-        var writer = services.Manifests.BeginWrite(key, services.Producer(job.RunId));
-        using var content = new MemoryStream(Encoding.UTF8.GetBytes($"model of {job.Parameters["test"]} after {seconds} steps\n"));
-        await writer.PutAsync("final-model/model.txt", content, cancellationToken);
-        var published = await writer.PublishAsync(cancellationToken: cancellationToken);
-        return new StepOutput(job.Step, key.Activity, key.Hash, key.Prefix, published.Manifest.ContentHash, Cached: false);
+        File.WriteAllText(Path.Combine(job.OutputFolder("final-model"), "model.txt"), $"model of {parameters.Test} after {parameters.Seconds} steps\n");
+        return new Dictionary<string, string>();
     }
 }

@@ -5,15 +5,12 @@ namespace Workflows.Evaluation.Tests;
 /// <summary>Finds the shared corpus and the repository's samples, and hands out the real tokenizers.</summary>
 internal static class TestData
 {
-    public const string MissingCorpusReason =
-        "shared/corpus not found above the test assembly directory (CI checks it out beside the clone)";
-
-    public static readonly string? CorpusRoot = FindAbove(Path.Combine("shared", "corpus"));
+    public static string? CorpusRoot => TestCorpus.SharedRoot;
 
     private static readonly Lazy<LlamaSentencePieceTokenizer> Llama = new(() => LlamaSentencePieceTokenizer.Load(LlamaModelPath));
     private static readonly Lazy<Gpt2Tokenizer> Gpt2Instance = new(() => new Gpt2Tokenizer());
 
-    public static string Corpus => CorpusRoot ?? throw new InvalidOperationException(MissingCorpusReason);
+    public static string Corpus => CorpusRoot ?? throw new InvalidOperationException(TestCorpus.MissingReason);
 
     public static string LlamaModelPath => Path.Combine(Corpus, "tokenizers", "llama2", "tokenizer.model");
 
@@ -46,17 +43,5 @@ internal static class TestData
         }
 
         return null;
-    }
-}
-
-/// <summary>A fact that is skipped, with the reason, when the shared corpus is not present.</summary>
-public sealed class CorpusFactAttribute : FactAttribute
-{
-    public CorpusFactAttribute()
-    {
-        if (TestData.CorpusRoot is null)
-        {
-            Skip = TestData.MissingCorpusReason;
-        }
     }
 }

@@ -1,3 +1,4 @@
+using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
 using Workflows.Experiments.Validation;
 
@@ -11,17 +12,27 @@ public sealed class TemplateTests
           - id: a
             type: prepare-data
             fan_out: { over: shards, count: "${data.shards}" }
-            with: { budget: "${data.token_budget}" }
+            with: { corpus: "${data.corpus}", paths: "${data.paths}", mix: "${data.mix}", upsampling: "${data.upsampling}",
+                    token_budget: "${data.token_budget}", context: "${data.context}", seed: "${data.seed}", tokenizer: "${data.tokenizer}",
+                    budget_rule: "${data.budget_rule}" }
           - id: b
             type: train
             needs: [a]
+            with: { model: "${model}", training: "${training}", context: "${data.context}", token_budget: "${data.token_budget}",
+                    seed: "${data.seed}", tokenizer: "${data.tokenizer}", resources: "${resources}" }
           - id: c
-            type: report
+            type: evaluate-needle
             needs: [b]
+            with: { experiment: "${name}", needle: "${evaluation.needle}", tokenizer: "${data.tokenizer}", training_context: "${data.context}" }
+          - id: d
+            type: report
+            needs: [c]
+            with: { experiment: "${name}", baseline: "${gitops.baseline}", model: "${model.base}", scorer: "${evaluation.needle.scorer}",
+                    training_context: "${data.context}", token_budget: "${data.token_budget}" }
         """;
 
     [Fact]
-    public void The_shipped_template_is_valid_and_binds_to_an_experiment()
+    public void The_shipped_template_is_valid_and_binds_every_step_to_its_typed_parameters()
     {
         var template = TemplateLoader.LoadFile(Path.Combine(RepoPaths.Workflows, "continual-pretraining.yaml"));
         template.Diagnostics.Should().BeEmpty();
@@ -32,14 +43,86 @@ public sealed class TemplateTests
         bound.Steps.Select(s => s.Id).Should().Equal("prepare-data", "train", "evaluate-needle", "evaluate-domain-loss", "report");
         var prep = bound.Steps[0];
         prep.FanOutCount.Should().Be(64);
-        prep.Parameters["token_budget"].Should().Be("5000000000");
-        prep.Parameters["context"].Should().Be("81920");
-        prep.Parameters["tokenizer"].Should().Be("llama-2");
+        var data = StepParameters.Bind<PrepareDataParameters>(prep.Parameters, "t");
+        data.TokenBudget.Should().Be(5_000_000_000);
+        data.Context.Should().Be(81920);
+        data.Tokenizer.Should().Be("llama-2");
+        data.Upsampling.Mode.Should().Be(UpsamplingMode.PerSource);
         prep.MaxAttempts.Should().Be(4);
         prep.Backoff.Should().Be(TimeSpan.FromSeconds(10));
-        bound.Steps.Single(s => s.Id == "train").Gpu.Should().BeTrue();
+        var train = StepParameters.Bind<TrainParameters>(bound.Steps.Single(s => s.Id == "train").Parameters, "t");
+        train.Model.Should().Be(spec.Model);
+        train.Training.Should().Be(spec.Training);
+        train.Seed.Should().Be(spec.Data.Seed);
         bound.Steps.Single(s => s.Id == "train").Timeout.Should().Be(TimeSpan.FromDays(14));
-        bound.Steps.Single(s => s.Id == "report").Parameters["baseline"].Should().Be("original-5b-80k");
+        StepParameters.Bind<ReportParameters>(bound.Steps.Single(s => s.Id == "report").Parameters, "t").Baseline.Should().Be("original-5b-80k");
+    }
+
+    [Fact]
+    public void Every_experiment_binds_and_each_steps_parameters_survive_the_round_trip_through_their_record()
+    {
+        var template = TemplateLoader.LoadFile(Path.Combine(RepoPaths.Workflows, "continual-pretraining.yaml")).Template!;
+        foreach (var file in Directory.GetFiles(RepoPaths.Experiments, "*.yaml"))
+        {
+            var bound = TemplateLoader.Bind(template, ExperimentLoader.LoadFile(file).Require());
+            foreach (var step in bound.Steps)
+            {
+                var contract = StepContracts.Find(step.Type)!;
+                var record = (IStepParameters)StepParameters.Bind(contract.Parameters, step.Parameters, step.Id);
+                StepParameters.ToJson(record).Should().Be(step.Parameters, $"{Path.GetFileName(file)} step {step.Id}");
+            }
+        }
+    }
+
+    [Fact]
+    public void The_commands_read_the_same_parameters_of_an_experiment_as_the_template_binds_for_the_engine()
+    {
+        var template = TemplateLoader.LoadFile(Path.Combine(RepoPaths.Workflows, "continual-pretraining.yaml")).Template!;
+        foreach (var file in Directory.GetFiles(RepoPaths.Experiments, "*.yaml"))
+        {
+            var spec = ExperimentLoader.LoadFile(file).Require();
+            var bound = TemplateLoader.Bind(template, spec).Steps.ToDictionary(s => s.Type, s => s.Parameters);
+            var name = Path.GetFileName(file);
+            StepParameters.ToJson(PrepareDataParameters.From(spec)).Should().Be(bound["prepare-data"], name);
+            StepParameters.ToJson(NeedleParameters.From(spec)).Should().Be(bound["evaluate-needle"], name);
+            StepParameters.ToJson(DomainLossParameters.From(spec)).Should().Be(bound["evaluate-domain-loss"], name);
+            StepParameters.ToJson(ReportParameters.From(spec)).Should().Be(bound["report"], name);
+        }
+    }
+
+    [Fact]
+    public void Gpu_steps_come_from_the_step_types_not_the_template()
+    {
+        StepContracts.All.Where(c => c.Gpu).Select(c => c.Type).Should().Equal("train", "evaluate-needle", "evaluate-domain-loss");
+        var result = TemplateLoader.LoadText("t.yaml", Valid.Replace("    needs: [a]\n", "    needs: [a]\n    gpu: true\n", StringComparison.Ordinal));
+
+        var d = result.Diagnostics.Should().ContainSingle().Which;
+        d.Code.Should().Be(DiagnosticCode.UnknownKey);
+        d.Hint.Should().Contain("StepContracts.cs");
+    }
+
+    [Fact]
+    public void A_with_block_must_bind_every_parameter_of_the_step_type_and_nothing_else()
+    {
+        var train = Valid.IndexOf("model: \"${model}\"", StringComparison.Ordinal);
+        var seed = Valid.IndexOf("seed: \"${data.seed}\", ", train, StringComparison.Ordinal);
+        var missing = TemplateLoader.LoadText("t.yaml", Valid.Remove(seed, "seed: \"${data.seed}\", ".Length));
+        missing.Diagnostics.Should().ContainSingle().Which.Message.Should().Contain("reads 'seed'");
+
+        var extra = TemplateLoader.LoadText("t.yaml", Valid.Replace("training_context: \"${data.context}\" }", "training_context: \"${data.context}\", lr: \"${training.lr}\" }", StringComparison.Ordinal));
+        extra.Diagnostics.Should().ContainSingle().Which.Message.Should().Contain("has no parameter 'lr'");
+
+        var wrongType = TemplateLoader.LoadText("t.yaml", Valid.Replace("training_context: \"${data.context}\" }", "training_context: \"${data.tokenizer}\" }", StringComparison.Ordinal));
+        wrongType.Diagnostics.Should().ContainSingle().Which.Code.Should().Be(DiagnosticCode.WrongType);
+    }
+
+    [Fact]
+    public void Needs_must_provide_each_input_the_step_type_reads()
+    {
+        var result = TemplateLoader.LoadText("t.yaml", Valid.Replace("needs: [c]", "needs: [b]", StringComparison.Ordinal));
+
+        result.Diagnostics.Select(d => d.Message).Should().Contain(m => m.Contains("reads the output of a 'evaluate-needle' step", StringComparison.Ordinal))
+            .And.Contain(m => m.Contains("does not read its output", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -61,18 +144,19 @@ public sealed class TemplateTests
         var d = result.Diagnostics.Should().ContainSingle().Which;
         d.Code.Should().Be(DiagnosticCode.UnknownStepType);
         d.Hint.Should().Contain("did you mean 'train'");
-        d.Location.Line.Should().Be(8);
+        d.Location.Line.Should().Be(Valid.Split('\n').ToList().FindIndex(l => l.Contains("type: train", StringComparison.Ordinal)) + 1);
     }
 
     [Fact]
     public void Unbound_parameters_are_errors()
     {
-        var result = TemplateLoader.LoadText("t.yaml", Valid.Replace("${data.token_budget}", "${data.token_budgte}", StringComparison.Ordinal));
+        var at = Valid.IndexOf("${data.token_budget}", StringComparison.Ordinal);
+        var result = TemplateLoader.LoadText("t.yaml", Valid[..at] + "${data.token_budgte}" + Valid[(at + "${data.token_budget}".Length)..]);
 
         var d = result.Diagnostics.Should().ContainSingle().Which;
         d.Code.Should().Be(DiagnosticCode.UnboundParameter);
         d.Message.Should().Contain("data.token_budgte");
-        d.Location.Line.Should().Be(6);
+        d.Location.Line.Should().Be(7, "the prepare-data step's with: starts on line 7");
     }
 
     [Fact]

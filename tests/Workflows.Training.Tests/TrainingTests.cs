@@ -21,7 +21,7 @@ public class TrainingTests : UsesTempDirectories
         return new LlamaModel(TinyModels.Config(vocab));
     }
 
-    [CorpusFact]
+    [Fact]
     public void A_tiny_model_learns_real_text_and_logs_every_step()
     {
         var text = RealText.Shared;
@@ -60,7 +60,7 @@ public class TrainingTests : UsesTempDirectories
         return model.Loss(batch.narrow(1, 0, Context), batch.narrow(1, 1, Context)).item<float>();
     }
 
-    [CorpusFact]
+    [Fact]
     public void Accumulating_k_micro_batches_gives_the_gradient_of_one_big_batch()
     {
         var text = RealText.Shared;
@@ -86,7 +86,7 @@ public class TrainingTests : UsesTempDirectories
         }
     }
 
-    [CorpusFact]
+    [Fact]
     public void A_run_stopped_after_step_5_and_resumed_ends_bit_identical_to_an_uninterrupted_run()
     {
         var text = RealText.Shared;
@@ -132,7 +132,7 @@ public class TrainingTests : UsesTempDirectories
         TrainingCheckpoints.IsComplete(halfWritten).Should().BeTrue("step 6 was rewritten properly by the resumed run");
     }
 
-    [CorpusFact]
+    [Fact]
     public void The_runner_trains_reports_progress_and_writes_a_loadable_final_model()
     {
         var text = RealText.Shared;

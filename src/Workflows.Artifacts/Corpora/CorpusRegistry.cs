@@ -205,24 +205,17 @@ public sealed partial class CorpusRegistry(IArtifactStore store)
     public async Task<CorpusManifest?> TryGetAsync(string name, CancellationToken cancellationToken = default)
     {
         ValidateName(name);
-        Stream stream;
-        try
-        {
-            stream = await Store.OpenReadAsync(ManifestName(name), cancellationToken);
-        }
-        catch (ArtifactNotFoundException)
+        // Verified against the SHA-256 the store recorded when the manifest was written (a damaged manifest is refused).
+        if (await Store.TryReadVerifiedAsync(ManifestName(name), cancellationToken) is not { } blob)
         {
             return null;
         }
 
-        await using (stream)
-        {
-            var manifest = await JsonSerializer.DeserializeAsync<CorpusManifest>(stream, Json, cancellationToken)
-                           ?? throw new InvalidDataException($"{ManifestName(name)} is empty");
-            return manifest.Format == CorpusManifest.FormatName && manifest.Name == name
-                ? manifest
-                : throw new InvalidDataException($"{ManifestName(name)} is not a {CorpusManifest.FormatName} manifest of '{name}' (format '{manifest.Format}', name '{manifest.Name}')");
-        }
+        var manifest = JsonSerializer.Deserialize<CorpusManifest>(blob.Content, Json)
+                       ?? throw new InvalidDataException($"{ManifestName(name)} is empty");
+        return manifest.Format == CorpusManifest.FormatName && manifest.Name == name
+            ? manifest
+            : throw new InvalidDataException($"{ManifestName(name)} is not a {CorpusManifest.FormatName} manifest of '{name}' (format '{manifest.Format}', name '{manifest.Name}')");
     }
 
     /// <summary>The registered manifest; throws <see cref="CorpusNotFoundException"/> naming the command that registers it.</summary>

@@ -27,6 +27,9 @@ public sealed record StepRecord
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? CompletedAt { get; init; }
     public string? Error { get; init; }
+
+    /// <summary>The step's type (prepare-data, train, ...): what its output holds, whatever the template calls the step.</summary>
+    public string? Type { get; init; }
 }
 
 /// <summary>
@@ -58,6 +61,15 @@ public sealed record RunRecord
 
     /// <summary>Hash of the experiment's canonical form (computed by the spec layer), so re-submissions can be matched.</summary>
     public required string ExperimentHash { get; init; }
+
+    /// <summary>SHA-256 of <c>experiment.yaml</c>'s bytes as submitted: every later read of the file is checked against it.</summary>
+    public string? ExperimentSha256 { get; init; }
+
+    /// <summary>The folder the experiment file was submitted from: its relative paths (data, held-out files, haystack) resolve against it.</summary>
+    public string? ExperimentDirectory { get; init; }
+
+    /// <summary>Free labels given at submission (e.g. a sweep's name and point), shown by <c>wf status</c>.</summary>
+    public IReadOnlyDictionary<string, string>? Labels { get; init; }
 
     /// <summary>The git commit of the code that runs it.</summary>
     public required string CodeCommit { get; init; }

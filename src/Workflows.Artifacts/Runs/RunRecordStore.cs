@@ -28,6 +28,7 @@ public sealed class RunRecordStore(IArtifactStore store)
     public async Task<StoredRunRecord> CreateAsync(RunRecord record, string experimentYaml, CancellationToken cancellationToken = default)
     {
         var yamlBytes = Encoding.UTF8.GetBytes(experimentYaml);
+        record = record with { ExperimentSha256 = Sha256Hex.Of(yamlBytes) };
         using (var yaml = new MemoryStream(yamlBytes, writable: false))
         {
             var created = await store.TryPutAsync(ExperimentName(record.RunId), yaml, WriteCondition.IfNotExists, cancellationToken).ConfigureAwait(false);
@@ -46,29 +47,51 @@ public sealed class RunRecordStore(IArtifactStore store)
         return new StoredRunRecord(record, stored.ETag);
     }
 
+    /// <summary>
+    /// The run record, verified: its bytes against the SHA-256 recorded when it was written, its run id against the
+    /// name it is stored under. Null when there is none.
+    /// </summary>
     public async Task<StoredRunRecord?> GetAsync(string runId, CancellationToken cancellationToken = default)
     {
-        using var buffer = new MemoryStream();
-        StoredArtifact got;
-        try
-        {
-            got = await store.DownloadToAsync(RecordName(runId), buffer, cancellationToken: cancellationToken).ConfigureAwait(false);
-        }
-        catch (ArtifactNotFoundException)
+        if (await store.TryReadVerifiedAsync(RecordName(runId), cancellationToken).ConfigureAwait(false) is not { } got)
         {
             return null;
         }
-        buffer.Position = 0;
-        var record = await JsonSerializer.DeserializeAsync<RunRecord>(buffer, Json, cancellationToken).ConfigureAwait(false)
-                     ?? throw new InvalidDataException($"Run record '{RecordName(runId)}' is empty.");
+
+        RunRecord? record;
+        try
+        {
+            record = JsonSerializer.Deserialize<RunRecord>(got.Content, Json);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Run record '{RecordName(runId)}' is not a run record: {e.Message}", e);
+        }
+
+        if (record is null || record.RunId != runId || record.SchemaVersion > RunRecord.CurrentSchemaVersion)
+        {
+            throw new InvalidDataException(
+                $"Run record '{RecordName(runId)}' does not describe run '{runId}' (run id '{record?.RunId}', schema {record?.SchemaVersion}).");
+        }
+
         return new StoredRunRecord(record, got.ETag);
     }
 
+    /// <summary>
+    /// The experiment file exactly as submitted, verified against the SHA-256 the run recorded at submission (and the
+    /// store's own record of the blob): a changed or damaged file is refused, never run.
+    /// </summary>
     public async Task<string> ReadExperimentYamlAsync(string runId, CancellationToken cancellationToken = default)
     {
-        await using var stream = await store.OpenReadAsync(ExperimentName(runId), cancellationToken).ConfigureAwait(false);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+        var got = await store.TryReadVerifiedAsync(ExperimentName(runId), cancellationToken).ConfigureAwait(false)
+                  ?? throw new ArtifactNotFoundException(ExperimentName(runId));
+        var recorded = (await GetAsync(runId, cancellationToken).ConfigureAwait(false))?.Record.ExperimentSha256;
+        if (recorded is not null && recorded != got.Sha256)
+        {
+            throw new ArtifactCorruptedException(ExperimentName(runId), recorded, got.Sha256, null, got.Content.Length);
+        }
+
+        return Encoding.UTF8.GetString(got.Content);
     }
 
     /// <summary>

@@ -32,3 +32,9 @@ public sealed class ArtifactNotFoundException(string blobName)
 {
     public string BlobName { get; } = blobName;
 }
+
+/// <summary>
+/// The storage service could not be used at all: unreachable (refused, reset, timed out), or its container is gone
+/// (a wiped or reset store). The message names the endpoint and container, never a key.
+/// </summary>
+public sealed class StorageUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

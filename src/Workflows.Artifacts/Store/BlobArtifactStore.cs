@@ -122,11 +122,31 @@ public sealed class BlobArtifactStore : IArtifactStore
         return ok ? name : throw new ArgumentException($"Invalid container name '{name}': use 3-63 lower-case letters, digits and single hyphens.", nameof(name));
     }
 
+    /// <summary>Where this store lives, safe to print: the container's URL without any query string (so never a SAS).</summary>
+    public string Location => Container.Uri.GetLeftPart(UriPartial.Path);
+
     public async Task<StoredArtifact> PutAsync(string name, Stream content, CancellationToken cancellationToken = default) =>
-        (await UploadAsync(name, content, condition: null, cancellationToken).ConfigureAwait(false))!;
+        (await Guard($"writing '{name}'", () => UploadAsync(name, content, condition: null, cancellationToken)).ConfigureAwait(false))!;
 
     public Task<StoredArtifact?> TryPutAsync(string name, Stream content, WriteCondition condition, CancellationToken cancellationToken = default) =>
-        UploadAsync(name, content, condition ?? throw new ArgumentNullException(nameof(condition)), cancellationToken);
+        Guard($"writing '{name}'", () => UploadAsync(name, content, condition ?? throw new ArgumentNullException(nameof(condition)), cancellationToken));
+
+    /// <summary>
+    /// Runs one storage call; a service that cannot be used at all (no answer, connection reset, container gone) becomes
+    /// a <see cref="StorageUnavailableException"/> naming the endpoint, the container and what was being done, instead
+    /// of the SDK's "Retry failed after 4 tries" or "The response ended prematurely".
+    /// </summary>
+    private async Task<T> Guard<T>(string doing, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (Exception e) when (StorageFailure.Describe(e) is { } why)
+        {
+            throw StorageFailure.Unavailable(why, Container, doing, e);
+        }
+    }
 
     private async Task<StoredArtifact?> UploadAsync(string name, Stream content, WriteCondition? condition, CancellationToken cancellationToken)
     {
@@ -138,6 +158,7 @@ public sealed class BlobArtifactStore : IArtifactStore
             null => null,
             WriteCondition.NotExists => new BlobRequestConditions { IfNoneMatch = ETag.All },
             WriteCondition.Match m => new BlobRequestConditions { IfMatch = new ETag(m.ETag) },
+            WriteCondition.Leased l => new BlobRequestConditions { LeaseId = l.LeaseId },
             _ => throw new ArgumentOutOfRangeException(nameof(condition)),
         };
         // Cheap early exit for a create that would lose anyway; the condition on the final commit is what is atomic.
@@ -203,7 +224,7 @@ public sealed class BlobArtifactStore : IArtifactStore
                 var id = Convert.ToBase64String(Encoding.ASCII.GetBytes($"{uploadId}-{blockIds.Count:d6}"));
                 blockIds.Add(id);
                 total += length;
-                inFlight.Add(StageAsync(blob, id, current, length, failFast.Token));
+                inFlight.Add(StageAsync(blob, id, current, length, conditions?.LeaseId, failFast.Token));
                 current = null; // owned by the staging task now, which returns it to the pool
                 if (inFlight.Count >= _options.MaxConcurrency)
                 {
@@ -253,7 +274,7 @@ public sealed class BlobArtifactStore : IArtifactStore
         }
     }
 
-    private async Task StageAsync(BlockBlobClient blob, string blockId, byte[] buffer, int length, CancellationToken cancellationToken)
+    private async Task StageAsync(BlockBlobClient blob, string blockId, byte[] buffer, int length, string? leaseId, CancellationToken cancellationToken)
     {
         try
         {
@@ -264,6 +285,7 @@ public sealed class BlobArtifactStore : IArtifactStore
             // stream through its own incremental hasher) and handed over as precalculated.
             var stageOptions = new BlockBlobStageBlockOptions
             {
+                Conditions = leaseId is null ? null : new BlobRequestConditions { LeaseId = leaseId },
                 TransferValidation = _options.BlockChecksum switch
                 {
                     BlockChecksum.Md5 => new UploadTransferValidationOptions
@@ -308,10 +330,11 @@ public sealed class BlobArtifactStore : IArtifactStore
                                    || e.Status == 412 && e.ErrorCode == BlobErrorCode.ConditionNotMet,
         WriteCondition.Match => e.Status == 412 && e.ErrorCode == BlobErrorCode.ConditionNotMet
                                 || e.Status == 404,
+        WriteCondition.Leased => e.Status == 412, // lease lost, expired, broken or taken by someone else
         _ => false,
     };
 
-    public async Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken = default)
+    public Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken = default) => Guard($"reading '{name}'", async () =>
     {
         ArtifactName.Validate(name);
         try
@@ -319,11 +342,33 @@ public sealed class BlobArtifactStore : IArtifactStore
             var response = await Container.GetBlobClient(name).DownloadStreamingAsync(new BlobDownloadOptions(), cancellationToken).ConfigureAwait(false);
             return response.Value.Content;
         }
-        catch (RequestFailedException e) when (e.Status == 404)
+        catch (RequestFailedException e) when (IsBlobNotFound(e))
         {
             throw new ArtifactNotFoundException(name);
         }
-    }
+    });
+
+    public Task<VerifiedBlob?> TryReadVerifiedAsync(string name, CancellationToken cancellationToken = default) => Guard<VerifiedBlob?>($"reading '{name}'", async () =>
+    {
+        ArtifactName.Validate(name);
+        BlobDownloadResult result;
+        try
+        {
+            result = (await Container.GetBlobClient(name).DownloadContentAsync(cancellationToken).ConfigureAwait(false)).Value;
+        }
+        catch (RequestFailedException e) when (IsBlobNotFound(e))
+        {
+            return null;
+        }
+
+        var bytes = result.Content.ToArray();
+        var actual = Sha256Hex.Of(bytes);
+        var recorded = Sha256From(result.Details.Metadata)
+                       ?? throw new InvalidDataException($"Artifact blob '{name}' has no recorded SHA-256 (it was not written by wf): refusing to trust it.");
+        return recorded == actual
+            ? new VerifiedBlob(name, bytes, actual, result.Details.ETag.ToString())
+            : throw new ArtifactCorruptedException(name, recorded, actual, null, bytes.Length);
+    });
 
     public async Task<Stream> OpenVerifiedAsync(string name, string expectedSha256, long? expectedLength = null, CancellationToken cancellationToken = default)
     {
@@ -335,7 +380,10 @@ public sealed class BlobArtifactStore : IArtifactStore
         return new VerifyingReadStream(inner, name, expectedSha256, expectedLength);
     }
 
-    public async Task<StoredArtifact> DownloadToAsync(string name, Stream destination, string? expectedSha256 = null, CancellationToken cancellationToken = default)
+    public Task<StoredArtifact> DownloadToAsync(string name, Stream destination, string? expectedSha256 = null, CancellationToken cancellationToken = default) =>
+        Guard($"reading '{name}'", () => DownloadCoreAsync(name, destination, expectedSha256, cancellationToken));
+
+    private async Task<StoredArtifact> DownloadCoreAsync(string name, Stream destination, string? expectedSha256, CancellationToken cancellationToken)
     {
         ArtifactName.Validate(name);
         ArgumentNullException.ThrowIfNull(destination);
@@ -353,7 +401,7 @@ public sealed class BlobArtifactStore : IArtifactStore
                 },
             }, cancellationToken).ConfigureAwait(false);
         }
-        catch (RequestFailedException e) when (e.Status == 404)
+        catch (RequestFailedException e) when (IsBlobNotFound(e))
         {
             throw new ArtifactNotFoundException(name);
         }
@@ -366,13 +414,15 @@ public sealed class BlobArtifactStore : IArtifactStore
         return new StoredArtifact(name, hashing.BytesWritten, actual, etag);
     }
 
-    public async Task<bool> ExistsAsync(string name, CancellationToken cancellationToken = default)
+    public Task<bool> ExistsAsync(string name, CancellationToken cancellationToken = default) => Guard($"looking up '{name}'", async () =>
     {
         ArtifactName.Validate(name);
-        return (await Container.GetBlobClient(name).ExistsAsync(cancellationToken).ConfigureAwait(false)).Value;
-    }
+        var exists = (await Container.GetBlobClient(name).ExistsAsync(cancellationToken).ConfigureAwait(false)).Value;
+        // A missing container reads as "no blob" to Exists: say so, since every blob of the store is then gone.
+        return exists || await ContainerGoneAsync(cancellationToken).ConfigureAwait(false) is false ? exists : throw ContainerGone(name);
+    });
 
-    public async Task<ArtifactProperties?> GetPropertiesAsync(string name, CancellationToken cancellationToken = default)
+    public Task<ArtifactProperties?> GetPropertiesAsync(string name, CancellationToken cancellationToken = default) => Guard<ArtifactProperties?>($"looking up '{name}'", async () =>
     {
         ArtifactName.Validate(name);
         try
@@ -382,33 +432,54 @@ public sealed class BlobArtifactStore : IArtifactStore
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {
-            return null;
+            // HEAD answers carry no error code: tell a missing blob from a missing container with one more call.
+            return await ContainerGoneAsync(cancellationToken).ConfigureAwait(false) ? throw ContainerGone(name) : null;
         }
-    }
+    });
 
     public async IAsyncEnumerable<ArtifactProperties> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArtifactName.ValidatePrefix(prefix);
         var options = new GetBlobsOptions { Prefix = prefix.Length == 0 ? null : prefix, Traits = BlobTraits.Metadata };
-        await foreach (var item in Container.GetBlobsAsync(options, cancellationToken).ConfigureAwait(false))
+        var items = Container.GetBlobsAsync(options, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        try
         {
-            yield return new ArtifactProperties(
-                item.Name,
-                item.Properties.ContentLength ?? 0,
-                Sha256From(item.Metadata),
-                item.Properties.ETag?.ToString() ?? "",
-                item.Properties.LastModified ?? DateTimeOffset.MinValue);
+            while (await Guard($"listing '{prefix}'", async () => await items.MoveNextAsync().ConfigureAwait(false)).ConfigureAwait(false))
+            {
+                var item = items.Current;
+                yield return new ArtifactProperties(
+                    item.Name,
+                    item.Properties.ContentLength ?? 0,
+                    Sha256From(item.Metadata),
+                    item.Properties.ETag?.ToString() ?? "",
+                    item.Properties.LastModified ?? DateTimeOffset.MinValue);
+            }
+        }
+        finally
+        {
+            await items.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken = default)
+    public Task<bool> DeleteAsync(string name, CancellationToken cancellationToken = default) => Guard($"deleting '{name}'", async () =>
     {
         ArtifactName.Validate(name);
         var response = await Container.GetBlobClient(name).DeleteIfExistsAsync(DeleteSnapshotsOption.IncludeSnapshots, cancellationToken: cancellationToken).ConfigureAwait(false);
         return response.Value;
-    }
+    });
 
-    public async Task<IArtifactLease?> TryAcquireLeaseAsync(string name, TimeSpan duration, CancellationToken cancellationToken = default)
+    private static bool IsBlobNotFound(RequestFailedException e) => e.Status == 404 && e.ErrorCode != BlobErrorCode.ContainerNotFound;
+
+    private async Task<bool> ContainerGoneAsync(CancellationToken cancellationToken) =>
+        !(await Container.ExistsAsync(cancellationToken).ConfigureAwait(false)).Value;
+
+    private StorageUnavailableException ContainerGone(string name) =>
+        StorageFailure.Unavailable(StorageFailure.ContainerGone, Container, $"reading '{name}'", null);
+
+    public Task<IArtifactLease?> TryAcquireLeaseAsync(string name, TimeSpan duration, CancellationToken cancellationToken = default) =>
+        Guard($"leasing '{name}'", () => AcquireLeaseAsync(name, duration, cancellationToken));
+
+    private async Task<IArtifactLease?> AcquireLeaseAsync(string name, TimeSpan duration, CancellationToken cancellationToken)
     {
         ArtifactName.Validate(name);
         if (duration != Timeout.InfiniteTimeSpan && (duration < TimeSpan.FromSeconds(15) || duration > TimeSpan.FromSeconds(60)))
@@ -445,6 +516,19 @@ public sealed class BlobArtifactStore : IArtifactStore
 
         public async Task RenewAsync(CancellationToken cancellationToken = default) =>
             await lease.RenewAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+
+        public async Task<bool> TryRenewAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                await lease.RenewAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (RequestFailedException e) when (e.Status is 409 or 412 or 404)
+            {
+                return false; // the lease expired and someone else took it, was broken, or the blob is gone
+            }
+        }
 
         public async Task ReleaseAsync(CancellationToken cancellationToken = default)
         {

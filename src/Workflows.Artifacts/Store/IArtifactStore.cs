@@ -36,6 +36,14 @@ public interface IArtifactStore
     /// </summary>
     Task<StoredArtifact> DownloadToAsync(string name, Stream destination, string? expectedSha256 = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Reads a small blob whole (one request: content and metadata together) and checks it against the SHA-256 the
+    /// store recorded when it was written: <see cref="ArtifactCorruptedException"/> on a mismatch,
+    /// <see cref="InvalidDataException"/> for a blob that carries no recorded hash. Null when the blob does not exist.
+    /// For records the engine rewrites (run records, job status) whose hash is not known in advance.
+    /// </summary>
+    Task<VerifiedBlob?> TryReadVerifiedAsync(string name, CancellationToken cancellationToken = default);
+
     Task<bool> ExistsAsync(string name, CancellationToken cancellationToken = default);
 
     /// <summary>Length, stored SHA-256 and ETag, or null when the blob does not exist.</summary>
@@ -54,6 +62,9 @@ public interface IArtifactStore
     Task<IArtifactLease?> TryAcquireLeaseAsync(string name, TimeSpan duration, CancellationToken cancellationToken = default);
 }
 
+/// <summary>A blob's bytes, checked against the SHA-256 recorded with it, and the ETag they were read at.</summary>
+public sealed record VerifiedBlob(string Name, byte[] Content, string Sha256, string ETag);
+
 /// <summary>A blob as written: its name, byte length, SHA-256 (lower-case hex) and ETag.</summary>
 public sealed record StoredArtifact(string Name, long Length, string Sha256, string ETag);
 
@@ -71,9 +82,17 @@ public abstract record WriteCondition
     /// <summary>Only when the blob still has <paramref name="etag"/> (optimistic concurrency for read-modify-write).</summary>
     public static WriteCondition IfMatch(string etag) => new Match(etag);
 
+    /// <summary>
+    /// Only while <paramref name="leaseId"/> holds the blob's lease (checked by the service): a writer that lost its
+    /// lease, for however short a time, can no longer overwrite what the new holder writes.
+    /// </summary>
+    public static WriteCondition WhileLeased(string leaseId) => new Leased(leaseId);
+
     public sealed record NotExists : WriteCondition;
 
     public sealed record Match(string ETag) : WriteCondition;
+
+    public sealed record Leased(string LeaseId) : WriteCondition;
 }
 
 /// <summary>An exclusive lease on a blob; disposing releases it.</summary>
@@ -82,5 +101,8 @@ public interface IArtifactLease : IAsyncDisposable
     string BlobName { get; }
     string LeaseId { get; }
     Task RenewAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Renews; false when the lease is no longer ours (expired and taken, broken). Throws when storage cannot be reached.</summary>
+    Task<bool> TryRenewAsync(CancellationToken cancellationToken = default);
     Task ReleaseAsync(CancellationToken cancellationToken = default);
 }

@@ -60,8 +60,8 @@ public static class BenchEngineCommand
                     {
                         for (var i = 0; i < parse.GetValue(repeat); i++)
                         {
-                            var step = new BoundStep("empty", EmptyFanOutStep.Type, [], "shards", n, new Dictionary<string, string>(), 3,
-                                TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(10), false);
+                            var step = new BoundStep("empty", EmptyFanOutStep.Type, [], "shards", n, NoParameters.Json, 3,
+                                TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(10));
                             var watch = Stopwatch.StartNew();
                             var runId = await client.SubmitAsync(request with { Workflow = new BoundWorkflow("bench", 1, [step]) });
                             var view = await client.WaitAsync(runId, pollInterval: TimeSpan.FromMilliseconds(100), cancellationToken: ct);

@@ -69,7 +69,7 @@ internal static partial class BenchScaleOut
 
                     var (produced, check) = await CheckShardsAsync(client, view, shards);
                     shardsProduced += produced;
-                    var step = view.Record.Steps.Single(s => s.Step == "prepare-data");
+                    var step = view.Record.Steps.Single(s => s.Type == PrepareDataStep.Type);
                     var stepSeconds = step.StartedAt is { } a && step.CompletedAt is { } b ? (b - a).TotalSeconds : double.NaN;
                     var line = string.Create(CultureInfo.InvariantCulture,
                         $"workers {workers}: run {watch.Elapsed.TotalSeconds,6:0.00} s end to end, prepare-data step {stepSeconds,6:0.00} s, {produced / stepSeconds,5:0.0} shards/s; {check}");
@@ -143,9 +143,7 @@ internal static partial class BenchScaleOut
         var template = TemplateLoader.LoadFile(Path.Combine(workflows, spec.Workflow + ".yaml"));
         var bound = TemplateLoader.Bind(template.Template!, spec);
         var prep = bound with { Steps = [.. bound.Steps.Where(s => s.Type == PrepareDataStep.Type)] };
-        var folder = Path.GetDirectoryName(Path.GetFullPath(experimentFile))!;
-        var paths = (spec.Data.Paths ?? []).Select(p => Path.GetFullPath(p, folder)).ToList();
-        return new SubmitRequest(spec, yaml, prep, paths, EngineCli.CodeCommit());
+        return new SubmitRequest(spec, yaml, prep, Path.GetDirectoryName(Path.GetFullPath(experimentFile))!, EngineCli.CodeCommit());
     }
 
     [GeneratedRegex(@"^(?<indent>\s+)shards:\s*\d+", RegexOptions.Multiline)]
@@ -164,7 +162,7 @@ internal static partial class BenchScaleOut
     /// </summary>
     private static async Task<(int Shards, string Text)> CheckShardsAsync(EngineClient client, RunView view, int requested)
     {
-        var output = view.Result!.Outputs["prepare-data"];
+        var output = view.Result!.Outputs.Values.Single(o => o.Activity == PrepareDataStep.Type);
         var manifests = new ManifestStore(client.Store);
         var manifest = await manifests.TryGetAsync(ArtifactKey.FromParts(output.Activity, PrepareDataStep.Version, output.KeyHash))
                        ?? throw new InvalidOperationException("the prepare-data manifest is missing");

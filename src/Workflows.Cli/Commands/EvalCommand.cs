@@ -1,15 +1,13 @@
 using System.CommandLine;
 using System.Globalization;
-using TorchSharp;
+using Workflows.DataPrep.Corpus;
 using Workflows.DataPrep.Tokenization;
+using Workflows.Evaluation.DomainLoss;
 using Workflows.Evaluation.Heatmaps;
-using Workflows.Evaluation.Inference;
 using Workflows.Evaluation.Needle;
+using Workflows.Evaluation.Reports;
 using Workflows.Evaluation.Scoring;
-using Workflows.Experiments.Spec;
-using Workflows.Experiments.Validation;
-using Workflows.Training;
-using Workflows.Training.Weights;
+using Workflows.Experiments.Templates;
 
 namespace Workflows.Cli.Commands;
 
@@ -56,78 +54,70 @@ public static class EvalCommand
         {
             file, model, output, tokenizer, device, dryRun, haystack, promptIds, cells,
         };
-        command.SetAction(parse =>
+        command.SetAction((parse, ct) =>
         {
             var path = parse.GetValue(file)!;
             if (ExperimentFile.Load(cli, path) is not { } spec)
             {
-                return ExitCodes.InvalidInput;
+                return Task.FromResult(ExitCodes.InvalidInput);
             }
 
             var specDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var parameters = NeedleParameters.From(spec);
             ITokenizer tok;
-            NeedleSetup setup;
+            string haystackFolder;
             try
             {
                 tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), specDir);
-                var needle = parse.GetValue(haystack) is { } folder ? spec.Evaluation.Needle with { Haystack = Path.GetFullPath(folder) } : spec.Evaluation.Needle;
-                setup = NeedleSetup.FromSpec(needle, tok, Haystack.DefaultDirectory(), specDir);
+                haystackFolder = parse.GetValue(haystack) is { } folder ? Path.GetFullPath(folder) : NeedleEvaluation.HaystackDirectory(spec.Evaluation.Needle, specDir);
                 if (parse.GetValue(promptIds) is { } samplePath)
                 {
+                    var setup = NeedleSetup.FromSpec(spec.Evaluation.Needle with { Haystack = haystackFolder }, tok, haystackFolder, specDir);
                     var sampleCells = parse.GetValue(cells) is { } list ? ParseCells(list) : NeedlePromptSample.DefaultCells(setup.Grid);
                     var sample = NeedlePromptSample.Build(tok, setup.Haystack, NeedleTask.Paper, sampleCells);
                     sample.Write(samplePath);
                     cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"wrote {samplePath}: {sample.Cells.Count} prompts ({sampleCells.Count} cells, BOS leak and fixed), {sample.Cells.Sum(c => c.PromptIds.Count):N0} ids; haystack {KnownHaystacks.Identify(sample.HaystackSha256).Name}"));
-                    return ExitCodes.Ok;
+                    return Task.FromResult(ExitCodes.Ok);
+                }
+
+                if (parse.GetValue(dryRun))
+                {
+                    var dry = NeedleEvaluation.DryRun(parameters, tok, haystackFolder);
+                    cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{dry.Cells} cells, {dry.PromptTokens:N0} prompt tokens; {dry.PrefillTokensWithReuse:N0} to prefill with prefix reuse ({dry.PrefillSaving:0.00}x fewer)"));
+                    return Task.FromResult(ExitCodes.Ok);
                 }
             }
             catch (FormatException e)
             {
                 cli.Err.WriteLine($"error: {e.Message}");
-                return ExitCodes.Usage;
+                return Task.FromResult(ExitCodes.Usage);
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException)
             {
                 cli.Err.WriteLine($"error: {e.Message}");
-                return ExitCodes.InvalidInput;
-            }
-
-            var outDir = parse.GetValue(output)!;
-            if (parse.GetValue(dryRun))
-            {
-                var dry = NeedleRunner.DryRun(setup.Builder, setup.Grid);
-                cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{dry.Cells} cells, {dry.PromptTokens:N0} prompt tokens; {dry.PrefillTokensWithReuse:N0} to prefill with prefix reuse ({dry.PrefillSaving:0.00}x fewer)"));
-                return ExitCodes.Ok;
+                return Task.FromResult(ExitCodes.InvalidInput);
             }
 
             if (parse.GetValue(model) is not { } modelDir)
             {
                 cli.Err.WriteLine("error: --model is required (a folder with config.json and safetensors), or use --dry-run");
-                return ExitCodes.Usage;
+                return Task.FromResult(ExitCodes.Usage);
             }
 
-            using var llama = HuggingFaceCheckpoint.LoadModel(modelDir);
-            llama.to(TorchSharp.torch.device(parse.GetValue(device)!));
-            llama.eval();
-            using var generator = new TorchGreedyGenerator(llama, tok, spec.Name, ropeScalingLength: NeedleSetup.RopeResetLength(spec));
-            var runner = setup.CreateRunner(generator, outDir, spec.Evaluation.Needle.MaxNewTokens);
-            var summary = runner.Run(setup.Grid, new Progress<NeedleProgress>(p =>
+            var job = new NeedleEvaluationJob(parameters, tok, modelDir, haystackFolder, parse.GetValue(output)!, parse.GetValue(device)!);
+            var result = NeedleEvaluation.Run(job, new SynchronousProgress<NeedleProgress>(p =>
             {
                 if (p.Done == p.Total || p.Done % 10 == 0)
                 {
                     cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"[{p.Done}/{p.Total}] length {p.Cell.ContextLength:N0} depth {p.Cell.DepthPercent}%: {(p.WasSkipped ? "done before" : $"score {p.Result.Score:0.###}")}"));
                 }
-            }));
-            var byCell = NeedleAggregation.ByCell(summary.Results, setup.Scorer);
-            var png = Path.Combine(outDir, "heatmap.png");
-            NeedleHeatmap.Write(png, byCell, new HeatmapOptions(spec.Name, spec.Data.Context), setup.Scorer.ToString());
-            var mean = byCell.Count == 0 ? 0 : byCell.Average(c => c.Mean);
+            }), ct);
             cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{summary.Ran} cells run, {summary.Skipped} resumed, mean {setup.Scorer} {mean:0.000}, {summary.Elapsed.TotalSeconds:0.0}s; reused {generator.ReusedTokens:N0} prefix tokens; heatmap: {png}"));
-            return ExitCodes.Ok;
+                $"{result.Summary.Ran} cells run, {result.Summary.Skipped} resumed, mean {result.Scorer} {result.Mean:0.000}, {result.Summary.Elapsed.TotalSeconds:0.0}s; reused {result.ReusedPrefixTokens:N0} prefix tokens; heatmap: {result.Heatmap}"));
+            return Task.FromResult(ExitCodes.Ok);
         });
         return command;
     }
@@ -152,7 +142,7 @@ public static class EvalCommand
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
-        var output = new Option<string>("--out") { Description = "JSON file for every number (per bucket and per length, per source).", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for loss.json (every number, per bucket and per length, per source) and inputs.json (each file's SHA-256).", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Path to tokenizer.model for llama-2 experiments (or set WF_LLAMA2_TOKENIZER)." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var command = new Command("loss", """
@@ -162,35 +152,37 @@ public static class EvalCommand
             Table 5-style table with the paper's published numbers for the matching experiment beside ours.
 
             Example:
-              wf eval loss experiments/smoke.yaml --model out/smoke/train/final-model --validation samples/slimpajama-pd/sample.jsonl.zst --out loss.json
+              wf eval loss experiments/smoke.yaml --model out/smoke/train/final-model --validation samples/slimpajama-pd/heldout.jsonl.zst --out out/loss
             """)
         {
             file, model, validation, output, tokenizer, device,
         };
-        command.SetAction(parse =>
+        command.SetAction((parse, ct) =>
         {
             var path = parse.GetValue(file)!;
             if (ExperimentFile.Load(cli, path) is not { } spec)
             {
-                return ExitCodes.InvalidInput;
+                return Task.FromResult(ExitCodes.InvalidInput);
             }
 
-            var tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), Path.GetDirectoryName(Path.GetFullPath(path))!);
-            var documents = DataPrep.Corpus.InputFile.Discover(parse.GetValue(validation)!)
-                .SelectMany(f => DataPrep.Corpus.CorpusReader.Read(f, new DataPrep.Corpus.CorpusReaderOptions(), new DataPrep.Corpus.BadRecordLog(skip: false)))
-                .Select(d => (d.Source, d.Text));
-            using var llama = HuggingFaceCheckpoint.LoadModel(parse.GetValue(model)!);
-            llama.to(TorchSharp.torch.device(parse.GetValue(device)!));
-            llama.eval();
-            using var generator = new Workflows.Training.Inference.LlamaGenerator(llama);
-            var report = Workflows.Evaluation.DomainLoss.DomainLossEvaluation.Run(spec.Name, generator, tok, documents, spec.Evaluation.DomainLoss,
-                new Progress<string>(cli.Out.WriteLine));
-            Workflows.Evaluation.DomainLoss.DomainLossJson.Write(parse.GetValue(output)!, report);
-            var paper = Workflows.Evaluation.DomainLoss.PaperNumbers.MatchExperiment(spec.Name, out _);
-            var rows = Workflows.Evaluation.DomainLoss.DomainLossTable.Compare(report, null, paper);
-            cli.Out.Write(Workflows.Evaluation.DomainLoss.DomainLossTable.ToMarkdown(rows, null, paper));
-            cli.Out.WriteLine($"wrote {parse.GetValue(output)}");
-            return ExitCodes.Ok;
+            DomainLossJob job;
+            try
+            {
+                var tok = TokenizerResolver.Resolve(spec.Data.Tokenizer, parse.GetValue(tokenizer), Path.GetDirectoryName(Path.GetFullPath(path))!);
+                job = new DomainLossJob(DomainLossParameters.From(spec), tok, parse.GetValue(model)!,
+                    [.. InputFile.Discover(parse.GetValue(validation)!)], parse.GetValue(output)!, parse.GetValue(device)!);
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException)
+            {
+                cli.Err.WriteLine($"error: {e.Message}");
+                return Task.FromResult(ExitCodes.InvalidInput);
+            }
+
+            var report = DomainLossRunner.Run(job, new SynchronousProgress<string>(cli.Out.WriteLine), ct).Report;
+            var paper = PaperNumbers.MatchExperiment(spec.Name, out _);
+            cli.Out.Write(DomainLossTable.ToMarkdown(DomainLossTable.Compare(report, null, paper), null, paper));
+            cli.Out.WriteLine($"wrote {Path.Combine(job.OutputDirectory, DomainLossJson.FileName)}, {Path.Combine(job.OutputDirectory, DomainLossRunner.InputsFileName)}");
+            return Task.FromResult(ExitCodes.Ok);
         });
         return command;
     }
@@ -211,8 +203,8 @@ public static class EvalCommand
 
             Example:
               wf eval needle experiments/smoke.yaml --model out/runs/RUN/train/final-model --out out/needle
-              wf eval loss experiments/smoke.yaml --model out/runs/RUN/train/final-model --validation samples/slimpajama-pd/heldout.jsonl.zst --out out/loss.json
-              wf eval report experiments/smoke.yaml --needle out/needle --loss out/loss.json --out out/report
+              wf eval loss experiments/smoke.yaml --model out/runs/RUN/train/final-model --validation samples/slimpajama-pd/heldout.jsonl.zst --out out/loss
+              wf eval report experiments/smoke.yaml --needle out/needle --loss out/loss/loss.json --out out/report
             """)
         {
             file, needle, loss, baselineNeedle, baselineLoss, output,
@@ -226,14 +218,8 @@ public static class EvalCommand
 
             try
             {
-                var results = ReadNeedle(parse.GetValue(needle)!);
-                var baseResults = parse.GetValue(baselineNeedle) is { } b ? ReadNeedle(b) : null;
-                var lossReport = parse.GetValue(loss) is { } l ? Workflows.Evaluation.DomainLoss.DomainLossJson.Read(l) : null;
-                var baseLoss = parse.GetValue(baselineLoss) is { } bl ? Workflows.Evaluation.DomainLoss.DomainLossJson.Read(bl) : null;
-                var scorer = Workflows.Evaluation.Scoring.NeedleScorers.FromSpec(spec.Evaluation.Needle.Scorer);
-                var files = Workflows.Evaluation.Reports.RunReport.Write(parse.GetValue(output)!, new Workflows.Evaluation.Reports.RunReportInput(
-                    spec.Name, spec.GitOps.Baseline, spec.Model.Base, scorer, results, baseResults, lossReport, baseLoss,
-                    TrainingLength: spec.Data.Context, TokenBudget: spec.Data.TokenBudget));
+                var files = RunReport.Write(parse.GetValue(output)!, ReportParameters.From(spec),
+                    new ReportSources(parse.GetValue(needle)!, parse.GetValue(loss), parse.GetValue(baselineNeedle), parse.GetValue(baselineLoss)));
                 cli.Out.WriteLine($"wrote {files.Markdown}, {files.Json}" + (files.Heatmap is null ? "" : $", {files.Heatmap}") + (files.DifferenceHeatmap is null ? "" : $", {files.DifferenceHeatmap}"));
                 return ExitCodes.Ok;
             }
@@ -244,17 +230,6 @@ public static class EvalCommand
             }
         });
         return command;
-    }
-
-    private static IReadOnlyList<NeedleResult> ReadNeedle(string folder)
-    {
-        if (!Directory.Exists(folder))
-        {
-            throw new DirectoryNotFoundException($"{folder}: no such folder (expected the *_results.json of wf eval needle)");
-        }
-
-        var results = NeedleResultFiles.ReadDirectory(folder);
-        return results.Count > 0 ? results : throw new InvalidDataException($"{folder}: no *_results.json files (expected the output of wf eval needle)");
     }
 
     private static Command Heatmap(CliContext cli)

@@ -9,7 +9,7 @@ using Workflows.Engine.Telemetry;
 
 namespace Workflows.Cli.Commands;
 
-/// <summary><c>wf gpu-agent</c>: takes GPU jobs (training, evaluation, report) from the store until SIGTERM or Ctrl-C.</summary>
+/// <summary><c>wf gpu-agent</c>: takes GPU jobs (the step types that need a GPU: training and the evaluations) until SIGTERM or Ctrl-C.</summary>
 public static class GpuAgentCommand
 {
     public static Command Create(CliContext cli)
@@ -35,15 +35,17 @@ public static class GpuAgentCommand
         command.SetAction(async (parse, ct) =>
         {
             var environment = WorkerEnvironment.Read(WorkerRole.GpuAgent);
-            using var loggers = TelemetryExport.CreateLoggerFactory(environment.LogLevel, cli.Err, TelemetryExport.IsConfigured());
+            string? where = null;
+            using var loggers = TelemetryExport.CreateLoggerFactory(environment.LogLevel, cli.Err, TelemetryExport.IsConfigured(), () => where);
             using var export = TelemetryExport.StartOtlp("wf-gpu-agent");
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, CancellationToken.None);
+            where = storage.Connection.Description;
             var options = EngineCli.Options(parse.GetValue(hub)!, environment) with { TrainingDevice = parse.GetValue(device)!, LoggerFactory = loggers };
             var store = await BlobArtifactStore.OpenAsync(storage.Connection, options.ContainerName);
             var service = EngineHost.CreateService(storage.Connection, options);
             await service.CreateIfNotExistsAsync();
             var services = new EngineServices(store, options, new TaskHubClient(service));
-            var agent = new GpuAgent(services, GpuJobHandlers.All(services), cli.Out);
+            var agent = new GpuAgent(services, EngineHost.DefaultSteps(services).GpuJobs, cli.Out);
             cli.Out.WriteLine($"gpu-agent {agent.AgentId} on {options.TrainingDevice}, task hub '{options.TaskHubName}', container '{options.ContainerName}' ({storage.Connection.Description}). SIGTERM or Ctrl-C stops.");
             await WorkerLifetime.RunAgentAsync(agent, store, environment, ct, message => cli.Out.WriteLine($"gpu-agent: {message}"));
             return ExitCodes.Ok;

@@ -98,7 +98,7 @@ public static class PrepCommand
                 var measure = ctx.AddTask("measure (read + tokenize)");
                 var write = ctx.AddTask("write shards");
                 var started = Stopwatch.StartNew();
-                var progress = new Progress<DataPrepProgress>(p =>
+                var progress = new SynchronousProgress<DataPrepProgress>(p =>
                 {
                     var rate = p.Tokens / Math.Max(0.001, started.Elapsed.TotalSeconds);
                     measure.Description = $"measure: {p.Documents:N0} docs, {p.Tokens:N0} tokens, {rate / 1e6:0.00}M tokens/s";

@@ -45,7 +45,7 @@ public static class RerunCommand
                 return ExitCodes.InvalidInput;
             }
 
-            if (archived.DataPaths is null)
+            if (archived.DataPaths is null || archived.ExperimentDirectory is null)
             {
                 cli.Err.WriteLine($"error: run '{id}' predates recorded input paths: it cannot be rerun exactly");
                 return ExitCodes.InvalidInput;
@@ -113,7 +113,7 @@ public static class RerunCommand
             }
 
             var recomputeFrom = parse.GetValue(from) ?? (parse.GetValue(force) ? bound.Steps[0].Id : null);
-            var request = new SubmitRequest(spec, yaml, bound, archived.DataPaths, commit, archived.HeldOutPaths);
+            var request = new SubmitRequest(spec, yaml, bound, archived.ExperimentDirectory, commit);
             string rerunId;
             try
             {

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
+using Workflows.Engine;
+using Workflows.Engine.Jobs;
 
 namespace Workflows.Cli.Commands;
 
@@ -47,17 +49,28 @@ public static class StatusCommand
                 return ExitCodes.Ok;
             }
 
-            var view = await client.GetAsync(id);
-            if (view is null)
+            RunView? view;
+            try
             {
-                cli.Err.WriteLine($"error: no run '{id}'");
+                view = await client.GetAsync(id);
+            }
+            catch (RunRecordMissingException e)
+            {
+                cli.Err.WriteLine($"error: {e.Message}");
                 return ExitCodes.InvalidInput;
             }
 
-            EngineCli.PrintRun(cli, view, parse.GetValue(json));
+            if (view is null)
+            {
+                cli.Err.WriteLine($"error: no run '{id}' in {client.Where ?? "this store"}");
+                return ExitCodes.InvalidInput;
+            }
+
+            var jobs = await new GpuJobStore(client.Store).ListForRunAsync(id, ct);
+            EngineCli.PrintRun(cli, view, parse.GetValue(json), jobs);
             if (!parse.GetValue(json))
             {
-                await PrintGpuJobsAsync(cli, client, id, ct);
+                PrintGpuJobs(cli, jobs);
             }
 
             return ExitCodes.Ok;
@@ -65,28 +78,49 @@ public static class StatusCommand
         return command;
     }
 
-    /// <summary>The run's GPU jobs (train, evaluations, report): attempt, state, agent, queue wait and run time.</summary>
-    private static async Task PrintGpuJobsAsync(CliContext cli, Workflows.Engine.EngineClient client, string runId, CancellationToken ct)
+    /// <summary>
+    /// The run's GPU jobs (one per attempt of a GPU step), and under each every claim: which agent ran it, from when to
+    /// when, and why that ended (succeeded, failed, lease lost, lease lapsed: killed or cut off, handed back at shutdown).
+    /// </summary>
+    private static void PrintGpuJobs(CliContext cli, IReadOnlyList<(GpuJob Job, GpuJobStatus? Status)> jobs)
     {
-        var jobs = await new Workflows.Engine.Jobs.GpuJobStore(client.Store).ListForRunAsync(runId, ct);
         if (jobs.Count == 0)
         {
             return;
         }
 
-        cli.Out.WriteLine("GPU jobs (queue wait = enqueued until an agent claimed it):");
+        cli.Out.WriteLine("GPU jobs (queue wait = enqueued until first claimed; one line per agent that ran it):");
         var table = new Table { Border = cli.Colour ? TableBorder.Rounded : TableBorder.Ascii };
-        foreach (var h in new[] { "job", "state", "agent", "enqueued", "queue wait", "ran", "progress / error" })
+        foreach (var h in new[] { "job", "state", "queue wait", "claim", "agent", "started", "ended", "ran", "why it ended / progress" })
         {
             table.AddColumn(h);
         }
 
         foreach (var (job, status) in jobs)
         {
-            var wait = status?.StartedAt is { } claimed ? $"{(claimed - job.EnqueuedAt).TotalSeconds:0.0}s" : "";
-            var ran = status?.StartedAt is { } s2 ? $"{(status.UpdatedAt - s2).TotalSeconds:0.0}s" : "";
-            table.AddRow(Markup.Escape(job.JobId), Markup.Escape(status?.State ?? "?"), Markup.Escape(status?.Agent ?? ""),
-                job.EnqueuedAt.ToString("HH:mm:ss", CultureInfo.InvariantCulture), wait, ran, Markup.Escape(status?.Error ?? status?.Progress ?? ""));
+            var claims = status?.Claims ?? [];
+            var wait = claims.Count > 0 ? $"{(claims[0].StartedAt - job.EnqueuedAt).TotalSeconds:0.0}s" : "";
+            if (claims.Count == 0)
+            {
+                table.AddRow(Markup.Escape(job.JobId), Markup.Escape(status?.State ?? "?"), wait, "", "", "", "", "", Markup.Escape(status?.Error ?? status?.Progress ?? ""));
+            }
+
+            for (var i = 0; i < claims.Count; i++)
+            {
+                var c = claims[i];
+                var end = c.EndedAt ?? (i == claims.Count - 1 ? status!.UpdatedAt : (DateTimeOffset?)null);
+                var why = c.Ended ?? (status!.State == GpuJobStates.Running ? $"running, last heartbeat {status.UpdatedAt.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}: {status.Progress}" : status.Progress ?? "");
+                table.AddRow(
+                    i == 0 ? Markup.Escape(job.JobId) : "",
+                    i == 0 ? Markup.Escape(status!.State) : "",
+                    i == 0 ? wait : "",
+                    (i + 1).ToString(CultureInfo.InvariantCulture),
+                    Markup.Escape(c.Agent),
+                    c.StartedAt.ToString("HH:mm:ss", CultureInfo.InvariantCulture),
+                    c.EndedAt?.ToString("HH:mm:ss", CultureInfo.InvariantCulture) ?? "",
+                    end is { } e ? $"{(e - c.StartedAt).TotalSeconds:0.0}s" : "",
+                    Markup.Escape(why));
+            }
         }
 
         cli.Console.Write(table);

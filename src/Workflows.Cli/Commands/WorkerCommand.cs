@@ -35,10 +35,12 @@ public static class WorkerCommand
         command.SetAction(async (parse, ct) =>
         {
             var environment = WorkerEnvironment.Read(WorkerRole.Worker);
-            using var loggers = TelemetryExport.CreateLoggerFactory(environment.LogLevel, cli.Err, TelemetryExport.IsConfigured());
+            string? where = null;
+            using var loggers = TelemetryExport.CreateLoggerFactory(environment.LogLevel, cli.Err, TelemetryExport.IsConfigured(), () => where);
             using var export = TelemetryExport.StartOtlp("wf-worker");
             var log = loggers.CreateLogger("wf.worker");
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, CancellationToken.None);
+            where = storage.Connection.Description;
             var options = EngineCli.Options(parse.GetValue(hub)!, environment) with { LoggerFactory = loggers };
             var host = await EngineHost.StartAsync(storage.Connection, options,
                 (_, services) => Workflows.Cli.GitOps.GitOpsWiring.AddRunFinishedHook(services, storage.Connection, cli.Err));

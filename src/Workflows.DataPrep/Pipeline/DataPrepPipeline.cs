@@ -168,11 +168,29 @@ public static class DataPrepPipeline
             receipts.Add(receipt);
         }
 
+        return Publish(plan, receipts, outFolder);
+    }
+
+    /// <summary>
+    /// Writes what completes a prepared-data folder beside its shards: <c>stats.json</c>, the two charts and, last,
+    /// <c>manifest.json</c> with every shard's SHA-256. <c>wf prep</c> writes them next to the shards it wrote; the
+    /// engine's publish activity writes them into a scratch folder and uploads them beside the shards it uploaded.
+    /// </summary>
+    /// <param name="receipts">One per shard of the plan, any order.</param>
+    public static DataPrepManifest Publish(PackingPlan plan, IReadOnlyList<ShardReceipt> receipts, string folder)
+    {
+        var ordered = receipts.OrderBy(r => r.Shard).ToList();
+        if (ordered.Count != plan.ShardCount || ordered.Select(r => r.Shard).Distinct().Count() != plan.ShardCount || ordered.Any(r => r.PlanId != plan.PlanId))
+        {
+            throw new InvalidDataException($"got {ordered.Count} shard receipt(s) for a plan of {plan.ShardCount}: refusing to publish a partial output");
+        }
+
+        Directory.CreateDirectory(folder);
         var stats = DataPrepStatistics.From(plan);
-        var statsPath = Path.Combine(outFolder, StatisticsFileName);
+        var statsPath = Path.Combine(folder, StatisticsFileName);
         PackedShardWriter.WriteJsonAtomically(statsPath, stats);
-        StatisticsChart.SaveLengthHistogram(stats, Path.Combine(outFolder, LengthChartFileName));
-        StatisticsChart.SaveSourceMix(stats, Path.Combine(outFolder, SourceChartFileName));
+        StatisticsChart.SaveLengthHistogram(stats, Path.Combine(folder, LengthChartFileName));
+        StatisticsChart.SaveSourceMix(stats, Path.Combine(folder, SourceChartFileName));
 
         var manifest = new DataPrepManifest(
             DataPrepManifest.FormatName,
@@ -185,14 +203,17 @@ public static class DataPrepPipeline
             plan.SequenceCount * plan.Options.ContextLength,
             plan.DroppedTailTokens,
             plan.ShardCount,
-            [.. receipts.Select(r => new ManifestShard(r.File, r.Sha256, r.Bytes, r.Rows, r.Tokens, r.FirstSequence))],
+            [.. ordered.Select(r => new ManifestShard(r.File, r.Sha256, r.Bytes, r.Rows, r.Tokens, r.FirstSequence))],
             [.. plan.Inputs.Select(i => new ManifestInput(i.FileKey, i.Header.InputSha256, i.Header.InputBytes, i.Header.Documents, i.Header.Tokens, i.Header.Skipped.Skipped))],
             StatisticsFileName,
             PackedShardWriter.Hash(statsPath).Sha256,
             plan.Options);
-        PackedShardWriter.WriteJsonAtomically(Path.Combine(outFolder, DataPrepManifest.FileName), manifest);
+        PackedShardWriter.WriteJsonAtomically(Path.Combine(folder, DataPrepManifest.FileName), manifest);
         return manifest;
     }
+
+    /// <summary>The files <see cref="Publish"/> writes, manifest last.</summary>
+    public static IReadOnlyList<string> PublishedFiles { get; } = [StatisticsFileName, LengthChartFileName, SourceChartFileName, DataPrepManifest.FileName];
 
     public static DataPrepManifest? ReadManifest(string outFolder)
     {

@@ -2,6 +2,7 @@ using Workflows.DataPrep.Selection;
 using Workflows.DataPrep.Tokenization;
 using Workflows.Experiments.Planning;
 using Workflows.Experiments.Spec;
+using Workflows.Experiments.Templates;
 
 namespace Workflows.DataPrep.Pipeline;
 
@@ -11,9 +12,12 @@ namespace Workflows.DataPrep.Pipeline;
 /// </summary>
 public static class SpecMapping
 {
-    public static DataPrepOptions ToDataPrepOptions(ExperimentSpec spec, ITokenizer tokenizer)
+    public static DataPrepOptions ToDataPrepOptions(ExperimentSpec spec, ITokenizer tokenizer) =>
+        ToDataPrepOptions(PrepareDataParameters.From(spec), tokenizer);
+
+    /// <summary>The options from prepare-data's parameters: what <c>wf prep</c> and the engine's step both run with.</summary>
+    public static DataPrepOptions ToDataPrepOptions(PrepareDataParameters data, ITokenizer tokenizer)
     {
-        var data = spec.Data;
         var up = data.Upsampling;
         var mix = data.Mix.Resolve();
         var mode = up.Mode switch
@@ -23,7 +27,7 @@ public static class SpecMapping
             UpsamplingMode.Global => SelectionMode.Global,
             UpsamplingMode.PerSource => SelectionMode.PerSource,
             UpsamplingMode.Upsample => SelectionMode.Upsample,
-            _ => throw new ArgumentOutOfRangeException(nameof(spec), up.Mode, "unknown upsampling mode"),
+            _ => throw new ArgumentOutOfRangeException(nameof(data), up.Mode, "unknown upsampling mode"),
         };
 
         IReadOnlyDictionary<SlimPajamaSource, double>? upsampleWeights = null;

@@ -16,7 +16,11 @@ public sealed record RunUpdate(string RunId)
     public StepUpdate? Step { get; init; }
 }
 
-public sealed record StepUpdate(string Step, string? Shard, string Status, bool Cached, string? OutputPrefix, DateTime? StartedAt, DateTime? CompletedAt, string? Error);
+public sealed record StepUpdate(string Step, string? Shard, string Status, bool Cached, string? OutputPrefix, DateTime? StartedAt, DateTime? CompletedAt, string? Error)
+{
+    /// <summary>The step's type (what its output holds), recorded so readers find outputs by type, not by step id.</summary>
+    public string? Type { get; init; }
+}
 
 /// <summary>Applies a <see cref="RunUpdate"/> with optimistic concurrency; idempotent (a re-delivery writes the same values).</summary>
 public sealed class UpdateRunActivity(EngineServices services) : AsyncTaskActivity<RunUpdate, bool>
@@ -48,11 +52,12 @@ public sealed class UpdateRunActivity(EngineServices services) : AsyncTaskActivi
                 StartedAt = Utc(s.StartedAt),
                 CompletedAt = Utc(s.CompletedAt),
                 Error = s.Error,
+                Type = s.Type,
             };
             var at = steps.FindIndex(x => x.Step == s.Step);
             if (at >= 0)
             {
-                steps[at] = record;
+                steps[at] = record with { Type = record.Type ?? steps[at].Type, StartedAt = record.StartedAt ?? steps[at].StartedAt };
             }
             else
             {

@@ -1,49 +1,61 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using DurableTask.Core;
-using Workflows.Engine.Orchestration;
+using Workflows.Artifacts.Runs;
+using Workflows.Artifacts.Store;
+using Workflows.Engine.Steps;
 using Workflows.Engine.Telemetry;
 
 namespace Workflows.Engine.Jobs;
 
-/// <summary>Runs one kind of GPU job (train, evaluate-...); returns the published output.</summary>
-public interface IGpuJobHandler
-{
-    string Type { get; }
-
-    Task<StepOutput> RunAsync(GpuJob job, Action<string> reportProgress, CancellationToken cancellationToken);
-}
-
 /// <summary>
-/// Takes GPU jobs from <c>gpu-jobs/</c>: claims one with a blob lease, renews the lease every few seconds as its
-/// heartbeat (a dead agent's lease lapses within <see cref="LeaseDuration"/> and another agent takes the job over),
-/// runs the handler for the job's type, writes the final status, and raises the completion event to the
-/// orchestration. Runs in <c>wf gpu-agent</c>, or inside <c>wf run</c> for local use.
+/// Takes GPU jobs: polls the queue index (<c>gpu-queue/</c>), claims a job by leasing its status blob, runs it with
+/// the job's handler while a <see cref="LeaseKeeper"/> renews the lease as its heartbeat, writes the final status
+/// (conditioned on the lease) and raises the completion event to the orchestration. A lease that cannot be renewed
+/// stops the work before it can lapse; the job then goes back to whichever agent claims it next, which records how
+/// the previous claim ended. Runs in <c>wf gpu-agent</c>, or inside <c>wf run</c> for local use.
 /// </summary>
-public sealed class GpuAgent(EngineServices services, IEnumerable<IGpuJobHandler> handlers, TextWriter? log = null)
+public sealed class GpuAgent
 {
-    public static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(30);
-    public static readonly TimeSpan RenewEvery = TimeSpan.FromSeconds(10);
+    private readonly EngineServices _services;
+    private readonly Dictionary<string, IJobHandler> _handlers;
+    private readonly GpuJobStore _jobs;
+    private readonly TextWriter? _log;
+    private readonly ConcurrentDictionary<string, GpuJob> _known = new(StringComparer.Ordinal);
 
-    private readonly Dictionary<string, IGpuJobHandler> _handlers = handlers.ToDictionary(h => h.Type, StringComparer.Ordinal);
-    private readonly GpuJobStore _jobs = new(services.Store);
+    /// <summary>Why this agent lost the lease of a job it was running, until the job is claimed again (the claim's ending then says so).</summary>
+    private readonly ConcurrentDictionary<string, string> _lostLeases = new(StringComparer.Ordinal);
 
-    public string AgentId { get; } = services.Options.WorkerId;
+    private int _running;
+
+    public GpuAgent(EngineServices services, IEnumerable<IJobHandler> handlers, TextWriter? log = null)
+    {
+        _services = services;
+        _handlers = handlers.ToDictionary(h => h.Contract.Type, StringComparer.Ordinal);
+        _jobs = new GpuJobStore(services.Store);
+        _log = log;
+    }
+
+    public string AgentId => _services.Options.WorkerId;
 
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    public GpuLeaseOptions Lease { get; init; } = new();
+
     /// <summary>Jobs this agent finished (succeeded or failed), for tests and logs.</summary>
     public int JobsRun { get; private set; }
+
+    /// <summary>Jobs this agent gave back unfinished at shutdown (status <c>queued</c> again, lease released).</summary>
+    public int JobsHandedBack { get; private set; }
+
+    /// <summary>Jobs whose lease this agent lost while running them (their work was stopped).</summary>
+    public int LeasesLost { get; private set; }
 
     /// <summary>When the job loop last went round or a job last made progress (the heartbeat's health check reads it).</summary>
     public DateTimeOffset LastAliveAt { get; private set; } = DateTimeOffset.UtcNow;
 
     /// <summary>True while a job's handler runs.</summary>
     public bool IsRunningJob => Volatile.Read(ref _running) > 0;
-
-    private int _running;
-
-    /// <summary>Jobs this agent gave back unfinished at shutdown (status <c>queued</c> again, lease released).</summary>
-    public int JobsHandedBack { get; private set; }
 
     public Task RunAsync(CancellationToken cancellationToken) => RunAsync(cancellationToken, cancellationToken);
 
@@ -55,21 +67,25 @@ public sealed class GpuAgent(EngineServices services, IEnumerable<IGpuJobHandler
     /// </summary>
     public async Task RunAsync(CancellationToken stopTaking, CancellationToken abortWork)
     {
+        Lease.Validate();
+        string? lastProblem = null;
         while (!stopTaking.IsCancellationRequested)
         {
             LastAliveAt = DateTimeOffset.UtcNow;
             var ran = false;
             try
             {
-                foreach (var id in await _jobs.ListOpenAsync(stopTaking))
+                foreach (var job in await _jobs.ListOpenAsync(stopTaking))
                 {
                     if (stopTaking.IsCancellationRequested)
                     {
                         break;
                     }
 
-                    ran |= await TryRunAsync(id, abortWork);
+                    ran |= await TryRunAsync(job, abortWork);
                 }
+
+                lastProblem = null;
             }
             catch (OperationCanceledException) when (stopTaking.IsCancellationRequested || abortWork.IsCancellationRequested)
             {
@@ -77,7 +93,13 @@ public sealed class GpuAgent(EngineServices services, IEnumerable<IGpuJobHandler
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                log?.WriteLine($"gpu-agent {AgentId}: {e.Message}");
+                var problem = StorageFailure.Describe(e) is null ? $"{e.GetType().Name}: {e.Message}" : e.Message;
+                if (problem != lastProblem)
+                {
+                    Log(problem); // once per distinct problem, not once per poll
+                }
+
+                lastProblem = problem;
             }
 
             if (!ran)
@@ -94,130 +116,255 @@ public sealed class GpuAgent(EngineServices services, IEnumerable<IGpuJobHandler
         }
     }
 
-    /// <summary>Runs the job if no other agent holds it; false when someone else does or it is already finished.</summary>
-    public async Task<bool> TryRunAsync(string jobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the job if this agent can claim it: false when another agent's lease holds it (whatever the clocks say: the
+    /// lease lives on the service), when it is finished, or when this agent has no handler for its type.
+    /// </summary>
+    public async Task<bool> TryRunAsync(GpuJobRef id, CancellationToken abortWork)
     {
-        var job = await _jobs.GetAsync(jobId, cancellationToken);
-        if (job is null || !_handlers.TryGetValue(job.Type, out var handler))
+        if (await KnownJobAsync(id, abortWork) is not { } job || !_handlers.TryGetValue(job.Work.Type, out var handler))
         {
             return false;
         }
 
-        await using var lease = await services.Store.TryAcquireLeaseAsync(GpuJobStore.LeaseName(jobId), LeaseDuration, cancellationToken);
+        var clock = Stopwatch.StartNew();
+        var lease = await _services.Store.TryAcquireLeaseAsync(GpuJobStore.StatusBlob(id), Lease.Duration, abortWork);
         if (lease is null)
         {
             return false;
         }
 
-        var current = await _jobs.GetStatusAsync(jobId, cancellationToken);
-        if (current is not null && GpuJobStates.IsFinished(current.State))
+        GpuJobStatus? running = null; // null again once the final status is being written: heartbeats then write nothing
+        string? cancelReason = null;
+        string? progress = null;
+        using var statusGate = new SemaphoreSlim(1, 1);
+        using var work = CancellationTokenSource.CreateLinkedTokenSource(abortWork);
+        var keeper = new LeaseKeeper(lease, clock, Lease, async ct =>
+        {
+            await statusGate.WaitAsync(ct);
+            try
+            {
+                if (running is not null)
+                {
+                    await _jobs.TryWriteStatusAsync(id, running with { UpdatedAt = DateTimeOffset.UtcNow, Progress = progress }, lease, ct);
+                }
+            }
+            finally
+            {
+                statusGate.Release();
+            }
+
+            cancelReason ??= (await _services.Runs.GetAsync(job.RunId, ct))?.Record.Status == RunStatus.Cancelled
+                ? $"run '{job.RunId}' was cancelled; the job was stopped"
+                : await _jobs.CancelRequestAsync(id, ct) is { } asked ? $"stopped: {asked}" : null;
+            if (cancelReason is not null)
+            {
+                await work.CancelAsync(); // wf cancel, or the step stopped waiting: do not train for hours for nobody
+            }
+        }, Log);
+        await using var release = new LeaseRelease(keeper, lease);
+        using var lostStopsWork = keeper.Lost.Register(work.Cancel);
+
+        var status = await _jobs.GetStatusAsync(id, abortWork) ?? new GpuJobStatus(id.Id, GpuJobStates.Queued, DateTimeOffset.UtcNow);
+        if (GpuJobStates.IsFinished(status.State))
+        {
+            await _jobs.CloseAsync(id, abortWork); // finished, but still on the queue index (its agent died right after the status)
+            return false;
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        running = status with
+        {
+            State = GpuJobStates.Running,
+            UpdatedAt = now,
+            Progress = null,
+            Error = null,
+            Claims = [.. ClosePreviousClaim(status), new GpuJobClaim(AgentId, now)],
+        };
+        if (!await _jobs.TryWriteStatusAsync(id, running, lease, abortWork))
         {
             return false;
         }
 
-        log?.WriteLine($"gpu-agent {AgentId}: running {job.Type} job {jobId}");
-        var queueWait = DateTimeOffset.UtcNow - job.EnqueuedAt;
-        EngineTelemetry.GpuJobQueueWait.Record(Math.Max(0, queueWait.TotalSeconds), new KeyValuePair<string, object?>("type", job.Type));
-        using var span = EngineTelemetry.Source.StartActivity($"wf.gpu_job {job.Type}");
+        Log($"running {job.Work.Type} job {id} (claim {running.Claims.Count})");
+        var queueWait = running.Claims[0].StartedAt - job.EnqueuedAt;
+        EngineTelemetry.GpuJobQueueWait.Record(Math.Max(0, queueWait.TotalSeconds), new KeyValuePair<string, object?>("type", job.Work.Type));
+        using var span = EngineTelemetry.Source.StartActivity($"wf.gpu_job {job.Work.Type}");
         span?.SetTag("wf.run_id", job.RunId);
-        span?.SetTag("wf.step", job.Step);
-        span?.SetTag("wf.job_id", jobId);
+        span?.SetTag("wf.step", job.Work.Step);
+        span?.SetTag("wf.job_id", id.Id);
         span?.SetTag("wf.queue_wait_s", Math.Round(queueWait.TotalSeconds, 3));
         var watch = Stopwatch.StartNew();
-        Interlocked.Increment(ref _running);
-        using var running = new Decrement(() => Interlocked.Decrement(ref _running));
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        string? progress = null;
-        var claimedAt = DateTimeOffset.UtcNow;
-        var runCancelled = false;
-        await _jobs.WriteStatusAsync(new GpuJobStatus(jobId, GpuJobStates.Running, AgentId, claimedAt, null, null, null, claimedAt), cancellationToken);
-        var heartbeat = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await Task.Delay(RenewEvery, stop.Token);
-                await lease.RenewAsync(stop.Token);
-                await _jobs.WriteStatusAsync(new GpuJobStatus(jobId, GpuJobStates.Running, AgentId, DateTimeOffset.UtcNow, null, null, progress, claimedAt), stop.Token);
-                if ((await services.Runs.GetAsync(job.RunId, stop.Token))?.Record.Status == Workflows.Artifacts.Runs.RunStatus.Cancelled)
-                {
-                    runCancelled = true; // wf cancel: stop the job's work now rather than train for hours for nobody
-                    await stop.CancelAsync();
-                }
-            }
-        }, stop.Token);
 
-        GpuJobStatus final;
+        GpuJobStatus? final;
+        Interlocked.Increment(ref _running);
         try
         {
-            var output = await handler.RunAsync(job, p =>
+            var output = await JobExecution.RunAsync(_services, handler, job.Work, p =>
             {
                 progress = p;
                 LastAliveAt = DateTimeOffset.UtcNow;
-            }, stop.Token);
-            final = new GpuJobStatus(jobId, GpuJobStates.Succeeded, AgentId, DateTimeOffset.UtcNow, output, null, null, claimedAt);
+            }, work.Token);
+            final = Finish(running, GpuJobStates.Succeeded, ClaimEndings.Succeeded) with { Output = output };
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Exception) when (keeper.IsLost)
         {
-            // Agent stopping after its grace period: hand the job back now (queued again, lease released by the
-            // `await using` above) so another agent resumes it from its checkpoints without waiting for the lease to lapse.
-            await stop.CancelAsync();
-            try
-            {
-                await heartbeat;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            await _jobs.WriteStatusAsync(new GpuJobStatus(jobId, GpuJobStates.Queued, null, DateTimeOffset.UtcNow, null, null,
-                $"handed back by {AgentId} at shutdown after {watch.Elapsed.TotalSeconds:0}s (last: {progress ?? "no progress"})"), CancellationToken.None);
-            JobsHandedBack++;
-            span?.SetTag("wf.outcome", "handed-back");
-            log?.WriteLine($"gpu-agent {AgentId}: handed {job.Type} job {jobId} back (shutdown)");
-            throw;
+            final = null; // the lease is no longer certainly ours: write nothing; whoever claims the job next records how this claim ended
+        }
+        catch (OperationCanceledException) when (abortWork.IsCancellationRequested)
+        {
+            // Agent stopping after its grace period: hand the job back now (queued again, lease released) so another
+            // agent resumes it from its checkpoints without waiting for the lease to lapse.
+            final = Finish(running, GpuJobStates.Queued, $"{ClaimEndings.HandedBack} at shutdown after {watch.Elapsed.TotalSeconds:0}s (last: {progress ?? "no progress"})");
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            var error = runCancelled ? $"run '{job.RunId}' was cancelled; the job was stopped" : $"{e.GetType().Name}: {e.Message}";
-            final = new GpuJobStatus(jobId, GpuJobStates.Failed, AgentId, DateTimeOffset.UtcNow, null, error, null, claimedAt);
+            var error = cancelReason ?? $"{e.GetType().Name}: {e.Message}";
+            final = Finish(running, GpuJobStates.Failed, $"{ClaimEndings.Failed}: {error}") with { Error = error };
         }
         finally
         {
-            await stop.CancelAsync();
-            try
-            {
-                await heartbeat;
-            }
-            catch (OperationCanceledException)
-            {
-            }
+            keeper.WorkEnded();
+            Interlocked.Decrement(ref _running);
         }
 
-        await _jobs.WriteStatusAsync(final, cancellationToken);
+        await statusGate.WaitAsync();
+        running = null;
+        statusGate.Release();
+        if (final is not null && !await WriteFinalAsync(id, final, keeper, lease))
+        {
+            final = null;
+        }
+
+        EngineTelemetry.GpuJobDuration.Record(watch.Elapsed.TotalSeconds, new("type", job.Work.Type), new("outcome", final?.State ?? "lease-lost"));
+        span?.SetTag("wf.outcome", final?.State ?? "lease-lost");
+        if (final is null)
+        {
+            LeasesLost++;
+            _lostLeases[id.Id] = $"{ClaimEndings.LeaseLost}: {keeper.LostReason ?? "the final status could not be written while the lease was certain"}; the work was stopped";
+            Log($"{job.Work.Type} job {id}: {_lostLeases[id.Id]}; it goes back to the queue");
+            return true;
+        }
+
+        if (final.State == GpuJobStates.Queued)
+        {
+            JobsHandedBack++;
+            Log($"handed {job.Work.Type} job {id} back (shutdown)");
+            return true;
+        }
+
         JobsRun++;
-        EngineTelemetry.GpuJobDuration.Record(watch.Elapsed.TotalSeconds, new("type", job.Type), new("outcome", final.State));
-        span?.SetTag("wf.outcome", final.State);
         if (final.State == GpuJobStates.Failed)
         {
             span?.SetStatus(ActivityStatusCode.Error, final.Error);
         }
 
-        try
-        {
-            await services.Client.RaiseEventAsync(new OrchestrationInstance { InstanceId = job.RunId }, job.EventName, final.State);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // The orchestration polls the status blob as well; a lost event only delays it by one poll interval.
-            log?.WriteLine($"gpu-agent {AgentId}: could not raise {job.EventName}: {e.Message}");
-        }
-
-        log?.WriteLine($"gpu-agent {AgentId}: {job.Type} job {jobId} {final.State}{(final.Error is null ? "" : ": " + final.Error)}");
+        await TryAsync(() => _jobs.CloseAsync(id, CancellationToken.None), "take it off the queue index (the next agent will)");
+        await TryAsync(() => _services.Client.RaiseEventAsync(new OrchestrationInstance { InstanceId = job.RunId }, job.EventName, final.State),
+            $"raise {job.EventName} (the orchestration polls the status too)");
+        Log($"{job.Work.Type} job {id} {final.State}{(final.Error is null ? "" : ": " + final.Error)}");
         return true;
     }
 
-    private sealed class Decrement(Action action) : IDisposable
+    /// <summary>A job record is immutable once enqueued: read (verified) once per agent.</summary>
+    private async Task<GpuJob?> KnownJobAsync(GpuJobRef id, CancellationToken cancellationToken)
     {
-        public void Dispose() => action();
+        if (_known.TryGetValue(id.Id, out var job))
+        {
+            return job;
+        }
+
+        job = await _jobs.GetAsync(id, cancellationToken);
+        return job is null ? null : _known[id.Id] = job;
+    }
+
+    /// <summary>The claims with the last one ended, when its agent never wrote an ending (it lost its lease, was killed or cut off).</summary>
+    private IReadOnlyList<GpuJobClaim> ClosePreviousClaim(GpuJobStatus status)
+    {
+        if (status.Claims.Count == 0 || status.Claims[^1].EndedAt is not null)
+        {
+            return status.Claims;
+        }
+
+        var open = status.Claims[^1];
+        var ended = open.Agent == AgentId && _lostLeases.TryRemove(status.JobId, out var why)
+            ? why
+            : $"{ClaimEndings.Lapsed}: {open.Agent} stopped renewing its lease (killed, or cut off from storage)";
+        return [.. status.Claims.Take(status.Claims.Count - 1), open with { EndedAt = status.UpdatedAt, Ended = ended }];
+    }
+
+    private static GpuJobStatus Finish(GpuJobStatus running, string state, string ended)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return running with
+        {
+            State = state,
+            UpdatedAt = now,
+            Progress = null,
+            Claims = [.. running.Claims.Take(running.Claims.Count - 1), running.Claims[^1] with { EndedAt = now, Ended = ended }],
+        };
+    }
+
+    /// <summary>The final status, written while the lease is certainly ours; retried through storage blips until then.</summary>
+    private async Task<bool> WriteFinalAsync(GpuJobRef id, GpuJobStatus final, LeaseKeeper keeper, IArtifactLease lease)
+    {
+        for (var attempt = 1; !keeper.IsLost; attempt++)
+        {
+            try
+            {
+                return await _jobs.TryWriteStatusAsync(id, final, lease, keeper.Lost);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException && !keeper.IsLost)
+            {
+                Log($"job {id}: writing its final status failed ({e.Message}); retrying while the lease is certain ({keeper.CertainFor.TotalSeconds:0}s)");
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(5, attempt)), keeper.Lost);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        return false;
+    }
+
+    private async Task TryAsync(Func<Task> action, string what)
+    {
+        try
+        {
+            await action();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Log($"could not {what}: {e.Message}");
+        }
+    }
+
+    private void Log(string message) => _log?.WriteLine($"gpu-agent {AgentId}: {message}");
+
+    /// <summary>Stops renewing, then releases the lease (when it is still ours), whatever happened.</summary>
+    private sealed class LeaseRelease(LeaseKeeper keeper, IArtifactLease lease) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            var lost = keeper.IsLost;
+            await keeper.DisposeAsync();
+            if (!lost)
+            {
+                try
+                {
+                    await lease.ReleaseAsync();
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // unreachable storage: the lease lapses on its own
+                }
+            }
+        }
     }
 }

@@ -6,11 +6,11 @@ using Workflows.Experiments.Templates;
 namespace Workflows.Engine.Orchestration;
 
 /// <summary>
-/// The one orchestration: interprets a bound workflow. Steps start as soon as every step they need has succeeded,
-/// so independent steps run in parallel; each step's runner (from the <see cref="StepRegistry"/>) decides what to
-/// schedule. When a step fails after its retries, no further step starts, running ones are awaited, the rest are
-/// marked skipped, and the run fails naming the step, shard and error.
-/// Deterministic: time comes from the context, everything else from the input and activity results.
+/// The one orchestration: interprets a bound workflow. <see cref="RunTask"/> is the process: every step starts as
+/// soon as the steps it needs have succeeded (so independent steps run side by side); after a failure no further
+/// step starts, running ones finish, the rest are recorded skipped, and the run fails naming the step, shard and
+/// error. What a step does is its type's business (<see cref="StepRegistry"/>). Deterministic: time comes from the
+/// context, everything else from the input and activity results.
 /// </summary>
 public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchestration<RunResult, RunInput, string, RunProgress>
 {
@@ -21,159 +21,128 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
     private readonly List<string> _order = [];
     private readonly Dictionary<string, StepProgress> _progress = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TaskCompletionSource<string>> _events = new(StringComparer.Ordinal);
+    private OrchestrationContext _context = null!;
+    private RunInput _run = null!;
+    private StepFailedException? _failure;
 
-    public override RunProgress OnGetStatus() =>
-        new(_order.ToDictionary(id => id, id => _progress[id], StringComparer.Ordinal));
-
-    public override void OnEvent(OrchestrationContext context, string name, string input)
+    public override async Task<RunResult> RunTask(OrchestrationContext context, RunInput run)
     {
-        if (!_events.TryGetValue(name, out var waiter))
+        (_context, _run) = (context, run);
+        foreach (var step in run.Workflow.Steps)
         {
-            // An event before anyone waits (e.g. a job that finished while we were between polls) is kept.
-            waiter = new TaskCompletionSource<string>();
-            _events[name] = waiter;
+            _order.Add(step.Id);
+            _progress[step.Id] = new StepProgress { Total = step.FanOutCount };
         }
 
-        waiter.TrySetResult(input);
+        await RecordAsync(new RunUpdate(run.RunId) { Status = "Running", StartedAt = context.CurrentUtcDateTime, InstanceId = context.OrchestrationInstance.InstanceId });
+
+        // Steps come in dependency order, so the tasks of the steps a step needs already exist when it is reached.
+        var steps = new Dictionary<string, Task<StepOutput?>>(StringComparer.Ordinal);
+        foreach (var step in run.Workflow.Steps)
+        {
+            steps[step.Id] = RunWhenReadyAsync(step, [.. step.Needs.Select(n => steps[n])]);
+        }
+
+        var outputs = (await Task.WhenAll(steps.Values)).OfType<StepOutput>().ToDictionary(o => o.Step, StringComparer.Ordinal);
+        var error = _failure is null ? null : Describe(_failure);
+        await RecordAsync(new RunUpdate(run.RunId) { Status = error is null ? "Succeeded" : "Failed", CompletedAt = context.CurrentUtcDateTime, Error = error });
+        await NotifyFinishedAsync();
+        return new RunResult(error is null, outputs, _failure?.Step, _failure?.Shard, error);
     }
 
-    internal Task<string> WaitForEvent(string name)
+    /// <summary>Runs <paramref name="step"/> once what it needs has succeeded; skips it when any of that failed, or any step has.</summary>
+    private async Task<StepOutput?> RunWhenReadyAsync(BoundStep step, IReadOnlyList<Task<StepOutput?>> needs)
     {
-        if (!_events.TryGetValue(name, out var waiter))
+        var inputs = await Task.WhenAll(needs);
+        if (_failure is not null || inputs.Any(i => i is null))
         {
-            waiter = new TaskCompletionSource<string>();
-            _events[name] = waiter;
+            await SetStateAsync(step, StepStates.Skipped);
+            return null;
         }
 
-        return waiter.Task;
-    }
-
-    internal StepProgress ProgressOf(string step) => _progress[step];
-
-    internal void SetProgress(string step, StepProgress value) => _progress[step] = value;
-
-    public override async Task<RunResult> RunTask(OrchestrationContext context, RunInput input)
-    {
-        var steps = input.Workflow.Steps;
-        foreach (var s in steps)
-        {
-            _order.Add(s.Id);
-            _progress[s.Id] = new StepProgress { Total = s.FanOutCount };
-        }
-
-        await Record(context, new RunUpdate(input.RunId) { Status = "Running", StartedAt = context.CurrentUtcDateTime, InstanceId = context.OrchestrationInstance.InstanceId });
-
-        var outputs = new Dictionary<string, StepOutput>(StringComparer.Ordinal);
-        var running = new Dictionary<string, Task<StepOutput>>(StringComparer.Ordinal);
-        var started = new HashSet<string>(StringComparer.Ordinal);
-        StepFailedException? failure = null;
-        while (true)
-        {
-            if (failure is null)
-            {
-                foreach (var step in steps)
-                {
-                    if (!started.Contains(step.Id) && step.Needs.All(outputs.ContainsKey))
-                    {
-                        started.Add(step.Id);
-                        var inputs = step.Needs.ToDictionary(n => n, n => outputs[n], StringComparer.Ordinal);
-                        running[step.Id] = RunStepAsync(context, input, step, inputs);
-                    }
-                }
-            }
-
-            if (running.Count == 0)
-            {
-                break;
-            }
-
-            var finished = await Task.WhenAny(running.Values);
-            var id = running.First(p => p.Value == finished).Key;
-            running.Remove(id);
-            try
-            {
-                outputs[id] = await finished;
-            }
-            catch (StepFailedException e)
-            {
-                failure ??= e;
-            }
-        }
-
-        foreach (var step in steps.Where(s => !started.Contains(s.Id)))
-        {
-            _progress[step.Id] = _progress[step.Id] with { State = StepStates.Skipped };
-            await Record(context, new RunUpdate(input.RunId) { Step = new StepUpdate(step.Id, null, StepStates.Skipped, false, null, null, null, null) });
-        }
-
-        var error = failure is null ? null : Describe(failure);
-        await Record(context, new RunUpdate(input.RunId)
-        {
-            Status = failure is null ? "Succeeded" : "Failed",
-            CompletedAt = context.CurrentUtcDateTime,
-            Error = error,
-        });
-        await NotifyFinished(context, input.RunId);
-        return new RunResult(failure is null, outputs, failure?.Step, failure?.Shard, error);
-    }
-
-    public static string Describe(StepFailedException e) =>
-        $"step '{e.Step}'{(e.Shard is null ? "" : $", shard {e.Shard}")}: {e.Message}";
-
-    private async Task<StepOutput> RunStepAsync(OrchestrationContext context, RunInput run, BoundStep step, IReadOnlyDictionary<string, StepOutput> inputs)
-    {
-        var startedAt = context.CurrentUtcDateTime;
-        _progress[step.Id] = _progress[step.Id] with { State = StepStates.Running, StartedAt = startedAt };
-        await Record(context, new RunUpdate(run.RunId) { Step = new StepUpdate(step.Id, null, StepStates.Running, false, null, startedAt, null, null) });
         try
         {
-            if (!registry.TryGet(step.Type, out var handler))
-            {
-                throw new StepFailedException(step.Id, null, registry.NotAvailableMessage(step.Type));
-            }
+            return await RunStepAsync(step, [.. inputs.OfType<StepOutput>()]);
+        }
+        catch (StepFailedException e)
+        {
+            _failure ??= e;
+            return null;
+        }
+    }
 
+    private async Task<StepOutput> RunStepAsync(BoundStep step, IReadOnlyList<StepOutput> inputs)
+    {
+        var startedAt = _context.CurrentUtcDateTime;
+        await SetStateAsync(step, StepStates.Running, p => p with { StartedAt = startedAt });
+        try
+        {
+            var handler = registry.TryGet(step.Type, out var h) ? h : throw new StepFailedException(step.Id, null, registry.NotAvailableMessage(step.Type));
             StepOutput output;
             try
             {
-                output = await handler.Runner.RunAsync(new StepScope(this, context, run, step, inputs));
+                output = await handler.Runner.RunAsync(new StepScope(this, _context, _run, step, inputs.ToDictionary(i => i.Step, StringComparer.Ordinal)));
             }
             catch (Exception e) when (e is not StepFailedException)
             {
                 throw new StepFailedException(step.Id, null, e.Message, e);
             }
 
-            var completedAt = context.CurrentUtcDateTime;
-            _progress[step.Id] = _progress[step.Id] with
-            {
-                State = StepStates.Succeeded,
-                Cached = output.Cached,
-                CompletedAt = completedAt,
-                OutputPrefix = output.Prefix,
-            };
-            await Record(context, new RunUpdate(run.RunId)
-            {
-                Step = new StepUpdate(step.Id, null, StepStates.Succeeded, output.Cached, output.Prefix, startedAt, completedAt, null),
-            });
+            await SetStateAsync(step, StepStates.Succeeded,
+                p => p with { Cached = output.Cached, CompletedAt = _context.CurrentUtcDateTime, OutputPrefix = output.Prefix },
+                u => u with { Cached = output.Cached, OutputPrefix = output.Prefix, StartedAt = startedAt });
             return output;
         }
         catch (StepFailedException e)
         {
-            var completedAt = context.CurrentUtcDateTime;
-            _progress[step.Id] = _progress[step.Id] with { State = StepStates.Failed, Error = e.Message, FailedShard = e.Shard, CompletedAt = completedAt };
-            await Record(context, new RunUpdate(run.RunId)
-            {
-                Step = new StepUpdate(step.Id, e.Shard, StepStates.Failed, false, null, startedAt, completedAt, e.Message),
-            });
+            await SetStateAsync(step, StepStates.Failed,
+                p => p with { Error = e.Message, FailedShard = e.Shard, CompletedAt = _context.CurrentUtcDateTime },
+                u => u with { Shard = e.Shard, Error = e.Message, StartedAt = startedAt });
             throw;
         }
     }
 
+    /// <summary>Sets a step's state in the live progress and in the run record (completed time = now once it ended).</summary>
+    private Task SetStateAsync(BoundStep step, string state, Func<StepProgress, StepProgress>? progress = null, Func<StepUpdate, StepUpdate>? record = null)
+    {
+        _progress[step.Id] = (progress ?? (p => p))(_progress[step.Id] with { State = state });
+        var now = _context.CurrentUtcDateTime;
+        var update = new StepUpdate(step.Id, null, state, false, null, state == StepStates.Running ? now : null,
+            state is StepStates.Succeeded or StepStates.Failed ? now : null, null) { Type = step.Type };
+        return RecordAsync(new RunUpdate(_run.RunId) { Step = (record ?? (u => u))(update) });
+    }
+
+    public static string Describe(StepFailedException e) =>
+        $"step '{e.Step}'{(e.Shard is null ? "" : $", shard {e.Shard}")}: {e.Message}";
+
+    public override RunProgress OnGetStatus() =>
+        new(_order.ToDictionary(id => id, id => _progress[id], StringComparer.Ordinal));
+
+    public override void OnEvent(OrchestrationContext context, string name, string input) => Waiter(name).TrySetResult(input);
+
+    /// <summary>An event may arrive before anyone waits for it (a job that finished between polls): it is kept.</summary>
+    internal Task<string> WaitForEvent(string name) => Waiter(name).Task;
+
+    private TaskCompletionSource<string> Waiter(string name)
+    {
+        if (!_events.TryGetValue(name, out var waiter))
+        {
+            _events[name] = waiter = new TaskCompletionSource<string>();
+        }
+
+        return waiter;
+    }
+
+    internal StepProgress ProgressOf(string step) => _progress[step];
+
+    internal void SetProgress(string step, StepProgress value) => _progress[step] = value;
+
     /// <summary>Run-finished hooks (PR results, ...) after the final record; their failure never changes the run's result.</summary>
-    private static async Task NotifyFinished(OrchestrationContext context, string runId)
+    private async Task NotifyFinishedAsync()
     {
         try
         {
-            await context.ScheduleWithRetry<bool>(ActivityNames.RunFinished, ActivityNames.Version, RecordRetry, runId);
+            await _context.ScheduleWithRetry<bool>(ActivityNames.RunFinished, ActivityNames.Version, RecordRetry, _run.RunId);
         }
         catch (DurableTask.Core.Exceptions.TaskFailedException)
         {
@@ -181,6 +150,6 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
         }
     }
 
-    private static Task<bool> Record(OrchestrationContext context, RunUpdate update) =>
-        context.ScheduleWithRetry<bool>(ActivityNames.UpdateRun, ActivityNames.Version, RecordRetry, update);
+    private Task<bool> RecordAsync(RunUpdate update) =>
+        _context.ScheduleWithRetry<bool>(ActivityNames.UpdateRun, ActivityNames.Version, RecordRetry, update);
 }

@@ -4,26 +4,17 @@ namespace Workflows.Engine.Orchestration;
 
 // Everything that crosses the orchestration boundary is small: names, keys, hashes, counts. Never data.
 
-/// <summary>The orchestration's input: the bound workflow and where the run's inputs are.</summary>
-/// <param name="DataPaths">The experiment's <c>data.paths</c>, made absolute at submit time (inputs are read from local paths for now).</param>
+/// <summary>The orchestration's input: the bound workflow and where the experiment's relative paths resolve.</summary>
+/// <param name="ExperimentDirectory">The folder the experiment file was submitted from (absolute): data, held-out and haystack paths resolve against it.</param>
 /// <param name="RecomputeFrom">A forced rerun: this step and every later one (workflow order) ignore cached outputs and recompute.</param>
 public sealed record RunInput(
     string RunId,
     string ExperimentName,
     string ExperimentHash,
     BoundWorkflow Workflow,
-    IReadOnlyList<string> DataPaths,
-    string? RecomputeFrom = null,
-    IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? ExternalInputs = null)
+    string ExperimentDirectory,
+    string? RecomputeFrom = null)
 {
-    /// <summary>
-    /// Inputs a GPU step reads from outside the store, by step type → (name → SHA-256), taken at submit; they enter that
-    /// step's cache key beside its parameters and upstream outputs, so new bytes under the same name are not served a
-    /// stale cached output. Today: evaluate-domain-loss's held-out files (local paths hashed, or a corpus manifest).
-    /// </summary>
-    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> ExternalInputs { get; init; } =
-        ExternalInputs ?? new Dictionary<string, IReadOnlyDictionary<string, string>>();
-
     /// <summary>Whether <paramref name="step"/> may take its output from the cache (false for RecomputeFrom and later steps).</summary>
     public bool MayReuseCache(string step)
     {

@@ -1,6 +1,7 @@
 using DurableTask.Core;
 using DurableTask.Core.Exceptions;
-using Workflows.Engine.Steps;
+using Workflows.Artifacts.ContentAddressing;
+using Workflows.Engine.Activities;
 using Workflows.Experiments.Templates;
 
 namespace Workflows.Engine.Orchestration;
@@ -50,8 +51,7 @@ public sealed class StepScope
     /// </summary>
     /// <remarks>
     /// DTFx's <c>ScheduleWithRetry(RetryOptions)</c> computes the same back-off, but it cannot bound each attempt by a
-    /// timeout and does not tell how many attempts were made; this loop does both with the same primitives
-    /// (<see cref="StepRetryPolicy"/> carries the RetryOptions-equivalent numbers).
+    /// timeout and does not tell how many attempts were made; this loop does both with the same primitives.
     /// </remarks>
     public async Task<T> CallAsync<T>(string activity, object input, string? shard = null)
     {
@@ -83,10 +83,6 @@ public sealed class StepScope
             catch (TaskFailedException e)
             {
                 error = e.FailureDetails?.ErrorMessage ?? e.InnerException?.Message ?? e.Message;
-                if (e.FailureDetails?.ErrorType is { } type && type.EndsWith(nameof(StepNotAvailableException), StringComparison.Ordinal))
-                {
-                    throw new StepFailedException(Step.Id, shard, error);
-                }
             }
 
             if (attempt >= policy.MaxAttempts)
@@ -97,6 +93,24 @@ public sealed class StepScope
 
             await DelayAsync(policy.DelayBefore(attempt + 1));
         }
+    }
+
+    /// <summary>
+    /// The cache check every step makes once it knows its key: the published output of <paramref name="key"/> (the
+    /// step is then done, recorded cached), or null. A forced rerun's recomputed steps never take it from the cache.
+    /// </summary>
+    public async Task<StepOutput?> TryCachedAsync(ArtifactKey key)
+    {
+        Report(p => p with { Phase = "cache check", OutputPrefix = key.Prefix });
+        var cached = Run.MayReuseCache(Step.Id)
+            ? await CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(Step.Id, key.Activity, key.ActivityVersion, key.Hash))
+            : null;
+        if (cached is not null)
+        {
+            Report(p => p with { Done = Math.Max(1, p.Total), Total = Math.Max(1, p.Total), CachedItems = Math.Max(1, p.Total) });
+        }
+
+        return cached;
     }
 
     /// <summary>A durable delay (chained timers for delays beyond the storage limit), padded by <see cref="TimerPadding"/>.</summary>
@@ -160,17 +174,11 @@ public sealed class StepScope
     }
 }
 
-/// <summary>The retry numbers of a step, as DTFx's RetryOptions would hold them (first interval, coefficient 2, cap, attempts).</summary>
+/// <summary>The retry numbers of a step: attempts, first back-off (doubled each time, capped) and the timeout of each attempt.</summary>
 public sealed record StepRetryPolicy(int MaxAttempts, TimeSpan FirstRetryInterval, double BackoffCoefficient, TimeSpan MaxRetryInterval, TimeSpan Timeout)
 {
     public static StepRetryPolicy From(BoundStep step) =>
         new(Math.Max(1, step.MaxAttempts), step.Backoff, 2.0, step.MaxBackoff, step.Timeout);
-
-    public RetryOptions ToRetryOptions() => new(FirstRetryInterval, MaxAttempts)
-    {
-        BackoffCoefficient = BackoffCoefficient,
-        MaxRetryInterval = MaxRetryInterval,
-    };
 
     /// <summary>Wait before attempt <paramref name="attempt"/> (2, 3, ...): first × coefficient^(attempt-2), capped.</summary>
     public TimeSpan DelayBefore(int attempt)

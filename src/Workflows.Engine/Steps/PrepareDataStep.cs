@@ -3,20 +3,16 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using DurableTask.Core;
 using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Corpora;
 using Workflows.DataPrep.Corpus;
 using Workflows.DataPrep.Packing;
 using Workflows.DataPrep.Pipeline;
 using Workflows.DataPrep.Selection;
-using Workflows.DataPrep.Statistics;
 using Workflows.DataPrep.Tokenization;
-using Workflows.Engine.Activities;
 using Workflows.Engine.Corpora;
 using Workflows.Engine.Orchestration;
-using Workflows.Experiments.Spec;
-using Workflows.Experiments.Validation;
+using Workflows.Experiments.Templates;
 
 namespace Workflows.Engine.Steps;
 
@@ -38,8 +34,8 @@ namespace Workflows.Engine.Steps;
 /// </remarks>
 public static class PrepareDataStep
 {
-    public const string Type = "prepare-data";
-    public const string Version = "1";
+    public static readonly string Type = StepContracts.PrepareData.Type;
+    public const string Version = StepOutputs.Version;
     public const string MeasureActivity = "dataprep-measure";
     public const string MeasureVersion = "1";
 
@@ -55,29 +51,29 @@ public static class PrepareDataStep
     public static StepHandler Create(EngineServices services)
     {
         var work = new Work(services);
-        return new StepHandler(Type, new Runner(),
+        return new StepHandler(StepContracts.PrepareData, new Runner(),
         [
             new ActivityRegistration(Resolve, new Activity<ResolveInput, PrepInputs>(work.ResolveAsync)),
             new ActivityRegistration(Measure, new Activity<MeasureInput, MeasureResult>(work.MeasureAsync)),
             new ActivityRegistration(PlanActivity, new Activity<PrepContext, PlanInfo>(work.PlanAsync)),
             new ActivityRegistration(Write, new Activity<WriteInput, ShardPart>(work.WriteAsync)),
             new ActivityRegistration(Publish, new Activity<PublishPrepInput, StepOutput>(work.PublishAsync)),
-            new ActivityRegistration(ActivityNames.LookupCache, new LookupCacheActivity(services)),
         ]);
     }
 
-    public sealed record ResolveInput(string RunId, string Step, IReadOnlyList<string> DataPaths, int ShardCount);
+    /// <param name="Parameters">The step's <see cref="PrepareDataParameters"/> as canonical JSON: all the activities read of the experiment.</param>
+    public sealed record ResolveInput(string RunId, string Step, string Parameters, string ExperimentDirectory, int ShardCount);
 
     /// <summary>One input. From a registered corpus (<paramref name="FromCorpus"/>), <paramref name="Path"/> is its blob and the bytes are fetched into the cache.</summary>
     public sealed record InputRef(string Key, string Path, string Sha256, string MeasureKeyHash, long Bytes = 0, bool FromCorpus = false);
 
     public sealed record PrepInputs(string KeyHash, IReadOnlyList<InputRef> Files);
 
-    public sealed record MeasureInput(string RunId, InputRef File);
+    public sealed record MeasureInput(string RunId, string Parameters, InputRef File);
 
     public sealed record MeasureResult(string FileKey, string MeasureKeyHash, string ContentHash, bool Cached);
 
-    public sealed record PrepContext(string RunId, string Step, string KeyHash, int ShardCount, IReadOnlyList<MeasureResult> Measures);
+    public sealed record PrepContext(string RunId, string Step, string Parameters, string KeyHash, int ShardCount, IReadOnlyList<MeasureResult> Measures);
 
     public sealed record PlanInfo(string PlanId, int ShardCount, int SequencesPerShard, long Sequences);
 
@@ -92,22 +88,18 @@ public static class PrepareDataStep
         public async Task<StepOutput> RunAsync(StepScope scope)
         {
             scope.Report(p => p with { Phase = "resolve inputs" });
-            var inputs = await scope.CallAsync<PrepInputs>(Resolve, new ResolveInput(scope.Run.RunId, scope.Step.Id, scope.Run.DataPaths, scope.Step.FanOutCount));
-            var key = ArtifactKey.FromParts(Type, Version, inputs.KeyHash);
-            scope.Report(p => p with { Phase = "cache check", OutputPrefix = key.Prefix });
-            var cached = scope.Run.MayReuseCache(scope.Step.Id)
-                ? await scope.CallAsync<StepOutput?>(ActivityNames.LookupCache, new CacheQuery(scope.Step.Id, Type, Version, inputs.KeyHash))
-                : null;
-            if (cached is not null)
+            var parameters = scope.Step.Parameters;
+            var inputs = await scope.CallAsync<PrepInputs>(Resolve,
+                new ResolveInput(scope.Run.RunId, scope.Step.Id, parameters, scope.Run.ExperimentDirectory, scope.Step.FanOutCount));
+            if (await scope.TryCachedAsync(ArtifactKey.FromParts(Type, Version, inputs.KeyHash)) is { } cached)
             {
-                scope.Report(p => p with { Done = p.Total, CachedItems = p.Total });
                 return cached;
             }
 
             var measures = await scope.FanOutAsync(inputs.Files.Count,
-                i => scope.CallAsync<MeasureResult>(Measure, new MeasureInput(scope.Run.RunId, inputs.Files[i]), shard: $"input {inputs.Files[i].Key}"),
+                i => scope.CallAsync<MeasureResult>(Measure, new MeasureInput(scope.Run.RunId, parameters, inputs.Files[i]), shard: $"input {inputs.Files[i].Key}"),
                 "measure");
-            var context = new PrepContext(scope.Run.RunId, scope.Step.Id, inputs.KeyHash, scope.Step.FanOutCount, measures);
+            var context = new PrepContext(scope.Run.RunId, scope.Step.Id, parameters, inputs.KeyHash, scope.Step.FanOutCount, measures);
             scope.Report(p => p with { Phase = "plan" });
             var plan = await scope.CallAsync<PlanInfo>(PlanActivity, context);
             var parts = await scope.FanOutAsync(plan.ShardCount,
@@ -118,41 +110,30 @@ public static class PrepareDataStep
         }
     }
 
-    /// <summary>A DTFx activity over a delegate (the work lives in <see cref="Work"/>, one method per activity).</summary>
-    private sealed class Activity<TIn, TOut>(Func<TIn, Task<TOut>> run) : AsyncTaskActivity<TIn, TOut>
-    {
-        protected override Task<TOut> ExecuteAsync(TaskContext context, TIn input) => run(input);
-    }
-
     private sealed class Work(EngineServices services)
     {
         private readonly ConcurrentDictionary<string, Lazy<ITokenizer>> _tokenizers = new(StringComparer.Ordinal);
-        private readonly ConcurrentDictionary<string, Task<ExperimentSpec>> _specs = new(StringComparer.Ordinal);
-
-        private Task<ExperimentSpec> Spec(string runId) => _specs.GetOrAdd(runId, async id =>
-        {
-            var yaml = await services.Runs.ReadExperimentYamlAsync(id);
-            return ExperimentLoader.LoadText($"runs/{id}/experiment.yaml", yaml, new LoadOptions(PolicyMode.Off)).Require();
-        });
 
         private ITokenizer Tokenizer(string name) =>
             _tokenizers.GetOrAdd(name, n => new Lazy<ITokenizer>(() => services.Options.ResolveTokenizer(n))).Value;
 
-        private async Task<(ExperimentSpec Spec, ITokenizer Tokenizer, DataPrepOptions Options)> Setup(string runId)
+        /// <summary>The step's typed parameters (what the template bound, nothing else), its tokenizer and data-prep options.</summary>
+        private (PrepareDataParameters Parameters, ITokenizer Tokenizer, DataPrepOptions Options) Setup(string runId, string parametersJson)
         {
-            var spec = await Spec(runId);
-            var tokenizer = Tokenizer(spec.Data.Tokenizer);
-            var options = SpecMapping.ToDataPrepOptions(spec, tokenizer) with { Threads = 1 };
-            return (spec, tokenizer, options);
+            var parameters = StepParameters.Bind<PrepareDataParameters>(parametersJson, $"run {runId}, prepare-data");
+            var tokenizer = Tokenizer(parameters.Tokenizer);
+            return (parameters, tokenizer, SpecMapping.ToDataPrepOptions(parameters, tokenizer) with { Threads = 1 });
         }
 
         public async Task<PrepInputs> ResolveAsync(ResolveInput input)
         {
-            var (spec, tokenizer, options) = await Setup(input.RunId);
-            // No data.paths: the registered corpus data.corpus, whose manifest already holds each file's key and SHA-256.
-            var files = input.DataPaths.Count > 0
-                ? InputFile.Discover(input.DataPaths).Select(f => (f.Key, f.Path, Sha256: CorpusMeasurer.Sha256Of(f.Path), Bytes: 0L, FromCorpus: false)).ToList()
-                : (await CorpusInputs.ResolveAsync(services, spec.Data.Corpus)).Select(f => (f.Key, Path: f.Blob, f.Sha256, f.Bytes, FromCorpus: true)).ToList();
+            var (parameters, tokenizer, options) = Setup(input.RunId, input.Parameters);
+            // data.paths, relative to the experiment file; without them the registered corpus data.corpus, whose
+            // manifest already holds each file's key and SHA-256.
+            var files = parameters.Paths is { Count: > 0 } paths
+                ? InputFile.Discover([.. paths.Select(p => Path.GetFullPath(p, input.ExperimentDirectory))])
+                    .Select(f => (f.Key, f.Path, Sha256: CorpusMeasurer.Sha256Of(f.Path), Bytes: 0L, FromCorpus: false)).ToList()
+                : (await CorpusInputs.ResolveAsync(services, parameters.Corpus)).Select(f => (f.Key, Path: f.Blob, f.Sha256, f.Bytes, FromCorpus: true)).ToList();
             var fingerprint = CorpusMeasurer.ReaderFingerprint(options.Reader);
             var refs = files.Select(f =>
             {
@@ -182,7 +163,7 @@ public static class PrepareDataStep
                 return new MeasureResult(input.File.Key, key.Hash, existing.ContentHash, Cached: true);
             }
 
-            var (_, tokenizer, options) = await Setup(input.RunId);
+            var (_, tokenizer, options) = Setup(input.RunId, input.Parameters);
             var path = input.File.FromCorpus
                 ? await CorpusInputs.LocalPathAsync(services, new CorpusFile(input.File.Key, input.File.Sha256, input.File.Bytes))
                 : input.File.Path;
@@ -236,7 +217,7 @@ public static class PrepareDataStep
 
         private async Task<(PackingPlan Plan, string IndexFolder)> MakePlan(PrepContext context, int? sequencesPerShard)
         {
-            var (_, tokenizer, options) = await Setup(context.RunId);
+            var (_, tokenizer, options) = Setup(context.RunId, context.Parameters);
             var folder = await LocalIndexes(context);
             var indexes = context.Measures
                 .Select(m => LengthIndexStore.TryLoad(folder, m.FileKey) ?? throw new InvalidDataException($"index of '{m.FileKey}' did not load from {folder}"))
@@ -301,32 +282,14 @@ public static class PrepareDataStep
             }
 
             var (plan, _) = await MakePlan(input.Context, input.SequencesPerShard);
-            var parts = input.Parts.OrderBy(p => p.Shard).ToList();
-            if (parts.Count != plan.ShardCount || parts.Select(p => p.Shard).Distinct().Count() != plan.ShardCount || parts.Any(p => p.PlanId != plan.PlanId))
-            {
-                throw new InvalidDataException($"publish got {parts.Count} shard(s) for a plan of {plan.ShardCount}: refusing to publish a partial output");
-            }
-
             var scratch = services.NewScratchDirectory("publish");
             try
             {
-                var stats = DataPrepStatistics.From(plan);
-                var statsPath = Path.Combine(scratch, DataPrepPipeline.StatisticsFileName);
-                await File.WriteAllBytesAsync(statsPath, JsonSerializer.SerializeToUtf8Bytes(stats, ReportJson.Options));
-                StatisticsChart.SaveLengthHistogram(stats, Path.Combine(scratch, DataPrepPipeline.LengthChartFileName));
-                StatisticsChart.SaveSourceMix(stats, Path.Combine(scratch, DataPrepPipeline.SourceChartFileName));
-                var statsSha = CorpusMeasurer.Sha256Of(statsPath);
-                var manifest = new DataPrepManifest(
-                    DataPrepManifest.FormatName, plan.PlanId, plan.TokenizerId, plan.BosId, plan.SeparatorId, plan.Options.ContextLength,
-                    plan.SequenceCount, plan.SequenceCount * plan.Options.ContextLength, plan.DroppedTailTokens, plan.ShardCount,
-                    [.. parts.Select(r => new ManifestShard(r.File, r.Sha256, r.Bytes, r.Rows, r.Tokens, r.FirstSequence))],
-                    [.. plan.Inputs.Select(i => new ManifestInput(i.FileKey, i.Header.InputSha256, i.Header.InputBytes, i.Header.Documents, i.Header.Tokens, i.Header.Skipped.Skipped))],
-                    DataPrepPipeline.StatisticsFileName, statsSha, plan.Options);
-                await File.WriteAllBytesAsync(Path.Combine(scratch, DataPrepManifest.FileName), JsonSerializer.SerializeToUtf8Bytes(manifest, ReportJson.Options));
-
+                // The same statistics, charts and manifest wf prep writes beside its shards (DataPrepPipeline.Publish).
+                DataPrepPipeline.Publish(plan, [.. input.Parts.Select(p => new ShardReceipt(p.Shard, p.File, p.Sha256, p.Bytes, p.Rows, p.Tokens, p.FirstSequence, p.PlanId))], scratch);
                 var attempt = ManifestPublisher.NewAttemptId();
-                var entries = parts.Select(p => new ManifestEntry($"{DataFolder}/{p.File}", p.Blob, p.Bytes, p.Sha256)).ToList();
-                foreach (var name in new[] { DataPrepPipeline.StatisticsFileName, DataPrepPipeline.LengthChartFileName, DataPrepPipeline.SourceChartFileName, DataPrepManifest.FileName })
+                var entries = input.Parts.Select(p => new ManifestEntry($"{DataFolder}/{p.File}", p.Blob, p.Bytes, p.Sha256)).ToList();
+                foreach (var name in DataPrepPipeline.PublishedFiles)
                 {
                     entries.Add(await ManifestPublisher.UploadAsync(services.Store, key, attempt, $"{DataFolder}/{name}", Path.Combine(scratch, name)));
                 }
@@ -368,7 +331,7 @@ public static class PrepareDataStep
         return problems;
     }
 
-    /// <summary>Downloads a prepare-data output's <c>data/</c> folder (verified, once per content hash) for training or evaluation.</summary>
+    /// <summary>Downloads a prepare-data output's <c>data/</c> folder (verified, once per content hash): what <c>wf prep</c> writes.</summary>
     public static Task<string> DownloadDataAsync(EngineServices services, StepOutput output, CancellationToken cancellationToken = default) =>
-        Jobs.EvaluationJobs.DownloadAsync(services, output, Version, DataFolder, cancellationToken);
+        StepOutputs.DownloadAsync(services, output, DataFolder, cancellationToken);
 }

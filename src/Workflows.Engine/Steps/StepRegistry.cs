@@ -1,5 +1,6 @@
 using DurableTask.Core;
 using Workflows.Engine.Orchestration;
+using Workflows.Experiments.Templates;
 
 namespace Workflows.Engine.Steps;
 
@@ -12,13 +13,19 @@ public interface IStepRunner
 /// <summary>An activity a step type needs, registered with the worker under <see cref="Name"/>.</summary>
 public sealed record ActivityRegistration(string Name, TaskActivity Activity);
 
-/// <summary>One step type: its runner and the activities it schedules.</summary>
-public sealed record StepHandler(string Type, IStepRunner Runner, IReadOnlyList<ActivityRegistration> Activities);
+/// <summary>
+/// One step type as this build runs it: its contract (parameters, inputs, GPU or not), the runner the orchestration
+/// calls, the activities the runner schedules, and, for a step whose work is one job, the job's handler (run by a
+/// GPU agent when the contract needs a GPU, else inside an activity).
+/// </summary>
+public sealed record StepHandler(StepContract Contract, IStepRunner Runner, IReadOnlyList<ActivityRegistration> Activities, IJobHandler? Job = null)
+{
+    public string Type => Contract.Type;
+}
 
 /// <summary>
-/// Step type → handler. Workflow templates name step types (prepare-data, train, evaluate-needle, ...); a build
-/// supports those whose handlers are registered here. A template step of an unregistered type fails the run with
-/// "step type X is not available in this build" instead of pretending to run.
+/// Step type → handler. A template step of a type without a handler fails the run with "step type X is not
+/// available in this build" instead of pretending to run.
 /// </summary>
 public sealed class StepRegistry
 {
@@ -38,9 +45,13 @@ public sealed class StepRegistry
     public IEnumerable<ActivityRegistration> Activities =>
         _handlers.Values.SelectMany(h => h.Activities).GroupBy(a => a.Name, StringComparer.Ordinal).Select(g => g.First());
 
+    /// <summary>The job handlers, by step type.</summary>
+    public IReadOnlyDictionary<string, IJobHandler> Jobs =>
+        _handlers.Values.Where(h => h.Job is not null).ToDictionary(h => h.Type, h => h.Job!, StringComparer.Ordinal);
+
+    /// <summary>The handlers a GPU agent runs: job steps whose contract needs a GPU.</summary>
+    public IReadOnlyList<IJobHandler> GpuJobs => [.. Jobs.Values.Where(j => j.Contract.Gpu)];
+
     public string NotAvailableMessage(string type) =>
         $"step type '{type}' is not available in this build (registered step types: {string.Join(", ", _handlers.Keys.Order(StringComparer.Ordinal))})";
 }
-
-/// <summary>Thrown (and not retried) when a step type has no handler in this build.</summary>
-public sealed class StepNotAvailableException(string message) : Exception(message);

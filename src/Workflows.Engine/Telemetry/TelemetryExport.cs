@@ -47,12 +47,13 @@ public sealed class TelemetryExport : IDisposable
     /// <paramref name="level"/> and above, plus OTLP log export when configured. DTFx's own categories are held at
     /// Warning unless the level is Debug or lower (at Information it logs every queue poll).
     /// </summary>
-    public static ILoggerFactory CreateLoggerFactory(LogLevel level, TextWriter output, bool otlp = false) =>
+    /// <param name="storage">Where storage is, once known: named in log lines about storage that cannot be used.</param>
+    public static ILoggerFactory CreateLoggerFactory(LogLevel level, TextWriter output, bool otlp = false, Func<string?>? storage = null) =>
         LoggerFactory.Create(builder =>
         {
             builder.SetMinimumLevel(level);
             builder.AddFilter("DurableTask", level <= LogLevel.Debug ? level : LogLevel.Warning);
-            builder.AddProvider(new JsonLineLoggerProvider(output));
+            builder.AddProvider(new JsonLineLoggerProvider(output, storage));
             if (otlp)
             {
                 builder.AddOpenTelemetry(o => o.AddOtlpExporter());

@@ -31,8 +31,11 @@ public sealed record NeedleSetup(NeedlePromptBuilder Builder, NeedleGrid Grid, N
     public static int RopeResetLength(ExperimentSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return checked((int)(spec.Evaluation.Needle.RopeResetLength ?? spec.Data.Context));
+        return RopeResetLength(spec.Evaluation.Needle, spec.Data.Context);
     }
+
+    /// <summary>The same from the needle section and the training context (what the engine's evaluate-needle step is given).</summary>
+    public static int RopeResetLength(NeedleSpec needle, long trainingContext) => checked((int)(needle.RopeResetLength ?? trainingContext));
 
     /// <summary>A runner writing to <paramref name="outputDirectory"/> with the spec's scorer and max_new_tokens.</summary>
     public NeedleRunner CreateRunner(Inference.IGreedyGenerator generator, string outputDirectory, int maxNewTokens = PaperNeedle.MaxNewTokens) =>

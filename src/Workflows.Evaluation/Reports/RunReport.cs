@@ -28,6 +28,9 @@ public sealed record RunReportInput(
     long? TrainingLength = null,
     long? TokenBudget = null);
 
+/// <summary>Where a report's results are on disk: needle results (*_results.json), loss.json files (each optional).</summary>
+public sealed record ReportSources(string NeedleFolder, string? LossFile = null, string? BaselineNeedleFolder = null, string? BaselineLossFile = null);
+
 /// <summary>The files written.</summary>
 public sealed record RunReportFiles(string Markdown, string Json, string? Heatmap, string? DifferenceHeatmap);
 
@@ -45,6 +48,28 @@ public static class RunReport
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
     };
+
+    /// <summary>
+    /// The one entry point for the report from results on disk: <c>wf eval report</c> and the engine's report step both
+    /// call it with the step's parameters and the folders the evaluations wrote (downloaded, for the engine).
+    /// </summary>
+    public static RunReportFiles Write(string directory, Workflows.Experiments.Templates.ReportParameters parameters, ReportSources sources) =>
+        Write(directory, new RunReportInput(parameters.Experiment, parameters.Baseline, parameters.Model, NeedleScorers.FromSpec(parameters.Scorer),
+            ReadNeedle(sources.NeedleFolder), sources.BaselineNeedleFolder is { } b ? ReadNeedle(b) : null,
+            sources.LossFile is { } l ? DomainLoss.DomainLossJson.Read(l) : null, sources.BaselineLossFile is { } bl ? DomainLoss.DomainLossJson.Read(bl) : null,
+            TrainingLength: parameters.TrainingContext, TokenBudget: parameters.TokenBudget));
+
+    /// <summary>The *_results.json of a needle run; a missing or empty folder is an error naming it.</summary>
+    public static IReadOnlyList<NeedleResult> ReadNeedle(string folder)
+    {
+        if (!Directory.Exists(folder))
+        {
+            throw new DirectoryNotFoundException($"{folder}: no such folder (expected the *_results.json of a needle evaluation)");
+        }
+
+        var results = NeedleResultFiles.ReadDirectory(folder);
+        return results.Count > 0 ? results : throw new InvalidDataException($"{folder}: no *_results.json files (expected the output of a needle evaluation)");
+    }
 
     public static RunReportFiles Write(string directory, RunReportInput input)
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Workflows.Experiments.Spec;
+using Workflows.Experiments.Templates;
 
 namespace Workflows.Experiments.Planning;
 
@@ -395,23 +396,23 @@ public static class Planner
         var checkpointBytes = shape.Parameters * (2 + 4 + 4 + 4);
         var list = new List<ArtifactPlan>
         {
-            new("prepare-data", "packed Parquet shards", spec.Data.Shards, shardBytes),
-            new("prepare-data", "statistics (JSON + PNG) and manifest", 3, 1 << 20),
-            new("train", "checkpoints (weights + optimizer state)", training.Checkpoints, training.Checkpoints * checkpointBytes),
-            new("train", "final model (safetensors, bf16)", 1, weightBytes),
-            new("train", "metrics (JSONL) and loss curve (PNG)", 2, training.Steps * 200),
+            new(StepContracts.PrepareData.Type, "packed Parquet shards", spec.Data.Shards, shardBytes),
+            new(StepContracts.PrepareData.Type, "statistics (JSON + PNG) and manifest", 3, 1 << 20),
+            new(StepContracts.Train.Type, "checkpoints (weights + optimizer state)", training.Checkpoints, training.Checkpoints * checkpointBytes),
+            new(StepContracts.Train.Type, "final model (safetensors, bf16)", 1, weightBytes),
+            new(StepContracts.Train.Type, "metrics (JSONL) and loss curve (PNG)", 2, training.Steps * 200),
         };
         if (evaluation.Needle)
         {
-            list.Add(new("evaluate-needle", "needle results (JSON per cell) and heatmap PNG", evaluation.NeedleCells + 1, (evaluation.NeedleCells * 2048L) + (1 << 20)));
+            list.Add(new(StepContracts.EvaluateNeedle.Type, "needle results (JSON per cell) and heatmap PNG", evaluation.NeedleCells + 1, (evaluation.NeedleCells * 2048L) + (1 << 20)));
         }
 
         if (evaluation.DomainLoss)
         {
-            list.Add(new("evaluate-domain-loss", "loss table (JSON)", 1, 64 << 10));
+            list.Add(new(StepContracts.EvaluateDomainLoss.Type, "loss table (JSON)", 1, 64 << 10));
         }
 
-        list.Add(new("report", "report (Markdown + JSON)", 2, 256 << 10));
+        list.Add(new(StepContracts.Report.Type, "report (Markdown + JSON)", 2, 256 << 10));
         return list;
     }
 }

@@ -44,7 +44,24 @@ public static class CanonicalForm
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
-    /// <summary>SHA-256 of <see cref="ToJson"/>, lower-case hex.</summary>
+    /// <summary>
+    /// Any spec record (a step's parameters, a section of the spec) in canonical form: keys sorted, defaults written,
+    /// unset optional fields left out. Step cache keys are built from it.
+    /// </summary>
+    public static string ToJson(object record)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false }))
+        {
+            writer.WriteStartObject();
+            WriteFields(writer, record, topLevel: false, includeCosmetic: false);
+            writer.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    /// <summary>SHA-256 of <see cref="ToJson(ExperimentSpec)"/>, lower-case hex.</summary>
     public static string Hash(ExperimentSpec spec) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToJson(spec))));
 

@@ -21,7 +21,10 @@ public sealed class SpecBinder(string file)
     public IReadOnlyDictionary<string, SourceLocation> Locations => locations;
 
     public T? Bind<T>(YNode? root)
-        where T : class
+        where T : class => (T?)Bind(typeof(T), root);
+
+    /// <summary>Binds <paramref name="root"/> to the record type <paramref name="type"/>; null (with diagnostics) when it does not fit.</summary>
+    public object? Bind(Type type, YNode? root)
     {
         if (root is null || (root is YScalar s && s.IsNull))
         {
@@ -30,7 +33,7 @@ public sealed class SpecBinder(string file)
             return null;
         }
 
-        return (T?)BindRecord(typeof(T), root, "");
+        return BindRecord(type, root, "");
     }
 
     private void Error(SourceLocation at, DiagnosticCode code, string path, string message, string? hint) =>

@@ -12,14 +12,14 @@ namespace Workflows.Experiments.Spec;
 public static class SpecModel
 {
     private static readonly ConcurrentDictionary<Type, RecordModel> Records = new();
-    private static readonly NullabilityInfoContext Nullability = new();
 
     public static RecordModel Record(Type type) => Records.GetOrAdd(type, Build);
 
     public static bool IsRecord(Type type) =>
         type.IsClass && type != typeof(string) && !type.IsAbstract && !type.IsGenericType
         && type != typeof(MixSpec) && type != typeof(LengthBucket)
-        && (type.Namespace == typeof(ExperimentSpec).Namespace || type.Namespace == typeof(Templates.WorkflowTemplate).Namespace);
+        && (type.Namespace == typeof(ExperimentSpec).Namespace || type.Namespace == typeof(Templates.WorkflowTemplate).Namespace
+            || typeof(Templates.IStepParameters).IsAssignableFrom(type));
 
     public static string SnakeCase(string name)
     {
@@ -62,6 +62,9 @@ public static class SpecModel
 
     private static RecordModel Build(Type type)
     {
+        // NullabilityInfoContext is not thread-safe (its caches are plain dictionaries): one per record model built,
+        // since records are modelled on first use from whichever thread binds or hashes first.
+        var nullability = new NullabilityInfoContext();
         var ctor = type.GetConstructors().OrderByDescending(c => c.GetParameters().Length).First();
         var fields = new List<FieldModel>();
         foreach (var parameter in ctor.GetParameters())
@@ -74,7 +77,7 @@ public static class SpecModel
             var underlying = Nullable.GetUnderlyingType(declared);
             var nullable = underlying is not null
                 || (!declared.IsValueType && parameter.HasDefaultValue && parameter.DefaultValue is null
-                    && Nullability.Create(property).ReadState == NullabilityState.Nullable);
+                    && nullability.Create(property).ReadState == NullabilityState.Nullable);
             fields.Add(new FieldModel(
                 key,
                 parameter,

@@ -13,25 +13,25 @@ public sealed record TemplateLoadResult(string File, WorkflowTemplate? Template,
 }
 
 /// <summary>A template bound to one experiment: parameters resolved to values, fan-out counts known, steps in order.</summary>
+/// <param name="Parameters">The step type's parameters record as canonical JSON (<see cref="StepParameters"/>): all a handler is given besides its inputs.</param>
 public sealed record BoundStep(
     string Id,
     string Type,
     IReadOnlyList<string> Needs,
     string? FanOutOver,
     int FanOutCount,
-    IReadOnlyDictionary<string, string> Parameters,
+    string Parameters,
     int MaxAttempts,
     TimeSpan Backoff,
     TimeSpan MaxBackoff,
-    TimeSpan Timeout,
-    bool Gpu);
+    TimeSpan Timeout);
 
 public sealed record BoundWorkflow(string Name, int Version, IReadOnlyList<BoundStep> Steps);
 
 /// <summary>Loads and checks workflow templates: known step types, no cycles, known dependencies, bindable parameters.</summary>
 public static partial class TemplateLoader
 {
-    public static readonly IReadOnlyList<string> StepTypes = ["prepare-data", "train", "evaluate-needle", "evaluate-domain-loss", "report"];
+    public static readonly IReadOnlyList<string> StepTypes = [.. StepContracts.All.Select(c => c.Type)];
     public static readonly IReadOnlyList<string> FanOutKinds = ["shards", "needle-lengths"];
 
     [GeneratedRegex(@"\$\{([^}]*)\}")]
@@ -51,7 +51,9 @@ public static partial class TemplateLoader
 
         var binder = new SpecBinder(file);
         var template = binder.Bind<WorkflowTemplate>(read.Root);
-        diagnostics.AddRange(binder.Diagnostics);
+        diagnostics.AddRange(binder.Diagnostics.Select(d => d.Code == DiagnosticCode.UnknownKey && d.Path.EndsWith(".gpu", StringComparison.Ordinal)
+            ? d with { Hint = "whether a step needs a GPU is part of its step type (src/Workflows.Experiments/Templates/StepContracts.cs): remove 'gpu:'" }
+            : d));
         if (template is not null)
         {
             diagnostics.AddRange(Check(template, file, binder.Locations));
@@ -100,6 +102,11 @@ public static partial class TemplateLoader
                 }
             }
 
+            if (StepContracts.Find(step.Type) is { } contract)
+            {
+                result.AddRange(CheckContract(step, contract, p, Loc));
+            }
+
             foreach (var (key, value) in new[] { ("timeout", step.Timeout), ("retry.backoff", step.Retry.Backoff), ("retry.max_backoff", step.Retry.MaxBackoff) })
             {
                 if (!TryParseDuration(value, out _))
@@ -130,8 +137,91 @@ public static partial class TemplateLoader
                 $"dependency cycle: {string.Join(" -> ", cycle)}", "a step cannot (indirectly) need itself: remove one of these needs"));
         }
 
+        // Inputs last: on a template whose steps, types and needs are sound, so one mistake is reported once.
+        if (result.Count == 0)
+        {
+            var types = template.Steps.ToDictionary(t => t.Id, t => t.Type, StringComparer.Ordinal);
+            for (var i = 0; i < template.Steps.Count; i++)
+            {
+                result.AddRange(CheckInputs(template.Steps[i], StepContracts.Find(template.Steps[i].Type)!, types, $"steps[{i}]", Loc));
+            }
+        }
+
         return result;
     }
+
+    /// <summary>
+    /// The <c>with:</c> block must bind every parameter of the step type, and nothing else: what a handler reads is
+    /// exactly what the template binds, so the step's cache key covers it. A whole-value <c>${path}</c> must name a
+    /// field of the parameter's type; any other value is a literal string.
+    /// </summary>
+    private static IEnumerable<Diagnostic> CheckContract(StepTemplate step, StepContract contract, string p, Func<string, SourceLocation> loc)
+    {
+        var fields = SpecModel.Record(contract.Parameters).Fields;
+        foreach (var (key, value) in step.With)
+        {
+            var field = fields.FirstOrDefault(f => f.Key == key);
+            if (field is null)
+            {
+                var s = Suggest.Closest(key, fields.Select(f => f.Key));
+                yield return new Diagnostic(loc($"{p}.with.{key}"), DiagnosticCode.UnknownKey, $"{p}.with.{key}",
+                    $"step type '{contract.Type}' has no parameter '{key}'",
+                    (s is null ? "" : $"did you mean '{s}'? ") + $"its parameters: {string.Join(", ", fields.Select(f => f.Key))}");
+                continue;
+            }
+
+            var whole = Expression().Match(value.Trim());
+            if (whole.Success && whole.Length == value.Trim().Length)
+            {
+                if (ExperimentPathType(whole.Groups[1].Value.Trim()) is { } type && type != field.Type)
+                {
+                    yield return new Diagnostic(loc($"{p}.with.{key}"), DiagnosticCode.WrongType, $"{p}.with.{key}",
+                        $"'{value}' is {TypeName(type)}, but '{contract.Type}' reads '{key}' as {TypeName(field.Type)}", null);
+                }
+            }
+            else if (field.Type != typeof(string))
+            {
+                yield return new Diagnostic(loc($"{p}.with.{key}"), DiagnosticCode.WrongType, $"{p}.with.{key}",
+                    $"'{contract.Type}' reads '{key}' as {TypeName(field.Type)}: bind it with a ${{path}} of the experiment", null);
+            }
+        }
+
+        foreach (var missing in fields.Where(f => !step.With.ContainsKey(f.Key)))
+        {
+            yield return new Diagnostic(loc($"{p}.with"), DiagnosticCode.MissingKey, $"{p}.with.{missing.Key}",
+                $"step '{step.Id}' (type {contract.Type}) reads '{missing.Key}', which its 'with:' does not bind",
+                $"add '{missing.Key}: \"${{...}}\"' naming the experiment field it comes from");
+        }
+    }
+
+    /// <summary>Each input the step type reads comes from exactly one step it needs; it needs nothing it does not read.</summary>
+    private static IEnumerable<Diagnostic> CheckInputs(StepTemplate step, StepContract contract, IReadOnlyDictionary<string, string> types,
+        string p, Func<string, SourceLocation> loc)
+    {
+        var needed = step.Needs.Where(types.ContainsKey).Select(n => (Id: n, Type: types[n])).ToList();
+        foreach (var input in contract.Inputs)
+        {
+            var from = needed.Where(n => n.Type == input.Type).ToList();
+            if (from.Count > 1 || (from.Count == 0 && !input.Optional))
+            {
+                yield return new Diagnostic(loc($"{p}.needs"), DiagnosticCode.UnknownDependency, $"{p}.needs",
+                    from.Count == 0
+                        ? $"step '{step.Id}' (type {contract.Type}) reads the output of a '{input.Type}' step, but needs none"
+                        : $"step '{step.Id}' needs {from.Count} steps of type '{input.Type}' ({string.Join(", ", from.Select(f => f.Id))}); it reads one",
+                    from.Count == 0 ? $"add the id of a '{input.Type}' step to its needs" : "keep one");
+            }
+        }
+
+        foreach (var n in needed.Where(n => contract.Input(n.Type) is null))
+        {
+            yield return new Diagnostic(loc($"{p}.needs"), DiagnosticCode.UnknownDependency, $"{p}.needs",
+                $"step '{step.Id}' (type {contract.Type}) needs '{n.Id}' (type {n.Type}) but does not read its output",
+                $"'{contract.Type}' reads: {(contract.Inputs.Count == 0 ? "no other step's output" : string.Join(", ", contract.Inputs.Select(i => i.Type + (i.Optional ? " (optional)" : ""))))}");
+        }
+    }
+
+    private static string TypeName(Type type) =>
+        type.IsGenericType ? $"a list of {TypeName(type.GetGenericArguments()[0])}" : type == typeof(long) || type == typeof(int) ? "a number" : type.Name;
 
     private static IEnumerable<(string Key, string Value)> Parameters(StepTemplate step)
     {
@@ -147,26 +237,18 @@ public static partial class TemplateLoader
     }
 
     /// <summary>True if a dotted path names a field of the experiment spec (walking the spec model).</summary>
-    public static bool ExperimentPathExists(string path)
+    public static bool ExperimentPathExists(string path) => ExperimentPathType(path) is not null;
+
+    /// <summary>The type of the experiment field a dotted path names (Nullable&lt;T&gt; unwrapped), or null.</summary>
+    public static Type? ExperimentPathType(string path)
     {
-        var type = typeof(ExperimentSpec);
+        Type? type = typeof(ExperimentSpec);
         foreach (var part in path.Split('.'))
         {
-            if (!SpecModel.IsRecord(type))
-            {
-                return false;
-            }
-
-            var field = SpecModel.Record(type).Field(part);
-            if (field is null)
-            {
-                return false;
-            }
-
-            type = field.Type;
+            type = type is not null && SpecModel.IsRecord(type) ? SpecModel.Record(type).Field(part)?.Type : null;
         }
 
-        return true;
+        return type;
     }
 
     private static List<string>? FindCycle(WorkflowTemplate template)
@@ -230,25 +312,43 @@ public static partial class TemplateLoader
     private static TimeSpan ParseDuration(string text) =>
         TryParseDuration(text, out var d) ? d : throw new FormatException($"'{text}' is not a duration (the template was not checked)");
 
-    /// <summary>Binds a checked template to an experiment: every ${path} replaced by the experiment's value, steps in dependency order.</summary>
+    /// <summary>
+    /// Binds a checked template to an experiment: each step's <c>with:</c> becomes its step type's parameters record
+    /// (<see cref="StepContracts"/>), in canonical JSON; steps in dependency order.
+    /// </summary>
     public static BoundWorkflow Bind(WorkflowTemplate template, ExperimentSpec spec)
     {
         var values = JsonNode.Parse(CanonicalForm.ToParameterJson(spec))!.AsObject();
-        string Resolve(string text) => Expression().Replace(text, m =>
+        JsonNode? ValueAt(string path)
         {
             JsonNode? node = values;
-            foreach (var part in m.Groups[1].Value.Trim().Split('.'))
+            foreach (var part in path.Trim().Split('.'))
             {
                 node = node?[part];
             }
 
-            return node switch
-            {
-                null => "",
-                JsonValue v when v.TryGetValue<string>(out var s) => s,
-                _ => node.ToJsonString(),
-            };
+            return node;
+        }
+
+        string Resolve(string text) => Expression().Replace(text, m => ValueAt(m.Groups[1].Value) switch
+        {
+            null => "",
+            JsonValue v when v.TryGetValue<string>(out var s) => s,
+            var node => node.ToJsonString(),
         });
+
+        string BindParameters(StepTemplate s)
+        {
+            var json = new JsonObject();
+            foreach (var (key, text) in s.With)
+            {
+                var whole = Expression().Match(text.Trim());
+                json[key] = whole.Success && whole.Length == text.Trim().Length ? ValueAt(whole.Groups[1].Value)?.DeepClone() : JsonValue.Create(Resolve(text));
+            }
+
+            var contract = StepContracts.Find(s.Type) ?? throw new InvalidOperationException($"step type '{s.Type}' has no contract (the template was not checked)");
+            return StepParameters.ToJson((IStepParameters)StepParameters.Bind(contract.Parameters, json.ToJsonString(), $"{template.Name}/{s.Id}"));
+        }
 
         var ordered = new List<StepTemplate>();
         var done = new HashSet<string>(StringComparer.Ordinal);
@@ -267,12 +367,8 @@ public static partial class TemplateLoader
                 count = int.Parse(Resolve(fan.Count), CultureInfo.InvariantCulture);
             }
 
-            var backoff = ParseDuration(s.Retry.Backoff);
-            var maxBackoff = ParseDuration(s.Retry.MaxBackoff);
-            var timeout = ParseDuration(s.Timeout);
-            return new BoundStep(s.Id, s.Type, s.Needs, s.FanOut?.Over, count,
-                s.With.ToDictionary(p => p.Key, p => Resolve(p.Value), StringComparer.Ordinal),
-                s.Retry.MaxAttempts, backoff, maxBackoff, timeout, s.Gpu);
+            return new BoundStep(s.Id, s.Type, s.Needs, s.FanOut?.Over, count, BindParameters(s),
+                s.Retry.MaxAttempts, ParseDuration(s.Retry.Backoff), ParseDuration(s.Retry.MaxBackoff), ParseDuration(s.Timeout));
         }).ToList());
     }
 }

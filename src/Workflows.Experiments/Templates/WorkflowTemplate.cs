@@ -19,7 +19,7 @@ public sealed record WorkflowTemplate(
 public sealed record StepTemplate(
     [property: Pattern("^[a-z0-9][a-z0-9-]*$", "lower-case letters, digits and '-'")]
     string Id,
-    [property: Doc("Step type: prepare-data, train, evaluate-needle, evaluate-domain-loss, report.")]
+    [property: Doc("Step type: prepare-data, train, evaluate-needle, evaluate-domain-loss, report (what each reads and whether it needs a GPU: StepContracts.cs).")]
     string Type,
     IReadOnlyList<string> Needs = null!,
     [property: Doc("Run the step once per item: 'shards' (data shards) or 'needle-lengths'.")]
@@ -27,14 +27,12 @@ public sealed record StepTemplate(
     IReadOnlyDictionary<string, string> With = null!,
     RetryTemplate Retry = null!,
     [property: Doc("Time limit per attempt, e.g. 30m, 2h, 3d.")]
-    string Timeout = "2h",
-    [property: Doc("The step runs as a GPU job (a GPU agent takes it) instead of as an activity.")]
-    bool Gpu = false)
+    string Timeout = "2h")
 {
     [Doc("Steps that must finish first.")]
     public IReadOnlyList<string> Needs { get; init; } = Needs ?? [];
 
-    [Doc("Parameters: literal values or ${experiment.path} expressions.")]
+    [Doc("The step type's parameters, each bound to a ${experiment.path} (or a literal string): every parameter, nothing else.")]
     public IReadOnlyDictionary<string, string> With { get; init; } = With ?? new Dictionary<string, string>();
     public RetryTemplate Retry { get; init; } = Retry ?? new();
 }

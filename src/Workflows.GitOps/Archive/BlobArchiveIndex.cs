@@ -19,16 +19,10 @@ public sealed class BlobArchiveIndex(IArtifactStore store) : IArchiveIndex
 
     public async Task<(JsonArchiveIndex Index, string? ETag)> ReadAsync(CancellationToken cancellationToken = default)
     {
-        using var buffer = new MemoryStream();
-        try
-        {
-            var got = await store.DownloadToAsync(BlobName, buffer, cancellationToken: cancellationToken).ConfigureAwait(false);
-            return (JsonArchiveIndex.Parse(Encoding.UTF8.GetString(buffer.ToArray())), got.ETag);
-        }
-        catch (ArtifactNotFoundException)
-        {
-            return (new JsonArchiveIndex([]), null);
-        }
+        // Verified against the SHA-256 recorded when it was written: a damaged index is refused, not merged into.
+        return await store.TryReadVerifiedAsync(BlobName, cancellationToken).ConfigureAwait(false) is { } got
+            ? (JsonArchiveIndex.Parse(Encoding.UTF8.GetString(got.Content)), got.ETag)
+            : (new JsonArchiveIndex([]), null);
     }
 
     public async Task<IReadOnlyList<ArchivedExperiment>> ListExperimentsAsync(CancellationToken cancellationToken = default) =>

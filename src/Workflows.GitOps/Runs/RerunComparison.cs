@@ -1,3 +1,4 @@
+using Workflows.Experiments.Templates;
 using System.Globalization;
 using System.Text;
 using Workflows.Artifacts.Runs;
@@ -36,12 +37,12 @@ public sealed record RerunComparison(
 
         if (a is not null && b is not null)
         {
-            mismatches.AddRange(Diff("prepare-data", "input", a.Inputs, b.Inputs));
-            mismatches.AddRange(Diff("prepare-data", "shard", a.Shards, b.Shards));
+            mismatches.AddRange(Diff(StepContracts.PrepareData.Type, "input", a.Inputs, b.Inputs));
+            mismatches.AddRange(Diff(StepContracts.PrepareData.Type, "shard", a.Shards, b.Shards));
         }
         else if (a is not null || b is not null)
         {
-            mismatches.Add(new RerunMismatch("prepare-data", "output", a?.OutputPrefix ?? "none", b?.OutputPrefix ?? "none"));
+            mismatches.Add(new RerunMismatch(StepContracts.PrepareData.Type, "output", a?.OutputPrefix ?? "none", b?.OutputPrefix ?? "none"));
         }
 
         return new RerunComparison(archived, rerun, a, b,

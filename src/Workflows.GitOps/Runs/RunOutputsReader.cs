@@ -1,3 +1,4 @@
+using Workflows.Experiments.Templates;
 using System.Text;
 using System.Text.Json.Nodes;
 using Workflows.Artifacts.ContentAddressing;
@@ -13,7 +14,7 @@ namespace Workflows.GitOps.Runs;
 /// </summary>
 public sealed class RunOutputsReader(IArtifactStore store)
 {
-    /// <summary>The engine's step outputs are all published at activity version 1 (GpuJobStep/PrepareDataStep.Version).</summary>
+    /// <summary>The engine's step outputs are all published at activity version 1 (Workflows.Engine.Steps.StepOutputs.Version).</summary>
     public const string OutputVersion = "1";
 
     public ManifestStore Manifests { get; } = new(store);
@@ -55,7 +56,7 @@ public sealed class RunOutputsReader(IArtifactStore store)
     /// <summary>Mean needle score from the report step's report.json (needle.mean), or null.</summary>
     public async Task<double?> MeanNeedleScoreAsync(RunRecord record, CancellationToken cancellationToken = default)
     {
-        var report = await OutputOfAsync(record, "report", cancellationToken).ConfigureAwait(false);
+        var report = await OutputOfAsync(record, StepContracts.Report.Type, cancellationToken).ConfigureAwait(false);
         var json = report is null ? null : await ReadTextAsync(report, "report/report.json", cancellationToken).ConfigureAwait(false);
         return json is null ? null : JsonNode.Parse(json)?["needle"]?["mean"]?.GetValue<double>();
     }
@@ -63,7 +64,7 @@ public sealed class RunOutputsReader(IArtifactStore store)
     /// <summary>The data-prep output's fingerprint: shard path → SHA-256, input key → SHA-256, and the output's content hash.</summary>
     public async Task<DataPrepFingerprint?> DataPrepAsync(RunRecord record, CancellationToken cancellationToken = default)
     {
-        var manifest = await OutputOfAsync(record, "prepare-data", cancellationToken).ConfigureAwait(false);
+        var manifest = await OutputOfAsync(record, StepContracts.PrepareData.Type, cancellationToken).ConfigureAwait(false);
         if (manifest is null)
         {
             return null;

@@ -1,3 +1,4 @@
+using Workflows.Experiments.Templates;
 using System.Text.Json.Nodes;
 using Workflows.Artifacts.Runs;
 using Workflows.Artifacts.Store;
@@ -33,7 +34,7 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
         double? mean = null;
         string? needleTable = null, lossTable = null, baseline = null, haystack = null;
         var artifacts = new List<ArtifactLink>();
-        if (await Outputs.OutputOfAsync(record, "report", cancellationToken).ConfigureAwait(false) is { } report)
+        if (await Outputs.OutputOfAsync(record, StepContracts.Report.Type, cancellationToken).ConfigureAwait(false) is { } report)
         {
             var json = await Outputs.ReadTextAsync(report, "report/report.json", cancellationToken).ConfigureAwait(false);
             var node = json is null ? null : JsonNode.Parse(json);

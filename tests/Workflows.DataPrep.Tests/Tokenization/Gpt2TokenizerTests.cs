@@ -32,10 +32,10 @@ public sealed class Gpt2TokenizerTests
         Ids("<|endoftext|>").Should().Equal(27, 91, 437, 1659, 5239, 91, 29);
     }
 
-    [CorpusFact]
+    [Fact]
     public void Encodes_validation_documents_the_same_from_several_threads_and_decodes_them_back()
     {
-        var texts = TokenizerTestData.ReadTexts(TokenizerTestData.ValidationFile).Where(t => t.Length < 20_000).Take(150).ToList();
+        var texts = TestCorpus.SlimPajamaLines.Select(TestCorpus.TextOf).Where(t => t.Length < 20_000).Take(150).ToList();
         var sequential = texts.Select(Ids).ToList();
         var parallel = new ConcurrentDictionary<int, List<int>>();
 

@@ -5,13 +5,15 @@ namespace Workflows.DataPrep.Tests.Tokenization;
 /// <summary>Runs only from bench-vs-spm.sh, which prepares the train split as a text file and compares with spm_encode.</summary>
 public sealed class TokenizerSpeedTests
 {
-    [BenchmarkFact]
+    public const string LinesVariable = "WF_TOKENIZER_BENCH_LINES";
+
+    [BenchmarkFact(NeedsCorpus = true, NeedsFile = LinesVariable)]
     [Trait("Category", "Benchmark")]
     public void Measure_single_thread_speed_on_the_train_split()
     {
         var corpus = Environment.GetEnvironmentVariable("WF_SPM_CORPUS") is { Length: > 0 } c ? c : TokenizerTestData.Corpus;
         var model = Path.Combine(corpus, "tokenizers", "llama2", "tokenizer.model");
-        var lines = File.ReadAllText(Environment.GetEnvironmentVariable(BenchmarkFactAttribute.Variable)!).Split('\n');
+        var lines = File.ReadAllText(Environment.GetEnvironmentVariable(LinesVariable)!).Split('\n');
         var documents = Directory.GetFiles(Path.Combine(corpus, "slimpajama-mini", "train"), "*.jsonl.zst")
             .Order(StringComparer.Ordinal).SelectMany(TokenizerTestData.ReadTexts).ToList();
 
@@ -29,19 +31,5 @@ public sealed class TokenizerSpeedTests
             $"documents, 2 threads (only 1 core if pinned): {twoThreads}",
         ]);
         perDocument.Tokens.Should().Be(uncached.Tokens);
-    }
-}
-
-/// <summary>A fact that runs only when $WF_TOKENIZER_BENCH_LINES names the text file bench-vs-spm.sh prepared.</summary>
-public sealed class BenchmarkFactAttribute : FactAttribute
-{
-    public const string Variable = "WF_TOKENIZER_BENCH_LINES";
-
-    public BenchmarkFactAttribute()
-    {
-        if (Environment.GetEnvironmentVariable(Variable) is not { Length: > 0 } file || !File.Exists(file))
-        {
-            Skip = $"a benchmark: needs ${Variable}; run bench-vs-spm.sh";
-        }
     }
 }

@@ -10,12 +10,7 @@ namespace Workflows.DataPrep.Tests.Tokenization;
 /// <summary>Finds the shared corpus (a folder with shared/corpus above the test assembly) and reads its files.</summary>
 internal static class TokenizerTestData
 {
-    public const string MissingCorpusReason =
-        "shared/corpus not found above the test assembly directory (CI checks it out beside the clone)";
-
-    public static readonly string? CorpusRoot = FindCorpus();
-
-    public static string Corpus => CorpusRoot ?? throw new InvalidOperationException(MissingCorpusReason);
+    public static string Corpus => TestCorpus.SharedRoot ?? throw new InvalidOperationException(TestCorpus.MissingReason);
 
     public static string LlamaModelPath => Path.Combine(Corpus, "tokenizers", "llama2", "tokenizer.model");
 
@@ -24,19 +19,6 @@ internal static class TokenizerTestData
     public static string[] TrainFiles =>
         Directory.GetFiles(Path.Combine(Corpus, "slimpajama-mini", "train"), "*.jsonl.zst").Order(StringComparer.Ordinal).ToArray();
 
-    private static string? FindCorpus()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared", "corpus");
-            if (Directory.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
 
     /// <summary>The "text" of every line of a SlimPajama .jsonl.zst file, in file order (a test-only reader).</summary>
     public static List<string> ReadTexts(string jsonlZstPath)
@@ -101,17 +83,5 @@ internal static class TokenizerTestData
 
         string around(IReadOnlyList<int> ids) => string.Join(' ', ids.Skip(Math.Max(0, i - 3)).Take(8));
         return $"first difference at token {i} (lengths {expected.Count} vs {actual.Count}): reference [{around(expected)}] ours [{around(actual)}]";
-    }
-}
-
-/// <summary>A fact that is skipped, with the reason, when the shared corpus is not present.</summary>
-public sealed class CorpusFactAttribute : FactAttribute
-{
-    public CorpusFactAttribute()
-    {
-        if (TokenizerTestData.CorpusRoot is null)
-        {
-            Skip = TokenizerTestData.MissingCorpusReason;
-        }
     }
 }
