@@ -59,7 +59,7 @@ public class KubernetesManifestTests
         v.Should().Contain(x => x.Contains("no liveness probe", StringComparison.Ordinal));
         v.Should().Contain(x => x.Contains("latest tag", StringComparison.Ordinal));
         v.Should().Contain(x => x.Contains("WF_STORAGE_ACCOUNT_KEY is inlined", StringComparison.Ordinal));
-        v.Should().Contain(x => x.Contains("takes a GPU but is not the GPU agent", StringComparison.Ordinal));
+        v.Should().Contain(x => x.Contains("takes a GPU but is not a GPU pod", StringComparison.Ordinal));
 
         PodInvariants.Violations(Worker, expectsGpu: true).Should().Contain(x => x.Contains("does not tolerate the GPU taint", StringComparison.Ordinal));
         PodInvariants.ImageViolations("x", "registry.io/wf", placeholdersAllowed: true).Should().ContainSingle();
