@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Workflows.Cli.Commands;
+using Workflows.Experiments.Validation;
 
 namespace Workflows.Cli;
 
@@ -37,7 +38,7 @@ public static class Program
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // A failure the command did not anticipate still gets one readable line; WF_DEBUG=1 adds the stack.
-            cli.Err.WriteLine($"error: {e.Message}");
+            cli.Err.WriteLine($"error: {Untrusted.Escape(e.Message, Diagnostic.MaxPrintedChars)}");
             if (Environment.GetEnvironmentVariable("WF_DEBUG") == "1")
             {
                 cli.Err.WriteLine(e);

@@ -6,12 +6,16 @@ namespace Workflows.Cli.Commands;
 /// Where a command writes. Colour and live widgets only when stdout is a terminal (and NO_COLOR is unset), so
 /// pipes, CI logs and --json output stay plain.
 /// </summary>
+/// <remarks>
+/// Plain output (stderr always, stdout unless it is a colour terminal, where Spectre writes its own escape codes) goes
+/// through <see cref="EscapingWriter"/>: no control character from a pull request reaches a terminal or a CI log raw.
+/// </remarks>
 public sealed class CliContext(TextWriter stdout, TextWriter stderr, bool colour)
 {
-    public TextWriter Out { get; } = stdout;
-    public TextWriter Err { get; } = stderr;
+    public TextWriter Out { get; } = colour ? stdout : new EscapingWriter(stdout);
+    public TextWriter Err { get; } = new EscapingWriter(stderr);
 
-    public IAnsiConsole Console { get; } = CreateConsole(stdout, colour);
+    public IAnsiConsole Console { get; } = CreateConsole(colour ? stdout : new EscapingWriter(stdout), colour);
 
     private static IAnsiConsole CreateConsole(TextWriter stdout, bool colour)
     {

@@ -12,20 +12,24 @@ public static class DiagnosticPrinter
     {
         foreach (var d in diagnostics)
         {
+            // File names and messages carry author text: escaped (and cut) here, whatever the message's author did.
+            var location = Untrusted.Escape(d.Location.ToString(), Diagnostic.MaxPrintedChars);
+            var message = Untrusted.Escape(d.Message, Diagnostic.MaxPrintedChars);
+            var hint = d.Hint is null ? null : Untrusted.Escape(d.Hint, Diagnostic.MaxPrintedChars);
             if (cli.Colour)
             {
-                cli.Console.MarkupLine($"[bold]{Markup.Escape(d.Location.ToString())}[/]: [red]error[/] {d.Code}: {Markup.Escape(d.Message)}");
-                if (d.Hint is not null)
+                cli.Console.MarkupLine($"[bold]{Markup.Escape(location)}[/]: [red]error[/] {d.Code}: {Markup.Escape(message)}");
+                if (hint is not null)
                 {
-                    cli.Console.MarkupLine($"    [grey]hint:[/] {Markup.Escape(d.Hint)}");
+                    cli.Console.MarkupLine($"    [grey]hint:[/] {Markup.Escape(hint)}");
                 }
             }
             else
             {
-                cli.Out.WriteLine($"{d.Location}: error {d.Code}: {d.Message}");
-                if (d.Hint is not null)
+                cli.Out.WriteLine($"{location}: error {d.Code}: {message}");
+                if (hint is not null)
                 {
-                    cli.Out.WriteLine($"    hint: {d.Hint}");
+                    cli.Out.WriteLine($"    hint: {hint}");
                 }
             }
         }

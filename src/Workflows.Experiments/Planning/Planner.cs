@@ -1,6 +1,7 @@
 using System.Globalization;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
+using Workflows.Experiments.Validation;
 
 namespace Workflows.Experiments.Planning;
 
@@ -65,7 +66,7 @@ public static class Planner
         if (shape is null)
         {
             shape = ModelCatalog.Known["llama-2-7b"].With(spec.Model.Architecture);
-            assumptions.Add($"base '{spec.Model.Base}' is a path: its shape is read at run time; the estimate assumes LLaMA-2 7B's shape");
+            assumptions.Add($"base {Untrusted.Quote(spec.Model.Base)} is a path: its shape is read at run time; the estimate assumes LLaMA-2 7B's shape");
         }
 
         var dataPlan = PlanData(spec, options, assumptions);

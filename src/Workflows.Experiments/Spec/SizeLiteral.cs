@@ -1,4 +1,5 @@
 using System.Globalization;
+using Workflows.Experiments.Validation;
 
 namespace Workflows.Experiments.Spec;
 
@@ -44,7 +45,7 @@ public static class SizeLiteral
 
         if (!decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var number))
         {
-            error = $"'{text}' is not a size: expected digits with an optional suffix K, M, B or T";
+            error = $"{Untrusted.Quote(text)} is not a size: expected digits with an optional suffix K, M, B or T";
             return false;
         }
 
@@ -55,19 +56,19 @@ public static class SizeLiteral
         }
         catch (OverflowException)
         {
-            error = $"'{text}' is too large";
+            error = $"{Untrusted.Quote(text)} is too large";
             return false;
         }
 
         if (product != decimal.Truncate(product))
         {
-            error = $"'{text}' is not a whole number of tokens ({product.ToString(CultureInfo.InvariantCulture)})";
+            error = $"{Untrusted.Quote(text)} is not a whole number of tokens ({product.ToString(CultureInfo.InvariantCulture)})";
             return false;
         }
 
         if (product > long.MaxValue)
         {
-            error = $"'{text}' is too large";
+            error = $"{Untrusted.Quote(text)} is too large";
             return false;
         }
 

@@ -39,14 +39,19 @@ public sealed class SpecBinder(string file)
     private void Error(SourceLocation at, DiagnosticCode code, string path, string message, string? hint) =>
         diagnostics.Add(new Diagnostic(at, code, path, message, hint));
 
-    private static string Join(string path, string key) => path.Length == 0 ? key : $"{path}.{key}";
+    // Keys of mappings with free keys (mix, string maps) and unknown keys come from the author: escaped in paths too.
+    private static string Join(string path, string key)
+    {
+        key = Untrusted.Escape(key, Untrusted.ExcerptChars);
+        return path.Length == 0 ? key : $"{path}.{key}";
+    }
 
     private static string Describe(YNode node) => node switch
     {
         YMapping => "a mapping",
         YSequence => "a list",
         YScalar { IsNull: true } => "nothing (null)",
-        YScalar s => $"'{s.Value}'",
+        YScalar s => Untrusted.Quote(s.Value),
         _ => "a value",
     };
 
@@ -70,7 +75,7 @@ public sealed class SpecBinder(string file)
             {
                 var suggestion = Suggest.Closest(entry.Key.Value, model.Fields.Select(f => f.Key));
                 Error(entry.Key.Location, DiagnosticCode.UnknownKey, Join(path, entry.Key.Value),
-                    $"unknown key '{entry.Key.Value}'{(path.Length == 0 ? "" : $" in '{path}'")}",
+                    $"unknown key {Untrusted.Quote(entry.Key.Value)}{(path.Length == 0 ? "" : $" in {Untrusted.Quote(path)}")}",
                     suggestion is not null
                         ? $"did you mean '{suggestion}'?"
                         : $"known keys here: {string.Join(", ", model.Fields.Select(f => f.Key))}");
@@ -179,7 +184,7 @@ public sealed class SpecBinder(string file)
         {
             if (field?.Pattern is { } pattern && !Regex.IsMatch(text, pattern.Pattern, RegexOptions.None, TimeSpan.FromSeconds(1)))
             {
-                Error(scalar.Location, DiagnosticCode.InvalidValue, path, $"'{text}' is not a valid {path}", pattern.Hint);
+                Error(scalar.Location, DiagnosticCode.InvalidValue, path, $"{Untrusted.Quote(text)} is not a valid {path}", pattern.Hint);
                 return null;
             }
 
@@ -198,7 +203,7 @@ public sealed class SpecBinder(string file)
                 return false;
             }
 
-            Error(scalar.Location, DiagnosticCode.WrongType, path, $"'{path}' must be true or false, found '{text}'", "write true or false");
+            Error(scalar.Location, DiagnosticCode.WrongType, path, $"'{path}' must be true or false, found {Untrusted.Quote(text)}", "write true or false");
             return null;
         }
 
@@ -216,7 +221,7 @@ public sealed class SpecBinder(string file)
             var suggestion = Suggest.Closest(text, values.Select(v => v.Name));
             var code = type == typeof(SlimPajamaSource) ? DiagnosticCode.UnknownSource : DiagnosticCode.InvalidValue;
             Error(scalar.Location, code, path,
-                type == typeof(SlimPajamaSource) ? $"unknown source '{text}'" : $"'{text}' is not a valid {path}",
+                type == typeof(SlimPajamaSource) ? $"unknown source {Untrusted.Quote(text)}" : $"{Untrusted.Quote(text)} is not a valid {Untrusted.Escape(path)}",
                 (suggestion is not null ? $"did you mean '{suggestion}'? " : "") + $"expected one of: {string.Join(", ", values.Select(v => v.Name))}");
             return null;
         }
@@ -234,7 +239,7 @@ public sealed class SpecBinder(string file)
             }
             else if (!long.TryParse(text.Replace("_", "", StringComparison.Ordinal), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
             {
-                Error(scalar.Location, DiagnosticCode.WrongType, path, $"'{path}' must be a whole number, found '{text}'", Example(type, field));
+                Error(scalar.Location, DiagnosticCode.WrongType, path, $"'{path}' must be a whole number, found {Untrusted.Quote(text)}", Example(type, field));
                 return null;
             }
 
@@ -261,7 +266,7 @@ public sealed class SpecBinder(string file)
         {
             if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || !double.IsFinite(value))
             {
-                Error(scalar.Location, DiagnosticCode.WrongType, path, $"'{path}' must be a number, found '{text}'", Example(type, field));
+                Error(scalar.Location, DiagnosticCode.WrongType, path, $"'{path}' must be a number, found {Untrusted.Quote(text)}", Example(type, field));
                 return null;
             }
 
@@ -279,7 +284,7 @@ public sealed class SpecBinder(string file)
         }
 
         var range = double.IsPositiveInfinity(bounds.Max) ? $"at least {Num(bounds.Min)}" : $"between {Num(bounds.Min)} and {Num(bounds.Max)}";
-        Error(scalar.Location, DiagnosticCode.OutOfRange, path, $"'{path}' = {scalar.Value} is out of range: must be {range}", null);
+        Error(scalar.Location, DiagnosticCode.OutOfRange, path, $"'{path}' = {Untrusted.Quote(scalar.Value)} is out of range: must be {range}", null);
         return false;
     }
 
@@ -336,7 +341,7 @@ public sealed class SpecBinder(string file)
                 : null;
             if (entry.Value is not YScalar)
             {
-                Error(entry.Value.Location, DiagnosticCode.WrongType, weightPath, $"weight of '{entry.Key.Value}' must be a number", null);
+                Error(entry.Value.Location, DiagnosticCode.WrongType, weightPath, $"weight of {Untrusted.Quote(entry.Key.Value)} must be a number", null);
             }
 
             if (source is null || weight is null)
@@ -349,7 +354,7 @@ public sealed class SpecBinder(string file)
             var value = (double)weight;
             if (value is < 0 or > 1)
             {
-                Error(entry.Value.Location, DiagnosticCode.OutOfRange, weightPath, $"weight {entry.Value switch { YScalar s => s.Value, _ => "" }} of '{entry.Key.Value}' must be between 0 and 1", null);
+                Error(entry.Value.Location, DiagnosticCode.OutOfRange, weightPath, $"weight {entry.Value switch { YScalar s => Untrusted.Quote(s.Value), _ => "" }} of {Untrusted.Quote(entry.Key.Value)} must be between 0 and 1", null);
                 ok = false;
                 continue;
             }
@@ -374,7 +379,7 @@ public sealed class SpecBinder(string file)
                     return new LengthBucket(from, to);
                 }
 
-                Error(scalar.Location, DiagnosticCode.OutOfRange, path, $"bucket '{scalar.Value}' is empty: its start must be below its end", "e.g. 4K-128K");
+                Error(scalar.Location, DiagnosticCode.OutOfRange, path, $"bucket {Untrusted.Quote(scalar.Value)} is empty: its start must be below its end", "e.g. 4K-128K");
                 return null;
             }
         }

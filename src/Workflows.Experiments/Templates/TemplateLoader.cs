@@ -74,19 +74,19 @@ public static partial class TemplateLoader
             var p = $"steps[{i}]";
             if (!ids.TryAdd(step.Id, i))
             {
-                result.Add(new Diagnostic(Loc($"{p}.id"), DiagnosticCode.DuplicateKey, $"{p}.id", $"step id '{step.Id}' is used twice", "give each step its own id"));
+                result.Add(new Diagnostic(Loc($"{p}.id"), DiagnosticCode.DuplicateKey, $"{p}.id", $"step id {Untrusted.Quote(step.Id)} is used twice", "give each step its own id"));
             }
 
             if (!StepTypes.Contains(step.Type))
             {
                 var s = Suggest.Closest(step.Type, StepTypes);
-                result.Add(new Diagnostic(Loc($"{p}.type"), DiagnosticCode.UnknownStepType, $"{p}.type", $"unknown step type '{step.Type}'",
+                result.Add(new Diagnostic(Loc($"{p}.type"), DiagnosticCode.UnknownStepType, $"{p}.type", $"unknown step type {Untrusted.Quote(step.Type)}",
                     (s is null ? "" : $"did you mean '{s}'? ") + $"known types: {string.Join(", ", StepTypes)}"));
             }
 
             if (step.FanOut is { } fan && !FanOutKinds.Contains(fan.Over))
             {
-                result.Add(new Diagnostic(Loc($"{p}.fan_out.over"), DiagnosticCode.InvalidValue, $"{p}.fan_out.over", $"cannot fan out over '{fan.Over}'", $"use one of: {string.Join(", ", FanOutKinds)}"));
+                result.Add(new Diagnostic(Loc($"{p}.fan_out.over"), DiagnosticCode.InvalidValue, $"{p}.fan_out.over", $"cannot fan out over {Untrusted.Quote(fan.Over)}", $"use one of: {string.Join(", ", FanOutKinds)}"));
             }
 
             foreach (var (key, value) in Parameters(step))
@@ -111,7 +111,7 @@ public static partial class TemplateLoader
             {
                 if (!TryParseDuration(value, out _))
                 {
-                    result.Add(new Diagnostic(Loc($"{p}.{key}"), DiagnosticCode.InvalidValue, $"{p}.{key}", $"'{value}' is not a duration", "write e.g. 30s, 10m, 2h or 3d"));
+                    result.Add(new Diagnostic(Loc($"{p}.{key}"), DiagnosticCode.InvalidValue, $"{p}.{key}", $"{Untrusted.Quote(value)} is not a duration", "write e.g. 30s, 10m, 2h or 3d"));
                 }
             }
         }
@@ -125,7 +125,7 @@ public static partial class TemplateLoader
                 {
                     var s = Suggest.Closest(need, ids.Keys);
                     result.Add(new Diagnostic(Loc($"steps[{i}].needs[{j}]"), DiagnosticCode.UnknownDependency, $"steps[{i}].needs",
-                        $"step '{template.Steps[i].Id}' needs '{need}', which is not a step", s is null ? null : $"did you mean '{s}'?"));
+                        $"step {Untrusted.Quote(template.Steps[i].Id)} needs {Untrusted.Quote(need)}, which is not a step", s is null ? null : $"did you mean '{s}'?"));
                 }
             }
         }
@@ -310,7 +310,7 @@ public static partial class TemplateLoader
     }
 
     private static TimeSpan ParseDuration(string text) =>
-        TryParseDuration(text, out var d) ? d : throw new FormatException($"'{text}' is not a duration (the template was not checked)");
+        TryParseDuration(text, out var d) ? d : throw new FormatException($"{Untrusted.Quote(text)} is not a duration (the template was not checked)");
 
     /// <summary>
     /// Binds a checked template to an experiment: each step's <c>with:</c> becomes its step type's parameters record

@@ -31,8 +31,12 @@ public enum DiagnosticCode
 /// </summary>
 public sealed record Diagnostic(SourceLocation Location, DiagnosticCode Code, string Path, string Message, string? Hint)
 {
-    public override string ToString() =>
-        Hint is null ? $"{Location}: error {Code}: {Message}" : $"{Location}: error {Code}: {Message} (hint: {Hint})";
+    /// <summary>The line <c>wf validate</c> prints; escaped (<see cref="Untrusted.Escape"/>), since file names and messages hold author text.</summary>
+    public override string ToString() => Untrusted.Escape(
+        Hint is null ? $"{Location}: error {Code}: {Message}" : $"{Location}: error {Code}: {Message} (hint: {Hint})", MaxPrintedChars);
+
+    /// <summary>A diagnostic line never needs more; a longer one is someone's bulk text.</summary>
+    public const int MaxPrintedChars = 2000;
 }
 
 /// <summary>Thrown by APIs that need a valid document; carries every diagnostic of the file.</summary>

@@ -137,7 +137,7 @@ public static class SpecRules
         if (!KnownTokenizers.Contains(data.Tokenizer) && !data.Tokenizer.EndsWith(".model", StringComparison.Ordinal))
         {
             var suggestion = Suggest.Closest(data.Tokenizer, KnownTokenizers);
-            Add("data.tokenizer", DiagnosticCode.InvalidValue, $"unknown tokenizer '{data.Tokenizer}'",
+            Add("data.tokenizer", DiagnosticCode.InvalidValue, $"unknown tokenizer {Untrusted.Quote(data.Tokenizer)}",
                 (suggestion is null ? "" : $"did you mean '{suggestion}'? ") + "use llama-2, gpt2 or a path to a SentencePiece tokenizer.model");
         }
 
@@ -205,7 +205,7 @@ public static class SpecRules
         {
             if (trainingPaths.Contains(NormalisePath(heldOut[i])))
             {
-                Add($"evaluation.domain_loss.paths[{i}]", DiagnosticCode.InvalidValue, $"'{heldOut[i]}' is also in data.paths: held-out documents must not be training documents",
+                Add($"evaluation.domain_loss.paths[{i}]", DiagnosticCode.InvalidValue, $"{Untrusted.Quote(heldOut[i])} is also in data.paths: held-out documents must not be training documents",
                     "point domain_loss.paths at a validation split");
             }
         }
@@ -218,7 +218,7 @@ public static class SpecRules
             }
             else if ((data.Paths is null || data.Paths.Count == 0) && heldOutCorpus == data.Corpus)
             {
-                Add("evaluation.domain_loss.corpus", DiagnosticCode.InvalidValue, $"'{heldOutCorpus}' is also the training corpus (data.corpus): held-out documents must not be training documents",
+                Add("evaluation.domain_loss.corpus", DiagnosticCode.InvalidValue, $"{Untrusted.Quote(heldOutCorpus)} is also the training corpus (data.corpus): held-out documents must not be training documents",
                     "register the validation split as its own corpus");
             }
         }
@@ -251,7 +251,7 @@ public static class SpecRules
             var stem = Path.GetFileNameWithoutExtension(file);
             if (stem != spec.Name)
             {
-                Add("name", DiagnosticCode.PolicyViolation, $"name '{spec.Name}' differs from the file name '{stem}'",
+                Add("name", DiagnosticCode.PolicyViolation, $"name '{spec.Name}' differs from the file name {Untrusted.Quote(stem)}",
                     $"rename the file to {spec.Name}.yaml or set name: {stem}");
             }
         }
@@ -265,7 +265,7 @@ public static class SpecRules
         if (!ModelCatalog.IsPath(model.Base) && !ModelCatalog.Known.ContainsKey(model.Base))
         {
             var suggestion = Suggest.Closest(model.Base, ModelCatalog.Known.Keys);
-            add("model.base", DiagnosticCode.InvalidValue, $"unknown base model '{model.Base}'",
+            add("model.base", DiagnosticCode.InvalidValue, $"unknown base model {Untrusted.Quote(model.Base)}",
                 (suggestion is null ? "" : $"did you mean '{suggestion}'? ") + $"known: {string.Join(", ", ModelCatalog.Known.Keys)}; or a path to a HuggingFace model folder");
         }
 

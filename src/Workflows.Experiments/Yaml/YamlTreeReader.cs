@@ -104,10 +104,34 @@ public static class YamlTreeReader
                 message = message[(colon + 3)..];
             }
 
-            return new Result(null, [.. builder.Diagnostics,
-                new Diagnostic(location, DiagnosticCode.YamlSyntax, "", $"YAML syntax error: {message}",
-                    "check indentation and quoting near this position")]);
+            return new Result(null, [.. builder.Diagnostics, Syntax(builder, location, Untrusted.Escape(message, 300))]);
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or IndexOutOfRangeException
+                                      or NullReferenceException or OverflowException or KeyNotFoundException)
+        {
+            // YamlDotNet's scanner and parser throw these for some malformed input instead of a YamlException, e.g. an
+            // unclosed flow mapping followed by a plain scalar on the next line (InvalidOperationException "Operation is not
+            // valid due to the current state of the object"). They carry no position: report where the parser got to,
+            // and the flow collection that is still open, which is nearly always the cause (tests/…/YamlReaderFuzzTests).
+            return new Result(null, [.. builder.Diagnostics,
+                Syntax(builder, builder.LastPosition, null)]);
+        }
+    }
+
+    /// <param name="message">The parser's own message, or null when it threw without one worth showing.</param>
+    private static Diagnostic Syntax(TreeBuilder builder, SourceLocation at, string? message)
+    {
+        if (builder.OpenFlow is { } open)
+        {
+            var what = open.Mapping ? "flow mapping '{'" : "flow sequence '['";
+            var close = open.Mapping ? '}' : ']';
+            return new Diagnostic(open.Location, DiagnosticCode.YamlSyntax, open.Path,
+                $"YAML syntax error: the {what} opened here is not closed (the parser stopped at line {at.Line}, column {at.Column}{(message is null ? "" : ": " + message)})",
+                $"close it with '{close}' on the same logical line, or write the {(open.Mapping ? "mapping" : "list")} as indented lines");
+        }
+
+        return new Diagnostic(at, DiagnosticCode.YamlSyntax, "", $"YAML syntax error: {message ?? "the parser could not continue after this point"}",
+            "check indentation and quoting near this position");
     }
 
     private static Result Fail(SourceLocation location, DiagnosticCode code, string message, string? hint) =>
@@ -126,11 +150,47 @@ public static class YamlTreeReader
         public Diagnostic Diagnostic { get; } = diagnostic;
     }
 
+    private sealed record OpenCollection(SourceLocation Location, bool Mapping, string Path);
+
     private sealed class TreeBuilder(string file)
     {
+        private readonly Stack<OpenCollection> openFlow = new();
         private int nodes;
 
         public List<Diagnostic> Diagnostics { get; } = [];
+
+        /// <summary>The innermost flow collection ('{' or '[') whose end has not been read.</summary>
+        public OpenCollection? OpenFlow => openFlow.Count > 0 ? openFlow.Peek() : null;
+
+        /// <summary>The end of the last event read: where a parser failure without a position happened (or just after).</summary>
+        public SourceLocation LastPosition { get; private set; } = new(file, 1, 1);
+
+        private void Advance(IParser parser)
+        {
+            if (parser.Current is { } current)
+            {
+                LastPosition = Loc(current.End);
+            }
+
+            parser.MoveNext();
+            if (parser.Current is { } next)
+            {
+                LastPosition = Loc(next.Start);
+            }
+        }
+
+        /// <summary>Consumes the end event of a collection when it is next (tracking the position, unlike TryConsume).</summary>
+        private bool TryEnd<T>(IParser parser)
+            where T : ParsingEvent
+        {
+            if (parser.Current is not T)
+            {
+                return false;
+            }
+
+            Advance(parser);
+            return true;
+        }
 
         public YNode? Build(IParser parser)
         {
@@ -172,7 +232,7 @@ public static class YamlTreeReader
             if (current is AnchorAlias alias)
             {
                 throw new TreeLimitException(new Diagnostic(Loc(alias.Start), DiagnosticCode.HostileInput, path,
-                    $"YAML alias '*{alias.Value}' is not allowed in experiment files",
+                    $"YAML alias {Untrusted.Quote("*" + alias.Value)} is not allowed in experiment files",
                     "write the value out; anchors and aliases are refused so that no file can expand into a huge document"));
             }
 
@@ -181,21 +241,21 @@ public static class YamlTreeReader
                 if (!node.Anchor.IsEmpty)
                 {
                     throw new TreeLimitException(new Diagnostic(Loc(node.Start), DiagnosticCode.HostileInput, path,
-                        $"YAML anchor '&{node.Anchor.Value}' is not allowed in experiment files",
+                        $"YAML anchor {Untrusted.Quote("&" + node.Anchor.Value)} is not allowed in experiment files",
                         "write the value out; anchors and aliases are refused so that no file can expand into a huge document"));
                 }
 
                 if (!node.Tag.IsEmpty && !node.Tag.IsNonSpecific && !CoreTags.Contains(node.Tag.Value))
                 {
                     Diagnostics.Add(new Diagnostic(Loc(node.Start), DiagnosticCode.InvalidValue, path,
-                        $"YAML tag '{node.Tag.Value}' is not supported", "remove the tag"));
+                        $"YAML tag {Untrusted.Quote(node.Tag.Value)} is not supported", "remove the tag"));
                 }
             }
 
             switch (current)
             {
                 case Scalar scalar:
-                    parser.MoveNext();
+                    Advance(parser);
                     if (scalar.Value.Length > MaxScalarChars)
                     {
                         throw new TreeLimitException(new Diagnostic(Loc(scalar.Start), DiagnosticCode.HostileInput, path,
@@ -206,11 +266,22 @@ public static class YamlTreeReader
 
                 case SequenceStart sequenceStart:
                 {
-                    parser.MoveNext();
+                    var flow = sequenceStart.Style == SequenceStyle.Flow;
+                    if (flow)
+                    {
+                        openFlow.Push(new OpenCollection(Loc(sequenceStart.Start), Mapping: false, path));
+                    }
+
+                    Advance(parser);
                     var items = new List<YNode>();
-                    while (!parser.TryConsume<SequenceEnd>(out _))
+                    while (!TryEnd<SequenceEnd>(parser))
                     {
                         items.Add(ReadNode(parser, depth + 1, $"{path}[{items.Count}]"));
+                    }
+
+                    if (flow)
+                    {
+                        openFlow.Pop();
                     }
 
                     return new YSequence(Loc(sequenceStart.Start), items);
@@ -218,10 +289,16 @@ public static class YamlTreeReader
 
                 case MappingStart mappingStart:
                 {
-                    parser.MoveNext();
+                    var flow = mappingStart.Style == MappingStyle.Flow;
+                    if (flow)
+                    {
+                        openFlow.Push(new OpenCollection(Loc(mappingStart.Start), Mapping: true, path));
+                    }
+
+                    Advance(parser);
                     var entries = new List<YEntry>();
                     var seen = new Dictionary<string, YScalar>(StringComparer.Ordinal);
-                    while (!parser.TryConsume<MappingEnd>(out _))
+                    while (!TryEnd<MappingEnd>(parser))
                     {
                         var keyNode = ReadNode(parser, depth + 1, path);
                         if (keyNode is not YScalar key)
@@ -237,13 +314,18 @@ public static class YamlTreeReader
                         if (seen.TryGetValue(key.Value, out var first))
                         {
                             Diagnostics.Add(new Diagnostic(key.Location, DiagnosticCode.DuplicateKey, childPath,
-                                $"duplicate key '{key.Value}' (first defined at line {first.Location.Line})",
+                                $"duplicate key {Untrusted.Quote(key.Value)} (first defined at line {first.Location.Line})",
                                 "remove one of the two; YAML keeps only one and which one differs between tools"));
                             continue;
                         }
 
                         seen[key.Value] = key;
                         entries.Add(new YEntry(key, value));
+                    }
+
+                    if (flow)
+                    {
+                        openFlow.Pop();
                     }
 
                     return new YMapping(Loc(mappingStart.Start), entries);
