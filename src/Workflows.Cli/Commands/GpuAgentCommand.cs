@@ -6,6 +6,7 @@ using Workflows.Engine;
 using Workflows.Engine.Hosting;
 using Workflows.Engine.Jobs;
 using Workflows.Engine.Telemetry;
+using Workflows.Experiments.Paths;
 
 namespace Workflows.Cli.Commands;
 
@@ -41,6 +42,7 @@ public static class GpuAgentCommand
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, CancellationToken.None);
             where = storage.Connection.Description;
             var options = EngineCli.Options(parse.GetValue(hub)!, environment) with { TrainingDevice = parse.GetValue(device)!, LoggerFactory = loggers };
+            using var paths = PathPolicy.Use(WorkerPaths.Policy(options));
             var store = await BlobArtifactStore.OpenAsync(storage.Connection, options.ContainerName);
             var service = EngineHost.CreateService(storage.Connection, options);
             await service.CreateIfNotExistsAsync();

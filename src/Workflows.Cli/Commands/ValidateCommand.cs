@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using Workflows.Experiments.Paths;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
 using Workflows.Experiments.Validation;
@@ -47,8 +48,10 @@ public static class ValidateCommand
         {
             if (Directory.Exists(path))
             {
-                files.AddRange(Directory.EnumerateFiles(path, "*.yaml", SearchOption.AllDirectories)
-                    .Concat(Directory.EnumerateFiles(path, "*.yml", SearchOption.AllDirectories))
+                // Links to folders are not followed (a link loop, or a link out of the repository); a linked file is
+                // listed and then refused by the reader with its name.
+                files.AddRange(PathPolicy.ListEntries(path, "*.yaml").Concat(PathPolicy.ListEntries(path, "*.yml"))
+                    .Select(f => Path.Combine(path, Path.GetRelativePath(Path.GetFullPath(path), f)))
                     .Order(StringComparer.Ordinal));
             }
             else

@@ -3,6 +3,7 @@ using Workflows.Artifacts.Azurite;
 using Workflows.Engine;
 using Workflows.Engine.Hosting;
 using Workflows.Engine.Telemetry;
+using Workflows.Experiments.Paths;
 
 namespace Workflows.Cli.Commands;
 
@@ -42,6 +43,7 @@ public static class WorkerCommand
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, CancellationToken.None);
             where = storage.Connection.Description;
             var options = EngineCli.Options(parse.GetValue(hub)!, environment) with { LoggerFactory = loggers };
+            using var paths = PathPolicy.Use(WorkerPaths.Policy(options));
             var host = await EngineHost.StartAsync(storage.Connection, options,
                 (_, services) => Workflows.Cli.GitOps.GitOpsWiring.AddRunFinishedHook(services, storage.Connection, cli.Err));
             try

@@ -1,3 +1,5 @@
+using Workflows.Experiments.Validation;
+
 namespace Workflows.DataPrep.Corpus;
 
 /// <summary>Why an input record (or a whole input) could not be read.</summary>
@@ -12,6 +14,9 @@ public enum BadRecordReason
     UnknownSource,
     EmptyInput,
     UnreadableParquet,
+
+    /// <summary>Over a <see cref="ReadLimits"/> limit (document size, decompressed size, compression ratio): never skipped.</summary>
+    TooLarge,
 }
 
 /// <summary>Where a bad record is and why it is bad.</summary>
@@ -20,11 +25,12 @@ public enum BadRecordReason
 /// <param name="ByteOffset">Byte offset of the problem in the decompressed stream; for compression errors, in the compressed file; -1 when unknown.</param>
 public sealed record BadRecord(string File, long Line, long ByteOffset, BadRecordReason Reason, string Detail)
 {
+    /// <summary>Escaped and cut: the file name and the detail can quote input bytes.</summary>
     public override string ToString()
     {
         var where = Line > 0 ? $"line {Line}" : "whole file";
         var at = ByteOffset >= 0 ? $", byte {ByteOffset}" : string.Empty;
-        return $"{File}: {where}{at}: {Reason}: {Detail}";
+        return $"{Untrusted.Escape(File, 240)}: {where}{at}: {Reason}: {Untrusted.Escape(Detail, 300)}";
     }
 }
 
@@ -33,6 +39,13 @@ public sealed class CorpusFormatException : Exception
 {
     public CorpusFormatException(BadRecord record, Exception? inner = null)
         : base(record.ToString(), inner)
+    {
+        Record = record;
+    }
+
+    /// <summary>With a message of its own (a limit: "document at FILE:LINE exceeds 64 MiB ...").</summary>
+    public CorpusFormatException(BadRecord record, string message)
+        : base(message)
     {
         Record = record;
     }

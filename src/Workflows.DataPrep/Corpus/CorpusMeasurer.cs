@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Workflows.DataPrep.Tokenization;
+using Workflows.Experiments.Paths;
 
 namespace Workflows.DataPrep.Corpus;
 
@@ -378,7 +379,7 @@ public static class CorpusMeasurer
 
     public static string Sha256Of(string path)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        using var stream = PathPolicy.Current.OpenRead(path, 1 << 20);
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 

@@ -6,13 +6,16 @@ using System.Text.Unicode;
 using Parquet;
 using Parquet.Schema;
 using ZstdSharp;
+using Workflows.Experiments.Paths;
 using Workflows.Experiments.Spec;
 
 namespace Workflows.DataPrep.Corpus;
 
 /// <summary>
 /// Streams the documents of one input file in file order. Memory is bounded by the longest line (JSONL) or
-/// the largest row group (Parquet), never by the file.
+/// the largest row group (Parquet), never by the file; and the longest line, the decompressed size and the compression
+/// ratio are bounded by <see cref="CorpusReaderOptions.Limits"/>. Files are opened through the path policy
+/// (<see cref="PathPolicy.Current"/>): a FIFO, a device or a link out of the allowed roots is refused before it is opened.
 /// </summary>
 public static class CorpusReader
 {
@@ -25,14 +28,15 @@ public static class CorpusReader
 
     private static IEnumerable<CorpusDocument> ReadJsonl(InputFile file, CorpusFormat format, CorpusReaderOptions options, BadRecordLog log)
     {
-        using var raw = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        using var raw = PathPolicy.Current.OpenRead(file.Path, 1 << 16);
         using var decompressed = format switch
         {
             CorpusFormat.JsonlZstd => new DecompressionStream(raw, leaveOpen: true),
             CorpusFormat.JsonlGzip => new GzipVerifyingStream(raw),
             _ => (Stream)raw,
         };
-        var lines = new LineSplitter(decompressed);
+        var limits = options.Limits;
+        var lines = new LineSplitter(decompressed, limits, format == CorpusFormat.Jsonl ? null : () => raw.Position);
         var textPath = options.TextField.Split('.');
         var sourcePath = options.SourceField.Split('.');
         long lineNumber = 0;
@@ -48,6 +52,11 @@ public static class CorpusReader
                 {
                     break;
                 }
+            }
+            catch (ReadLimitException e)
+            {
+                var record = new BadRecord(file.Key, lineNumber + 1, e.Offset, BadRecordReason.TooLarge, e.Message);
+                throw new CorpusFormatException(record, e.Describe(file.Key, lineNumber + 1));
             }
             catch (Exception e) when (e is ZstdException or InvalidDataException or EndOfStreamException or GzipTrailerException)
             {
@@ -185,6 +194,7 @@ public static class CorpusReader
 
     private static IEnumerable<CorpusDocument> ReadParquet(InputFile file, CorpusReaderOptions options, BadRecordLog log)
     {
+        PathPolicy.Current.RequireFile(file.Path); // before the try: a refused path is not a bad record to skip
         ParquetReader reader;
         try
         {
@@ -233,6 +243,13 @@ public static class CorpusReader
                         continue;
                     }
 
+                    if (text.Length > options.Limits.MaxDocumentBytes / 4 && System.Text.Encoding.UTF8.GetByteCount(text) > options.Limits.MaxDocumentBytes)
+                    {
+                        var record = new BadRecord(file.Key, row, -1, BadRecordReason.TooLarge, "document too large");
+                        throw new CorpusFormatException(record,
+                            $"document at {Show(file.Key)}:{row} exceeds {ReadLimits.Mib(options.Limits.MaxDocumentBytes)} (the limit per document; {ReadLimits.DocumentVariable} raises it)");
+                    }
+
                     if (sources[i] is not { } name)
                     {
                         log.Report(new BadRecord(file.Key, row, -1, BadRecordReason.MissingSource, $"\"{options.ParquetSourceColumn}\" is null"));
@@ -266,8 +283,23 @@ public static class CorpusReader
         schema.GetDataFields().FirstOrDefault(f => f.Path.ToString() == name || string.Join('.', f.Path.ToList()) == name)
         ?? schema.GetDataFields().FirstOrDefault(f => f.Name == name);
 
-    /// <summary>Splits a byte stream into lines (LF, optional CR stripped) and tracks each line's byte offset.</summary>
-    private sealed class LineSplitter(Stream stream)
+    private static string Show(string text) => Workflows.Experiments.Validation.Untrusted.Escape(text, 240);
+
+    /// <summary>A <see cref="ReadLimits"/> limit was hit while splitting lines.</summary>
+    private sealed class ReadLimitException(string what, long offset, string limit, string variable) : Exception(what)
+    {
+        public long Offset { get; } = offset;
+
+        public string Describe(string file, long line) =>
+            $"{string.Format(System.Globalization.CultureInfo.InvariantCulture, Message, $"{Show(file)}:{line}")} ({limit}; {variable} raises it)";
+    }
+
+    /// <summary>
+    /// Splits a byte stream into lines (LF, optional CR stripped) and tracks each line's byte offset. Refuses a line
+    /// longer than the document limit before it buffers more of it, a stream that decompresses past the size limit, and
+    /// one whose compression ratio says it is a bomb (<paramref name="compressedPosition"/>: bytes of the file read so far).
+    /// </summary>
+    private sealed class LineSplitter(Stream stream, ReadLimits limits, Func<long>? compressedPosition)
     {
         private byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 16);
         private int start;
@@ -284,6 +316,7 @@ public static class CorpusReader
                 if (newline >= 0)
                 {
                     var stop = scanned + newline;
+                    CheckLine(stop - start);
                     line = Trim(start, stop);
                     offset = bufferOffset + start;
                     start = scanned = stop + 1;
@@ -291,6 +324,7 @@ public static class CorpusReader
                 }
 
                 scanned = end;
+                CheckLine(end - start);
                 if (eof)
                 {
                     if (start < end)
@@ -327,7 +361,7 @@ public static class CorpusReader
 
             if (end == buffer.Length)
             {
-                var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(2L * buffer.Length, Array.MaxLength));
                 Buffer.BlockCopy(buffer, 0, bigger, 0, end);
                 ArrayPool<byte>.Shared.Return(buffer);
                 buffer = bigger;
@@ -340,6 +374,28 @@ public static class CorpusReader
             }
 
             end += read;
+            var total = bufferOffset + end;
+            if (total > limits.MaxDecompressedBytes)
+            {
+                throw new ReadLimitException("input decompresses past the limit at {0}", total,
+                    $"more than {limits.MaxDecompressedBytes:N0} bytes; the limit per input", ReadLimits.InputVariable);
+            }
+
+            if (compressedPosition is not null && total > ReadLimits.RatioCheckAfterBytes
+                && compressedPosition() is > 0 and var compressed && total / (double)compressed > limits.MaxCompressionRatio)
+            {
+                throw new ReadLimitException($"input at {{0}} decompresses to more than {limits.MaxCompressionRatio:0}x its compressed size ({total:N0} bytes from {compressed:N0}): a compression bomb, not text", total,
+                    $"the limit is {limits.MaxCompressionRatio:0}:1", ReadLimits.RatioVariable);
+            }
+        }
+
+        private void CheckLine(long length)
+        {
+            if (length > limits.MaxDocumentBytes)
+            {
+                throw new ReadLimitException("document at {0} exceeds " + ReadLimits.Mib(limits.MaxDocumentBytes), bufferOffset + start,
+                    "the limit per document", ReadLimits.DocumentVariable);
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+using Workflows.Experiments.Paths;
 using Workflows.Experiments.Spec;
 
 namespace Workflows.DataPrep.Corpus;
@@ -30,15 +31,33 @@ public sealed record InputFile(string Path, string Key)
         return files;
     }
 
-    /// <summary>Expands folders into the corpus files they hold (recursively), leaving files as they are.</summary>
+    /// <summary>
+    /// Expands folders into the corpus files they hold (recursively, links to folders not followed), leaving files as
+    /// they are. Every path goes through the path policy (<see cref="PathPolicy.Current"/>): a FIFO, a device, a link
+    /// out of the allowed roots throws <see cref="UnsafePathException"/>; a file that does not exist is left for the
+    /// reader to report.
+    /// </summary>
     public static IReadOnlyList<InputFile> Discover(IEnumerable<string> pathsOrFolders)
     {
+        var policy = PathPolicy.Current;
         var paths = new List<string>();
         foreach (var p in pathsOrFolders)
         {
-            if (Directory.Exists(p))
+            var check = policy.Check(p, PathUse.FileOrFolder);
+            if (check.Problem is { } problem)
             {
-                paths.AddRange(Directory.EnumerateFiles(p, "*", SearchOption.AllDirectories).Where(f => CorpusFormats.Detect(f) is not null));
+                throw new UnsafePathException($"{PathPolicy.Show(p)} {problem.Message} ({problem.Hint})");
+            }
+
+            if (check.Kind == FileKind.Directory)
+            {
+                var found = policy.EnumerateFiles(p).Where(f => CorpusFormats.Detect(f) is not null).ToList();
+                if (found.Count == 0)
+                {
+                    throw new ArgumentException($"{PathPolicy.Show(p)} holds no corpus files (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)", nameof(pathsOrFolders));
+                }
+
+                paths.AddRange(found);
             }
             else
             {

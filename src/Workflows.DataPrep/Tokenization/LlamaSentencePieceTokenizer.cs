@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using Workflows.Experiments.Paths;
+using Workflows.Experiments.Validation;
 
 namespace Workflows.DataPrep.Tokenization;
 
@@ -198,7 +200,7 @@ public sealed class LlamaSentencePieceTokenizer : ITokenizer
             throw new NotSupportedException($"SentencePiece model '{modelPath}' is not supported: {problem}");
         }
 
-        var hash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(modelPath)));
+        var hash = Convert.ToHexStringLower(SHA256.HashData(PathPolicy.Current.ReadAllBytes(modelPath, PathRules.MaxTokenizerBytes)));
         return new LlamaSentencePieceTokenizer(model, "llama2-sp:" + hash[..12], segmentCacheCapacity);
     }
 

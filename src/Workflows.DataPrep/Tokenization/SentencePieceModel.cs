@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
+using Workflows.Experiments.Paths;
+using Workflows.Experiments.Validation;
 
 namespace Workflows.DataPrep.Tokenization;
 
@@ -52,11 +54,15 @@ public sealed record SentencePieceModel(
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            bytes = PathPolicy.Current.ReadAllBytes(path, PathRules.MaxTokenizerBytes);
+        }
+        catch (UnsafePathException)
+        {
+            throw;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new InvalidDataException($"Cannot read SentencePiece model '{path}': {e.Message}", e);
+            throw new InvalidDataException($"Cannot read SentencePiece model {PathPolicy.Show(path)}: {e.Message}", e);
         }
 
         try
@@ -65,7 +71,7 @@ public sealed record SentencePieceModel(
         }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"'{path}' is not a SentencePiece model: {e.Message}", e);
+            throw new InvalidDataException($"{PathPolicy.Show(path)} is not a SentencePiece model: {e.Message}", e);
         }
     }
 

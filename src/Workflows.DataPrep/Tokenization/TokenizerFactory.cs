@@ -1,3 +1,5 @@
+using Workflows.Experiments.Paths;
+
 namespace Workflows.DataPrep.Tokenization;
 
 /// <summary>Builds a tokenizer from the spec an experiment names.</summary>
@@ -15,6 +17,11 @@ public static class TokenizerFactory
         if (spec.Trim().Equals("gpt2", StringComparison.OrdinalIgnoreCase))
         {
             return new Gpt2Tokenizer();
+        }
+
+        if (PathPolicy.Current.Check(spec, PathUse.File) is { Problem: { } problem })
+        {
+            throw new UnsafePathException($"tokenizer {PathPolicy.Show(spec)} {problem.Message} ({problem.Hint})");
         }
 
         if (!File.Exists(spec))

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Workflows.Experiments.Paths;
 
 namespace Workflows.Evaluation.Needle;
 
@@ -63,21 +64,26 @@ public sealed class Haystack
     /// Reads every <c>*.txt</c> directly in <paramref name="directory"/>, sorted by name (ordinal). Text is decoded as
     /// UTF-8 with a BOM kept as U+FEFF and newlines translated like Python's text mode ("\r\n" and "\r" → "\n").
     /// </summary>
+    /// <remarks>
+    /// Through the path policy (<see cref="PathPolicy.Current"/>): the folder and each file must be readable regular files
+    /// inside the allowed roots, and each file at most <see cref="MaxFileBytes"/>.
+    /// </remarks>
     public static Haystack LoadDirectory(string directory)
     {
-        if (!Directory.Exists(directory))
+        var policy = PathPolicy.Current;
+        if (policy.Check(directory, PathUse.Folder) is { Kind: FileKind.Missing, Problem: null })
         {
-            throw new DirectoryNotFoundException($"haystack folder '{directory}' does not exist");
+            throw new DirectoryNotFoundException($"haystack folder {PathPolicy.Show(directory)} does not exist");
         }
 
-        var files = Directory.EnumerateFiles(directory, "*.txt", SearchOption.TopDirectoryOnly)
+        var files = policy.EnumerateFiles(directory, "*.txt", recursive: false)
             .Select(p => (Path: p, Name: Path.GetFileName(p)))
             .OrderBy(f => f.Name, StringComparer.Ordinal)
             .Select(f => new HaystackFile(f.Name, ReadLikePython(f.Path)))
             .ToList();
         if (files.Count == 0)
         {
-            throw new ArgumentException($"haystack folder '{directory}' has no .txt files", nameof(directory));
+            throw new ArgumentException($"haystack folder {PathPolicy.Show(directory)} has no .txt files", nameof(directory));
         }
 
         return new Haystack(files);
@@ -146,9 +152,12 @@ public sealed class Haystack
         return text;
     }
 
+    /// <summary>One haystack file: the paper's essays are 10-70 KB each; a file this large is not an essay.</summary>
+    public const long MaxFileBytes = 64L << 20;
+
     internal static string ReadLikePython(string path)
     {
-        var text = Encoding.UTF8.GetString(File.ReadAllBytes(path));
+        var text = Encoding.UTF8.GetString(PathPolicy.Current.ReadAllBytes(path, MaxFileBytes));
         return text.Contains('\r', StringComparison.Ordinal) ? text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n') : text;
     }
 

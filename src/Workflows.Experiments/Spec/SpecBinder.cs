@@ -166,6 +166,7 @@ public sealed class SpecBinder(string file)
         var ok = true;
         for (var i = 0; i < sequence.Items.Count; i++)
         {
+            locations[$"{path}[{i}]"] = sequence.Items[i].Location;
             var value = BindValue(element, field, sequence.Items[i], $"{path}[{i}]");
             ok &= value is not null;
             if (value is not null)

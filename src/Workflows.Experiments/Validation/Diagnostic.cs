@@ -23,6 +23,9 @@ public enum DiagnosticCode
     Cycle,
     UnboundParameter,
     UnknownDependency,
+
+    /// <summary>A path the experiment names may not be read (outside the repository and data roots, a FIFO, a device, ...).</summary>
+    UnsafePath,
 }
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Workflows.Experiments.Paths;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Yaml;
 
@@ -11,7 +12,9 @@ public enum PolicyMode
     Off,
 }
 
-public sealed record LoadOptions(PolicyMode Policy = PolicyMode.Auto, string? WorkflowsDirectory = null);
+/// <param name="Paths">The path policy for a file's paths; null: <see cref="PathPolicy.ForExperiment"/> of the file
+/// (its repository and WF_DATA_ROOTS). Text loaded without a file (a stored run's YAML) has no path checks.</param>
+public sealed record LoadOptions(PolicyMode Policy = PolicyMode.Auto, string? WorkflowsDirectory = null, PathPolicy? Paths = null);
 
 public sealed record LoadResult(string File, ExperimentSpec? Spec, IReadOnlyList<Diagnostic> Diagnostics)
 {
@@ -29,13 +32,14 @@ public static class ExperimentLoader
     public static LoadResult LoadFile(string path, LoadOptions? options = null)
     {
         var read = YamlTreeReader.ReadFile(path);
-        return Load(path, read, options ?? new LoadOptions());
+        options ??= new LoadOptions();
+        return Load(path, read, options, options.Paths ?? PathPolicy.ForExperiment(path));
     }
 
     public static LoadResult LoadText(string displayName, string yaml, LoadOptions? options = null) =>
-        Load(displayName, YamlTreeReader.ReadText(displayName, yaml), options ?? new LoadOptions());
+        Load(displayName, YamlTreeReader.ReadText(displayName, yaml), options ?? new LoadOptions(), paths: null);
 
-    private static LoadResult Load(string path, YamlTreeReader.Result read, LoadOptions options)
+    private static LoadResult Load(string path, YamlTreeReader.Result read, LoadOptions options, PathPolicy? paths)
     {
         var diagnostics = new List<Diagnostic>(read.Diagnostics);
         ExperimentSpec? spec = null;
@@ -53,6 +57,10 @@ public static class ExperimentLoader
                     _ => IsUnderExperimentsFolder(path),
                 };
                 diagnostics.AddRange(SpecRules.Check(spec, path, binder.Locations, enforce, options.WorkflowsDirectory));
+                if (paths is not null)
+                {
+                    diagnostics.AddRange(PathRules.Check(spec, path, binder.Locations, paths));
+                }
             }
         }
 

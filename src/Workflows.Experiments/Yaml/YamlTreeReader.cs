@@ -1,4 +1,5 @@
 using System.Text;
+using Workflows.Experiments.Paths;
 using Workflows.Experiments.Validation;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
@@ -29,6 +30,13 @@ public static class YamlTreeReader
 
     public static Result ReadFile(string path)
     {
+        // Before anything is opened: a link would make wf print another file, and a FIFO would block the read forever.
+        if (PathPolicy.CheckSourceFile(path) is { } unsafePath)
+        {
+            return Fail(new SourceLocation(path, 1, 1), DiagnosticCode.UnsafePath, unsafePath,
+                "commit the experiment as a regular file inside the repository");
+        }
+
         var info = new FileInfo(path);
         if (!info.Exists)
         {

@@ -3,6 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.PyBridge;
+using Workflows.Experiments.Paths;
+using Workflows.Experiments.Validation;
 using Workflows.Training.Model;
 using static TorchSharp.torch;
 
@@ -88,7 +90,7 @@ public static class HuggingFaceCheckpoint
         using var noGrad = no_grad();
         foreach (string shard in ShardFiles(directory))
         {
-            var stateDict = Safetensors.LoadStateDict(Path.Combine(directory, shard));
+            var stateDict = Safetensors.LoadStateDict(PathPolicy.Current.RequireFile(Path.Combine(directory, shard)));
             try
             {
                 foreach (var (name, loaded) in stateDict)
@@ -116,9 +118,10 @@ public static class HuggingFaceCheckpoint
     public static Dictionary<string, long[]> SavedShapes(LlamaModel model) =>
         WeightsToSave(model).ToDictionary(e => e.Name, e => e.Tensor.shape);
 
-    /// <summary>Reads the config.json of a HuggingFace model folder.</summary>
+    /// <summary>Reads the config.json of a HuggingFace model folder (through the path policy, like every weight file read here).</summary>
     public static LlamaConfig ReadConfig(string directory) =>
-        LlamaConfig.FromHuggingFaceJson(File.ReadAllText(Path.Combine(directory, "config.json")));
+        LlamaConfig.FromHuggingFaceJson(System.Text.Encoding.UTF8.GetString(
+            PathPolicy.Current.ReadAllBytes(Path.Combine(directory, "config.json"), PathRules.MaxModelConfigBytes)));
 
     /// <summary>
     /// Copies the weights stored in <paramref name="directory"/> (sharded with an index, or one file) into
@@ -145,9 +148,13 @@ public static class HuggingFaceCheckpoint
         string indexPath = Path.Combine(directory, IndexFileName);
         if (File.Exists(indexPath))
         {
-            var index = JsonNode.Parse(File.ReadAllText(indexPath))!.AsObject();
+            var index = JsonNode.Parse(PathPolicy.Current.ReadAllBytes(indexPath, PathRules.MaxModelConfigBytes * 64))!.AsObject();
             var weightMap = index["weight_map"]?.AsObject() ?? throw new InvalidDataException($"{indexPath} has no weight_map");
-            return weightMap.Select(kv => kv.Value!.GetValue<string>()).Distinct().Order(StringComparer.Ordinal).ToList();
+            var shards = weightMap.Select(kv => kv.Value!.GetValue<string>()).Distinct().Order(StringComparer.Ordinal).ToList();
+            // Shards sit beside the index: a name with a folder in it ("../x") would read outside the model folder.
+            return shards.FirstOrDefault(s => s.Length == 0 || s != Path.GetFileName(s) || s is "." or "..") is { } bad
+                ? throw new InvalidDataException($"{IndexFileName} names shard {PathPolicy.Show(bad)}: shards are file names in the model folder")
+                : shards;
         }
         if (File.Exists(Path.Combine(directory, SingleFileName))) return [SingleFileName];
         throw new FileNotFoundException($"{directory} has neither {IndexFileName} nor {SingleFileName}");
