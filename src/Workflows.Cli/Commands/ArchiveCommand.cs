@@ -31,6 +31,12 @@ public static class ArchiveCommand
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (CiRef.Problem() is { } wrongRef)
+            {
+                cli.Err.WriteLine($"error: {wrongRef}");
+                return ExitCodes.InvalidInput;
+            }
+
             var workflows = GitOpsCli.WorkflowsDirectory(null);
             var specs = new List<(string Path, ExperimentSpec Spec)>();
             foreach (var file in parse.GetValue(files)!)

@@ -7,6 +7,7 @@ using Workflows.Artifacts.Store;
 using Workflows.DataPrep.Corpus;
 using Workflows.Engine.Hosting;
 using Workflows.Experiments.Planning;
+using Workflows.GitOps.Archive;
 
 namespace Workflows.Cli.Commands;
 
@@ -51,7 +52,7 @@ public static class CorpusCommand
     {
         var name = NameArgument();
         var inputs = new Argument<string[]>("inputs") { Description = "Files or folders (.jsonl.zst, .jsonl, .jsonl.gz, .parquet; folders recursively).", Arity = ArgumentArity.OneOrMore };
-        var replace = new Option<bool>("--replace") { Description = "Point an already registered name at these files." };
+        var replace = new Option<bool>("--replace") { Description = "Point an already registered name at these files (refused while an archived run reads the corpus: wf rerun must find what it read)." };
         var container = ContainerOption();
         var tokenizer = TokenizerOption();
         var noStats = new Option<bool>("--no-stats") { Description = "Register the files without measuring their length statistics." };
@@ -100,6 +101,16 @@ public static class CorpusCommand
 
             return await WithRegistry(cli, parse.GetValue(container)!, async registry =>
             {
+                // A replacement that changes what an archived run read is refused (the same files again are no change).
+                if (parse.GetValue(replace) && await registry.TryGetAsync(corpus, ct) is { } current
+                    && await ArchivedCorpora.UsesAsync(registry.Store, corpus, ct) is { Count: > 0 } uses
+                    && !current.Files.Select(f => (f.Key, f.Sha256)).SequenceEqual(files.Select(f => (f.Key, CorpusMeasurer.Sha256Of(f.Path)))))
+                {
+                    cli.Err.WriteLine($"error: corpus '{corpus}' is read by archived run(s) {string.Join(", ", uses.Select(u => $"{u.RunId} ({u.Experiment}, {u.Role})"))}: "
+                        + $"replacing it would leave them impossible to rerun exactly. Register these files under a new name (e.g. 'wf corpus upload {corpus}-v2 ...') and name that in new experiments.");
+                    return ExitCodes.InvalidInput;
+                }
+
                 var watch = Stopwatch.StartNew();
                 CorpusUpload upload;
                 try

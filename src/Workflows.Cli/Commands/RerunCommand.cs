@@ -35,7 +35,9 @@ public static class RerunCommand
         {
             run, from, force, wait, workflowsDir, hub,
         };
-        command.SetAction(async (parse, ct) => await GitOpsCli.WithEngine(cli, parse.GetValue(hub)!, async (client, _) =>
+        command.SetAction(async (parse, ct) => CiRef.Problem() is { } wrongRef
+            ? Refuse(cli, wrongRef)
+            : await GitOpsCli.WithEngine(cli, parse.GetValue(hub)!, async (client, _) =>
         {
             var id = parse.GetValue(run)!;
             var archived = (await client.Runs.GetAsync(id, ct))?.Record;
@@ -137,5 +139,11 @@ public static class RerunCommand
             return view.Record.Status == Workflows.Artifacts.Runs.RunStatus.Succeeded && comparison.DataPrepIdentical ? ExitCodes.Ok : ExitCodes.InvalidInput;
         }, ct));
         return command;
+    }
+
+    private static int Refuse(CliContext cli, string problem)
+    {
+        cli.Err.WriteLine($"error: {problem}");
+        return ExitCodes.InvalidInput;
     }
 }

@@ -336,4 +336,6 @@ public sealed record GitOpsSpec(
     [property: Doc("GitHub handle of the owner.")]
     string? Owner = null,
     [property: Doc("Experiment name to compare against in the report (e.g. original-5b-80k).")]
-    string? Baseline = null);
+    string? Baseline = null,
+    [property: Doc("Two-person rule for this experiment: a run must be asked for (/run or the run label) by someone other than the pull request's author. The repository variable WF_REQUIRE_OTHER_APPROVER=true turns it on for every experiment.")]
+    bool RequireOtherApprover = false);

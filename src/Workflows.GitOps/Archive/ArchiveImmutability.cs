@@ -14,11 +14,13 @@ public static class ArchiveImmutability
 {
     /// <param name="changed">The PR's files, from GET /repos/{o}/{r}/pulls/{n}/files.</param>
     /// <param name="archive">Every archived experiment.</param>
-    /// <param name="namesOfAddedFiles">Optional: the name: of each added file that parsed (path → name), to catch a new file reusing an archived name.</param>
+    /// <param name="namesOfChangedFiles">The <c>name:</c> of each added, copied, renamed or modified experiment file that parsed
+    /// (path → name), read from the pull request's head: a file anywhere under experiments/ (experiments/sub/x.yaml) that
+    /// takes an archived experiment's name is caught, whatever its own file name.</param>
     public static IReadOnlyList<ArchiveViolation> Check(
         IEnumerable<ChangedFile> changed,
         IReadOnlyCollection<ArchivedExperiment> archive,
-        IReadOnlyDictionary<string, string>? namesOfAddedFiles = null)
+        IReadOnlyDictionary<string, string>? namesOfChangedFiles = null)
     {
         var byPath = archive.GroupBy(a => Normalise(a.Path)).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         var byName = archive.GroupBy(a => a.Name).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
@@ -34,8 +36,8 @@ public static class ArchiveImmutability
                 case "renamed" when file.PreviousPath is { } previous && byPath.TryGetValue(Normalise(previous), out var moved):
                     violations.Add(Violation(Normalise(previous), moved, $"renamed to {path}"));
                     break;
-                case "added" or "copied" or "renamed"
-                    when namesOfAddedFiles?.TryGetValue(file.Path, out var name) == true && byName.TryGetValue(name, out var taken)
+                case "added" or "copied" or "renamed" or "modified" or "changed"
+                    when namesOfChangedFiles?.TryGetValue(file.Path, out var name) == true && byName.TryGetValue(name, out var taken)
                          && Normalise(taken.Path) != path:
                     violations.Add(new ArchiveViolation(path, taken.Name, "reuses an archived name",
                         $"{path}: name '{taken.Name}' belongs to the archived experiment {taken.Path} ({Runs(taken)}); give the new experiment a new name (and a file named after it)."));

@@ -216,6 +216,63 @@ public sealed class GitHubRepoClient
         await client.Repository.Status.Create(Owner, Name, sha, status).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// GET /repos/{o}/{r}/issues/{n}/events (every page): who last added <paramref name="label"/> to the pull request, or
+    /// null. The label handover (<c>workflow_run</c>) has no actor of its own; the run is asked for by whoever labeled.
+    /// </summary>
+    public async Task<string?> GetLastLabelerAsync(int pullRequest, string label)
+    {
+        var events = await client.Issue.Events.GetAllForIssue(Owner, Name, pullRequest, AllPages).ConfigureAwait(false);
+        return events
+            .Where(e => e.Event.StringValue == "labeled" && string.Equals(e.Label?.Name, label, StringComparison.Ordinal))
+            .OrderBy(e => e.CreatedAt).ThenBy(e => e.Id)
+            .LastOrDefault()?.Actor?.Login;
+    }
+
+    /// <summary>
+    /// GET /repos/{o}/{r}/activity?ref=refs/heads/BRANCH&amp;direction=desc&amp;per_page=100: the pushes (and force pushes)
+    /// to the pull request's branch, newest first, with GitHub's own timestamps (a commit's date is whatever its author
+    /// wrote; a push's time is not). One page: the guard only asks whether any came after a moment.
+    /// </summary>
+    public async Task<IReadOnlyList<BranchActivity>> ListBranchActivityAsync(string branch)
+    {
+        var parameters = new Dictionary<string, string>
+        {
+            ["ref"] = "refs/heads/" + branch,
+            ["direction"] = "desc",
+            ["per_page"] = "100",
+        };
+        using var json = await GetJsonAsync($"repos/{Owner}/{Name}/activity", parameters).ConfigureAwait(false)
+                         ?? throw new NotFoundException("repository activity is not available", System.Net.HttpStatusCode.NotFound);
+        return json.RootElement.EnumerateArray()
+            .Select(a => new BranchActivity(
+                a.GetProperty("activity_type").GetString() ?? "",
+                a.TryGetProperty("after", out var after) ? after.GetString() ?? "" : "",
+                a.GetProperty("timestamp").GetDateTimeOffset()))
+            .ToList();
+    }
+
+    /// <summary>GET /repos/{o}/{r}: the default branch.</summary>
+    public async Task<string> GetDefaultBranchAsync() =>
+        (await client.Repository.Get(Owner, Name).ConfigureAwait(false)).DefaultBranch;
+
+    /// <summary>
+    /// A GET of any REST path under the repository API, as JSON (for endpoints Octokit does not model: environments,
+    /// branch policies, rulesets, activity). Null for 404; other errors throw Octokit's <see cref="ApiException"/>.
+    /// </summary>
+    public async Task<System.Text.Json.JsonDocument?> GetJsonAsync(string relativePath, IDictionary<string, string>? parameters = null)
+    {
+        try
+        {
+            var response = await client.Connection.GetRaw(new Uri(relativePath, UriKind.Relative), parameters ?? new Dictionary<string, string>()).ConfigureAwait(false);
+            return System.Text.Json.JsonDocument.Parse(response.Body);
+        }
+        catch (NotFoundException)
+        {
+            return null;
+        }
+    }
+
     private static IssueCommentInfo ToInfo(IssueComment c) =>
         new(c.Id, c.Body ?? "", c.User?.Login ?? "", c.HtmlUrl ?? "", c.CreatedAt);
 }

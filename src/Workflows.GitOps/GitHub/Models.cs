@@ -61,6 +61,9 @@ public sealed record IssueCommentInfo(long Id, string Body, string Author, strin
 /// </summary>
 public sealed record ChangedFile(string Path, string Status, string? PreviousPath = null);
 
+/// <summary>One entry of the repository activity log for a branch: push, force_push, branch_creation, ...; GitHub's time.</summary>
+public sealed record BranchActivity(string Type, string After, DateTimeOffset Timestamp);
+
 /// <summary>The four states of a commit status (<c>POST /repos/{o}/{r}/statuses/{sha}</c>).</summary>
 public enum CommitStatusState
 {

@@ -15,7 +15,7 @@ public static class GitHubOutputs
         var sb = new StringBuilder();
         sb.Append("verdict=").Append(decision.Verdict.ToString().ToLowerInvariant()).Append('\n');
         sb.Append("experiments=").Append(string.Join(' ', decision.Experiments)).Append('\n');
-        sb.Append("head_sha=").Append(headSha ?? "").Append('\n');
+        sb.Append("head_sha=").Append(decision.HeadSha ?? headSha ?? "").Append('\n');
         sb.Append("reason<<").Append(delimiter).Append('\n').Append(decision.Reason.Replace("\r", "", StringComparison.Ordinal)).Append('\n').Append(delimiter).Append('\n');
         return sb.ToString();
     }
