@@ -58,6 +58,18 @@ public class ArchiveImmutabilityTests
     }
 
     [Fact]
+    public void A_nested_or_modified_file_that_takes_an_archived_name_fails_too()
+    {
+        var violations = ArchiveImmutability.Check(
+            [new ChangedFile("experiments/sub/per-source-5b-80k.yaml", "added"), new ChangedFile("experiments/mine.yaml", "modified")], Archive,
+            new Dictionary<string, string> { ["experiments/sub/per-source-5b-80k.yaml"] = "per-source-5b-80k", ["experiments/mine.yaml"] = "smoke" });
+
+        violations.Select(v => (v.Path, v.Experiment, v.Change)).Should().Equal(
+            ("experiments/sub/per-source-5b-80k.yaml", "per-source-5b-80k", "reuses an archived name"),
+            ("experiments/mine.yaml", "smoke", "reuses an archived name"));
+    }
+
+    [Fact]
     public void The_suggested_name_counts_up_from_an_existing_version_suffix()
     {
         var v2 = new ArchivedExperiment("smoke-v2", "experiments/smoke-v2.yaml", "x", []);

@@ -43,7 +43,8 @@ public sealed class PullRequestBotTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await gh.DisposeAsync();
 
-    private static string PathOf(string experiment) => $"experiments/{experiment}.yaml";
+    /// <summary>The submitter reads the changed file's repository path as is (the CLI maps it into the head checkout).</summary>
+    private static string PathOf(string repositoryPath) => repositoryPath;
 
     private static PlanCommentInput InvalidPlan() =>
         new("experiments/smoke.yaml", Sha, null, null,
@@ -139,19 +140,109 @@ public sealed class PullRequestBotTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_run_label_submits_every_changed_experiment_and_is_removed_afterwards()
+    public async Task The_run_label_handed_over_by_workflow_run_submits_for_whoever_labeled_and_is_removed_afterwards()
     {
-        var pr = gh.AddPullRequest(15, "alice", Sha, null, ("experiments/smoke.yaml", "modified"), ("experiments/per-source-1b-80k.yaml", "added"));
-        pr.Labels.Add("run-experiment");
+        var pr = gh.AddPullRequest(15, "alice", Sha, null, ("experiments/smoke.yaml", "modified"), ("experiments/sub/per-source-1b-80k.yaml", "added"));
+        gh.AddLabel(15, "run-experiment", "maria");
 
-        var outcome = await bot.HandleTriggerAsync(new TriggerContext("pull_request", "labeled", "maria", 15, Label: "run-experiment"), submitter, PathOf);
+        // workflow_run's own actor is whoever triggered the pull-request side; the guard asks the API who labeled.
+        var outcome = await bot.HandleTriggerAsync(
+            new TriggerContext("workflow_run", "completed", "alice", 15, TriggerId: "run-77", ApprovedHeadSha: Sha), submitter, PathOf);
 
+        outcome.Decision.Verdict.Should().Be(GuardVerdict.Run, outcome.Decision.Reason);
+        outcome.Requester.Should().Be("maria");
         outcome.Submitted.Select(s => s.Experiment).Should().Equal("per-source-1b-80k", "smoke");
-        submitter.Requests.Select(r => r.ExperimentPath).Should().Equal("experiments/per-source-1b-80k.yaml", "experiments/smoke.yaml");
-        gh.Comments.Select(c => CommentMarker.ExperimentOf(c.Body)).Should().Equal("per-source-1b-80k", "smoke");
+        submitter.Requests.Select(r => (r.ExperimentPath, r.RequestedBy)).Should().Equal(
+            ("experiments/sub/per-source-1b-80k.yaml", "maria"), ("experiments/smoke.yaml", "maria"));
+        gh.Requests.Should().Contain(r => r.ToString() == $"GET {Api}/issues/15/events?per_page=100");
+        gh.Requests.Should().Contain(r => r.ToString() == $"GET {Api}/collaborators/maria/permission");
         gh.Statuses.Select(s => s.Context).Should().Equal("wf/experiment/per-source-1b-80k", "wf/experiment/smoke");
         pr.Labels.Should().BeEmpty();
         gh.Requests[^1].ToString().Should().Be($"DELETE {Api}/issues/15/labels/run-experiment");
+    }
+
+    [Fact]
+    public async Task The_label_handover_refuses_a_labeler_without_write_a_moved_head_and_a_pr_without_the_label()
+    {
+        gh.AddPullRequest(20, "alice", Sha, null, ("experiments/smoke.yaml", "added"));
+        gh.AddLabel(20, "run-experiment", "visitor");
+        gh.AddPullRequest(21, "alice", Sha, null, ("experiments/smoke.yaml", "added"));
+        gh.AddLabel(21, "run-experiment", "maria");
+        gh.Push(21, new string('9', 40));
+        gh.AddPullRequest(22, "alice", Sha, null, ("experiments/smoke.yaml", "added"));
+
+        var triage = await bot.HandleTriggerAsync(new TriggerContext("workflow_run", "completed", "visitor", 20, ApprovedHeadSha: Sha), submitter, PathOf);
+        var moved = await bot.HandleTriggerAsync(new TriggerContext("workflow_run", "completed", "maria", 21, ApprovedHeadSha: Sha), submitter, PathOf);
+        var unlabeled = await bot.HandleTriggerAsync(new TriggerContext("workflow_run", "completed", "maria", 22, ApprovedHeadSha: Sha), submitter, PathOf);
+
+        triage.Decision.Reason.Should().StartWith("visitor has read permission");
+        moved.Decision.Reason.Should().Contain("approved commit c0ffee0, but the head of pull request #21 is now 9999999");
+        unlabeled.Decision.Verdict.Should().Be(GuardVerdict.Ignore);
+        submitter.Requests.Should().BeEmpty();
+        gh.Requests.Should().OnlyContain(r => r.Method == "GET", "a refusal writes nothing");
+    }
+
+    [Fact]
+    public async Task A_push_after_the_run_comment_is_refused_and_a_comment_after_the_push_runs()
+    {
+        gh.AddPullRequest(23, "alice", Sha, null, ("experiments/smoke.yaml", "added"));
+        gh.Activity.Add(("refs/heads/feature", "branch_creation", new string('0', 40), Sha, gh.Tick(), "alice"));
+        var commented = gh.Tick();
+        var pushed = gh.Push(23, new string('7', 40));
+
+        var raced = await bot.DecideAsync(new TriggerContext("issue_comment", "created", "maria", 23, "/run", RequestedAt: commented));
+        var later = await bot.DecideAsync(new TriggerContext("issue_comment", "created", "maria", 23, "/run", RequestedAt: gh.Tick()));
+        var exact = await bot.DecideAsync(new TriggerContext("issue_comment", "created", "maria", 23, "/run @7777777", RequestedAt: commented));
+
+        raced.Decision.Verdict.Should().Be(GuardVerdict.Refuse);
+        raced.Decision.Reason.Should().Contain($"pushed at {pushed.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z, after the /run request");
+        later.Decision.Should().BeEquivalentTo(new { Verdict = GuardVerdict.Run, HeadSha = new string('7', 40) });
+        exact.Decision.Verdict.Should().Be(GuardVerdict.Run);
+        gh.Requests.Should().Contain(r => r.ToString() == $"GET {Api}/activity?ref=refs%2Fheads%2Ffeature&direction=desc&per_page=100"
+                                          || r.ToString() == $"GET {Api}/activity?ref=refs/heads/feature&direction=desc&per_page=100");
+    }
+
+    [Fact]
+    public async Task Without_the_activity_log_a_run_needs_an_exact_commit()
+    {
+        gh.AddPullRequest(24, "alice", Sha, null, ("experiments/smoke.yaml", "added"));
+        gh.Forbidden.Add("/activity");
+
+        var refused = await bot.DecideAsync(new TriggerContext("issue_comment", "created", "maria", 24, "/run", RequestedAt: gh.Tick()));
+        var exact = await bot.DecideAsync(new TriggerContext("issue_comment", "created", "maria", 24, $"/run @{Sha}", RequestedAt: gh.Tick()));
+
+        refused.Decision.Reason.Should().Contain("cannot read the branch's push log").And.Contain("403").And.Contain("/run @c0ffee0");
+        exact.Decision.Verdict.Should().Be(GuardVerdict.Run);
+    }
+
+    [Fact]
+    public async Task An_experiment_that_asks_for_the_two_person_rule_gets_it()
+    {
+        var dir = Directory.CreateTempSubdirectory("wf-two-person-");
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(dir.FullName, "experiments"));
+            File.WriteAllText(Path.Combine(dir.FullName, "experiments", "strict.yaml"), "name: strict\ngitops: { require_other_approver: true }\n");
+            File.WriteAllText(Path.Combine(dir.FullName, "experiments", "relaxed.yaml"), "name: relaxed\n");
+            gh.Collaborators["alice"] = ("admin", "admin");
+            gh.AddPullRequest(25, "alice", Sha, null, ("experiments/strict.yaml", "added"));
+            gh.AddPullRequest(26, "alice", Sha, null, ("experiments/relaxed.yaml", "added"));
+            string InHead(string path) => Path.Combine(dir.FullName, path);
+
+            var own = await bot.HandleTriggerAsync(new TriggerContext("issue_comment", "created", "alice", 25, "/run"), submitter, InHead);
+            var ownRelaxed = await bot.HandleTriggerAsync(new TriggerContext("issue_comment", "created", "alice", 26, "/run"), submitter, InHead);
+            var other = await bot.HandleTriggerAsync(new TriggerContext("issue_comment", "created", "maria", 25, "/run"), submitter, InHead);
+
+            own.Decision.Verdict.Should().Be(GuardVerdict.Refuse);
+            own.Decision.Reason.Should().Contain("strict sets gitops.require_other_approver");
+            ownRelaxed.Decision.Verdict.Should().Be(GuardVerdict.Run);
+            other.Decision.Verdict.Should().Be(GuardVerdict.Run);
+            submitter.Requests.Select(r => (r.Experiment, r.RequestedBy)).Should().Equal(("relaxed", "alice"), ("strict", "maria"));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     [Fact]

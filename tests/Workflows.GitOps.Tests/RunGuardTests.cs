@@ -139,7 +139,95 @@ public class RunGuardTests
         var decision = RunGuard.Decide(Comment("/run Smoke!"));
 
         decision.Verdict.Should().Be(GuardVerdict.Refuse);
-        decision.Reason.Should().Contain("write /run or /run NAME");
+        decision.Reason.Should().Contain("write /run, /run NAME or /run NAME @SHA");
+    }
+
+    [Fact]
+    public void A_malformed_name_is_quoted_escaped_and_cut_in_the_reason()
+    {
+        var decision = RunGuard.Decide(Comment("/run \u001b[31m\u202e" + new string('x', 500)));
+
+        decision.Verdict.Should().Be(GuardVerdict.Refuse);
+        decision.Reason.Should().StartWith("'\\e[31m\\u202e").And.Contain("(506 characters)").And.NotContain("\u001b").And.NotContain("\u202e");
+        decision.Reason.Length.Should().BeLessThan(250);
+    }
+
+    [Theory]
+    [InlineData("/run @0123456", "0123456")]
+    [InlineData("/run smoke @0123456789ABCDEF0123456789abcdef01234567", "0123456789abcdef0123456789abcdef01234567")]
+    public void Run_at_a_sha_approves_that_commit(string body, string sha)
+    {
+        RunGuard.ParseRunCommand(body).Sha.Should().Be(sha);
+        var decision = RunGuard.Decide(Comment(body));
+
+        decision.Verdict.Should().Be(GuardVerdict.Run);
+        decision.HeadSha.Should().Be(Sha);
+    }
+
+    [Theory]
+    [InlineData("/run @ffffff0")]
+    [InlineData("/run smoke @ffffffffffffffffffffffffffffffffffffffff")]
+    public void Run_at_another_sha_than_the_head_is_refused(string body)
+    {
+        var decision = RunGuard.Decide(Comment(body));
+
+        decision.Verdict.Should().Be(GuardVerdict.Refuse);
+        decision.Reason.Should().Contain("approved commit ffffff").And.Contain("is now 0123456").And.Contain("/run @0123456");
+    }
+
+    [Theory]
+    [InlineData("/run @012345")]
+    [InlineData("/run @xyz1234")]
+    [InlineData("/run @0123456 @0123457")]
+    public void A_malformed_sha_is_refused_with_the_syntax(string body) =>
+        RunGuard.Decide(Comment(body)).Reason.Should().Contain("write /run @SHA with 7 to 40 hex digits");
+
+    [Fact]
+    public void A_push_after_the_comment_is_refused_unless_the_comment_names_the_commit()
+    {
+        var pushed = new DateTimeOffset(2024, 2, 15, 12, 5, 0, TimeSpan.Zero);
+
+        var raced = RunGuard.Decide(Comment("/run") with { PushedAfterRequest = pushed });
+        var exact = RunGuard.Decide(Comment($"/run @{Sha[..7]}") with { PushedAfterRequest = pushed });
+
+        raced.Verdict.Should().Be(GuardVerdict.Refuse);
+        raced.Reason.Should().Contain("pushed at 2024-02-15 12:05:00Z, after the /run request").And.Contain("/run @0123456");
+        exact.Verdict.Should().Be(GuardVerdict.Run, "the comment approved exactly the head");
+    }
+
+    [Fact]
+    public void The_two_person_rule_refuses_the_authors_own_request()
+    {
+        var own = RunGuard.Decide(Comment("/run", RepoPermission.Admin, actor: "alice") with { RequireOtherApprover = true });
+        var other = RunGuard.Decide(Comment("/run") with { RequireOtherApprover = true });
+        var off = RunGuard.Decide(Comment("/run", RepoPermission.Admin, actor: "alice"));
+
+        own.Verdict.Should().Be(GuardVerdict.Refuse);
+        own.Reason.Should().Contain("alice wrote pull request #12").And.Contain("two-person rule");
+        other.Verdict.Should().Be(GuardVerdict.Run);
+        off.Verdict.Should().Be(GuardVerdict.Run, "without the rule a writer may run their own pull request");
+    }
+
+    [Fact]
+    public void The_label_handover_runs_the_labelers_request_at_the_labeled_commit_only()
+    {
+        var handover = new GuardInput("workflow_run", "completed", "maria", RepoPermission.Write, Pr(), Label: "run-experiment",
+            ChangedExperiments: ["smoke"], ApprovedHeadSha: Sha);
+
+        RunGuard.Decide(handover).Should().BeEquivalentTo(new { Verdict = GuardVerdict.Run, Experiments = new[] { "smoke" }, HeadSha = Sha });
+        RunGuard.Decide(handover with { Label = null }).Verdict.Should().Be(GuardVerdict.Ignore);
+        RunGuard.Decide(handover with { ApprovedHeadSha = new string('e', 40) }).Reason.Should().Contain("approved commit eeeeeee");
+        RunGuard.Decide(handover with { ActorPermission = RepoPermission.Triage }).Verdict.Should().Be(GuardVerdict.Refuse);
+        RunGuard.Decide(handover with { PullRequest = Pr(fork: true) }).Verdict.Should().Be(GuardVerdict.Refuse);
+    }
+
+    [Fact]
+    public void Two_experiment_files_with_one_name_are_refused()
+    {
+        var files = new ChangedFile[] { new("experiments/smoke.yaml", "added"), new("experiments/sub/smoke.yaml", "added"), new("experiments/other.yaml", "added") };
+
+        RunGuard.DuplicateNames(files).Should().Equal("smoke");
+        RunGuard.Decide(Comment("/run") with { DuplicateExperiments = RunGuard.DuplicateNames(files) }).Reason.Should().Contain("smoke: two changed experiment files have this name");
     }
 
     [Fact]

@@ -35,11 +35,16 @@ public sealed class GitHubRepoClient
 {
     private static readonly ApiOptions AllPages = new() { PageSize = 100 };
 
+    private static readonly HttpClient Http = new();
+
     private readonly IGitHubClient client;
+    private readonly string token;
+    private readonly string userAgent;
 
     public GitHubRepoClient(GitHubSettings settings)
     {
         Repository = settings.Repository;
+        token = settings.Token;
         var product = new ProductHeaderValue("wf-gitops", typeof(GitHubRepoClient).Assembly.GetName().Version?.ToString() ?? "0");
 
         // Octokit maps github.com to api.github.com and any other host to HOST/api/v3/ (Enterprise's layout, which the
@@ -47,6 +52,7 @@ public sealed class GitHubRepoClient
         var octokit = settings.BaseUrl is null ? new GitHubClient(product) : new GitHubClient(product, settings.BaseUrl);
         octokit.Credentials = new Credentials(settings.Token);
         client = octokit;
+        userAgent = $"{product.Name}/{product.Version}";
     }
 
     public RepoRef Repository { get; }
@@ -257,20 +263,31 @@ public sealed class GitHubRepoClient
         (await client.Repository.Get(Owner, Name).ConfigureAwait(false)).DefaultBranch;
 
     /// <summary>
-    /// A GET of any REST path under the repository API, as JSON (for endpoints Octokit does not model: environments,
-    /// branch policies, rulesets, activity). Null for 404; other errors throw Octokit's <see cref="ApiException"/>.
+    /// A GET of a REST path relative to the API root (the one Octokit uses: api.github.com, or HOST/api/v3/), as JSON,
+    /// for endpoints Octokit does not model (environments, branch policies, rulesets, activity). Null for 404; other
+    /// failures throw Octokit's <see cref="ApiException"/> with the status, like the typed calls.
     /// </summary>
     public async Task<System.Text.Json.JsonDocument?> GetJsonAsync(string relativePath, IDictionary<string, string>? parameters = null)
     {
-        try
-        {
-            var response = await client.Connection.GetRaw(new Uri(relativePath, UriKind.Relative), parameters ?? new Dictionary<string, string>()).ConfigureAwait(false);
-            return System.Text.Json.JsonDocument.Parse(response.Body);
-        }
-        catch (NotFoundException)
+        var query = parameters is { Count: > 0 } ? "?" + string.Join('&', parameters.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}")) : "";
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(client.Connection.BaseAddress, relativePath + query));
+        request.Headers.TryAddWithoutValidation("Authorization", "token " + token);
+        request.Headers.TryAddWithoutValidation("Accept", "application/vnd.github+json");
+        request.Headers.TryAddWithoutValidation("X-GitHub-Api-Version", "2022-11-28");
+        request.Headers.TryAddWithoutValidation("User-Agent", userAgent);
+        using var response = await Http.SendAsync(request).ConfigureAwait(false);
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
             return null;
         }
+
+        var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new ApiException($"GET {relativePath}: {(int)response.StatusCode} {response.ReasonPhrase}", response.StatusCode);
+        }
+
+        return System.Text.Json.JsonDocument.Parse(body);
     }
 
     private static IssueCommentInfo ToInfo(IssueComment c) =>

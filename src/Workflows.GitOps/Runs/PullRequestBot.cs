@@ -28,7 +28,13 @@ public sealed record TriggerContext(
 public sealed record SubmittedExperiment(string Experiment, SubmittedRun Run, StickyCommentResult Comment);
 
 /// <param name="Requester">Who asked for the run: the commenter, or for the label handover whoever added the label.</param>
-public sealed record TriggerOutcome(GuardDecision Decision, IReadOnlyList<SubmittedExperiment> Submitted, PullRequestInfo? PullRequest = null, string? Requester = null);
+/// <param name="ExperimentFiles">The PR's experiment files, name → repository path (read once, by the guard).</param>
+public sealed record TriggerOutcome(
+    GuardDecision Decision,
+    IReadOnlyList<SubmittedExperiment> Submitted,
+    PullRequestInfo? PullRequest = null,
+    string? Requester = null,
+    IReadOnlyDictionary<string, string>? ExperimentFiles = null);
 
 /// <summary>
 /// The pull-request side of an experiment's life: plan comments, the /run trigger, the results report. Every write
@@ -123,7 +129,8 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
         }
 
         var permission = await GitHub.GetPermissionAsync(input.Actor).ConfigureAwait(false);
-        return new TriggerOutcome(RunGuard.Decide(input with { ActorPermission = permission }), [], pr, input.Actor);
+        var experimentFiles = RunGuard.ExperimentFiles(files).GroupBy(f => f.Name).ToDictionary(g => g.Key, g => g.First().Path, StringComparer.Ordinal);
+        return new TriggerOutcome(RunGuard.Decide(input with { ActorPermission = permission }), [], pr, input.Actor, experimentFiles);
     }
 
     /// <summary>
@@ -141,7 +148,7 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
             return decided;
         }
 
-        var files = RunGuard.ExperimentFiles(await GitHub.ListChangedFilesAsync(pr.Number).ConfigureAwait(false)).ToDictionary(f => f.Name, f => f.Path);
+        var files = decided.ExperimentFiles ?? new Dictionary<string, string>();
         var paths = decided.Decision.Experiments.ToDictionary(e => e, e => experimentPath(files.GetValueOrDefault(e) ?? $"experiments/{e}.yaml"));
         var requester = decided.Requester ?? trigger.Actor;
         if (!trigger.RequireOtherApprover && string.Equals(requester, pr.Author, StringComparison.OrdinalIgnoreCase)

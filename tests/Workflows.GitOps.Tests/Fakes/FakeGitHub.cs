@@ -80,6 +80,24 @@ public sealed partial class FakeGitHub : IAsyncDisposable
     public Dictionary<int, PullRequest> PullRequests { get; } = [];
     public List<Status> Statuses { get; } = [];
 
+    /// <summary>
+    /// Read-only settings endpoints (environments, deployment branch policies, secrets, variables, rulesets, branch
+    /// protection, workflow permissions): the path under the repository (e.g. <c>/environments/experiment-runs</c>) →
+    /// the JSON body GitHub's docs show for it. A path not listed answers 404, as GitHub does for a missing setting.
+    /// </summary>
+    public Dictionary<string, JsonNode> Settings { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Paths under the repository that answer 403 (a token that may not read them).</summary>
+    public HashSet<string> Forbidden { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The repository activity log (GET /activity): pushes with GitHub's timestamps.</summary>
+    public List<(string Ref, string Type, string Before, string After, DateTimeOffset Timestamp, string Actor)> Activity { get; } = [];
+
+    /// <summary>Issue events (GET /issues/{n}/events): labeled events with their actor.</summary>
+    public List<(int Issue, string Event, string Label, string Actor, DateTimeOffset CreatedAt)> IssueEvents { get; } = [];
+
+    public string DefaultBranch { get; set; } = "main";
+
     /// <summary>login → (permission, role_name), as the permission endpoint reports them. Unknown logins get 404.</summary>
     public Dictionary<string, (string Permission, string RoleName)> Collaborators { get; } = new(StringComparer.OrdinalIgnoreCase);
 
@@ -143,6 +161,40 @@ public sealed partial class FakeGitHub : IAsyncDisposable
         return pr;
     }
 
+    /// <summary>A label added by <paramref name="actor"/>, with its labeled event (the UI's way, not the bot's).</summary>
+    public void AddLabel(int number, string label, string actor)
+    {
+        lock (gate)
+        {
+            clock = clock.AddMinutes(1);
+            PullRequests[number].Labels.Add(label);
+            IssueEvents.Add((number, "labeled", label, actor, clock));
+        }
+    }
+
+    /// <summary>A push to a pull request's branch at GitHub's clock (moves its head), logged in the activity log.</summary>
+    public DateTimeOffset Push(int number, string newSha, string actor = "alice")
+    {
+        lock (gate)
+        {
+            clock = clock.AddMinutes(1);
+            var pr = PullRequests[number];
+            Activity.Add(($"refs/heads/{pr.HeadRef}", "push", pr.HeadSha, newSha, clock, actor));
+            pr.HeadSha = newSha;
+            return clock;
+        }
+    }
+
+    /// <summary>Advances GitHub's clock and returns it (e.g. the time a comment is written).</summary>
+    public DateTimeOffset Tick()
+    {
+        lock (gate)
+        {
+            clock = clock.AddMinutes(1);
+            return clock;
+        }
+    }
+
     public Comment AddComment(int issue, string author, string body)
     {
         lock (gate)
@@ -156,7 +208,7 @@ public sealed partial class FakeGitHub : IAsyncDisposable
 
     // ---- routing ----------------------------------------------------------------------------------------------
 
-    [GeneratedRegex(@"^/api/v3/repos/(?<o>[^/]+)/(?<r>[^/]+)(?<rest>/.*)$")]
+    [GeneratedRegex(@"^/api/v3/repos/(?<o>[^/]+)/(?<r>[^/]+)(?<rest>/.*)?$")]
     private static partial Regex RepoPath();
 
     private async Task HandleAsync(HttpContext ctx)
@@ -191,7 +243,7 @@ public sealed partial class FakeGitHub : IAsyncDisposable
             return;
         }
 
-        var rest = m.Groups["rest"].Value;
+        var rest = m.Groups["rest"].Success ? m.Groups["rest"].Value : "";
         var (status, json, headers) = Route(ctx.Request.Method, rest, ctx.Request.Query, request.Json);
         foreach (var (k, v) in headers)
         {
@@ -206,6 +258,68 @@ public sealed partial class FakeGitHub : IAsyncDisposable
         lock (gate)
         {
             Match m;
+            if (method == "GET" && Forbidden.Contains(rest))
+            {
+                return (403, new JsonObject { ["message"] = "Resource not accessible by integration", ["documentation_url"] = "https://docs.github.com/rest", ["status"] = "403" }, []);
+            }
+
+            if (method == "GET" && rest.Length == 0)
+            {
+                var repo = RepoJson(FullName);
+                repo["default_branch"] = DefaultBranch;
+                return (200, repo, []);
+            }
+
+            if (method == "GET" && Settings.TryGetValue(rest, out var setting))
+            {
+                return (200, setting.DeepClone(), []);
+            }
+
+            if (method == "GET" && rest == "/activity")
+            {
+                var array = new JsonArray();
+                var items = Activity.Where(a => query["ref"].Count == 0 || a.Ref == query["ref"].ToString()).OrderByDescending(a => a.Timestamp);
+                foreach (var a in items.Take(int.TryParse(query["per_page"], out var n) ? n : 30))
+                {
+                    array.Add(new JsonObject
+                    {
+                        ["id"] = IdOf(a.After),
+                        ["node_id"] = Convert.ToBase64String(Encoding.UTF8.GetBytes($"RA:{a.After}")),
+                        ["before"] = a.Before,
+                        ["after"] = a.After,
+                        ["ref"] = a.Ref,
+                        ["timestamp"] = Iso(a.Timestamp),
+                        ["activity_type"] = a.Type,
+                        ["actor"] = UserJson(a.Actor),
+                    });
+                }
+
+                return (200, array, []);
+            }
+
+            if ((m = Regex.Match(rest, @"^/issues/(\d+)/events$")).Success && method == "GET")
+            {
+                var issue = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                var array = new JsonArray();
+                foreach (var e in IssueEvents.Where(e => e.Issue == issue).OrderBy(e => e.CreatedAt))
+                {
+                    array.Add(new JsonObject
+                    {
+                        ["id"] = IdOf($"{e.Label}{e.CreatedAt.Ticks}"),
+                        ["node_id"] = Convert.ToBase64String(Encoding.UTF8.GetBytes($"LE:{e.CreatedAt.Ticks}")),
+                        ["url"] = Api($"/repos/{FullName}/issues/events/{IdOf(e.Label)}"),
+                        ["actor"] = UserJson(e.Actor),
+                        ["event"] = e.Event,
+                        ["commit_id"] = null,
+                        ["commit_url"] = null,
+                        ["created_at"] = Iso(e.CreatedAt),
+                        ["label"] = new JsonObject { ["name"] = e.Label, ["color"] = "ededed" },
+                    });
+                }
+
+                return (200, array, []);
+            }
+
             if ((m = Regex.Match(rest, @"^/issues/(\d+)/comments$")).Success && method == "GET")
             {
                 return ListComments(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), query);
