@@ -106,4 +106,56 @@ public sealed class CorpusCommandTests : IDisposable
             Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", previous);
         }
     }
+
+    [Fact]
+    public async Task Replacing_a_corpus_an_archived_run_read_is_refused_and_the_same_files_again_are_fine()
+    {
+        await using var storage = await TestStorage.StartAsync();
+        var container = "corpus-" + Guid.NewGuid().ToString("N")[..12];
+        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst");
+        var other = Path.Combine(Path.GetTempPath(), $"wf-replace-{Guid.NewGuid():N}", "sample.jsonl.zst");
+        Directory.CreateDirectory(Path.GetDirectoryName(other)!);
+        File.Copy(Path.Combine(Root, "samples", "slimpajama-pd", "heldout.jsonl.zst"), other);
+        var previous = Environment.GetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING");
+        Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", storage.Connection.ConnectionString);
+        try
+        {
+            Wf("corpus", "upload", "archived", sample, "--container", container).Exit.Should().Be(0);
+            Wf("corpus", "upload", "scratch", sample, "--container", container).Exit.Should().Be(0);
+
+            // An archived run that read 'archived' (a registered corpus: no local data paths recorded).
+            var store = await BlobArtifactStore.OpenAsync(storage.Connection, container);
+            var yaml = "name: corpus-exp\nprofile: smoke\nmodel: { base: tiny }\ndata: { corpus: archived, token_budget: 16K, context: 256, tokenizer: gpt2 }\n";
+            var spec = Workflows.Experiments.Validation.ExperimentLoader.LoadText("corpus-exp.yaml", yaml).Require();
+            await new Workflows.Artifacts.Runs.RunRecordStore(store).CreateAsync(new Workflows.Artifacts.Runs.RunRecord
+            {
+                RunId = "run-archived-1",
+                ExperimentName = "corpus-exp",
+                ExperimentHash = Workflows.Experiments.Spec.CanonicalForm.Hash(spec),
+                CodeCommit = "0000000",
+                SubmittedAt = DateTimeOffset.UtcNow,
+                DataPaths = [],
+            }, yaml);
+            await new Workflows.GitOps.Archive.BlobArchiveIndex(store).RecordAsync(
+                [new Workflows.GitOps.Archive.ArchivedExperiment("corpus-exp", "experiments/corpus-exp.yaml", Workflows.Experiments.Spec.CanonicalForm.Hash(spec), ["run-archived-1"])]);
+
+            var refused = Wf("corpus", "upload", "archived", other, "--replace", "--container", container);
+            var same = Wf("corpus", "upload", "archived", sample, "--replace", "--container", container);
+            var unused = Wf("corpus", "upload", "scratch", other, "--replace", "--container", container);
+
+            refused.Exit.Should().Be(1, refused.Out);
+            refused.Err.Should().Contain("corpus 'archived' is read by archived run(s) run-archived-1 (corpus-exp, training data)")
+                .And.Contain("wf corpus upload archived-v2");
+            (await new CorpusRegistry(store).TryGetAsync("archived"))!.Files.Single().Sha256
+                .Should().Be(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(sample))), "the name still means what the run read");
+            same.Exit.Should().Be(0, same.Err + same.Out);
+            same.Out.Should().Contain("manifest unchanged");
+            unused.Exit.Should().Be(0, "no archived run reads 'scratch': --replace works as before");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("WF_STORAGE_CONNECTION_STRING", previous);
+            Directory.Delete(Path.GetDirectoryName(other)!, recursive: true);
+        }
+    }
 }
