@@ -104,4 +104,17 @@ public class SafetensorsTests : UsesTempDirectories
         var act = () => HuggingFaceCheckpoint.Load(bigger, dir);
         act.Should().Throw<InvalidDataException>().WithMessage("*model.embed_tokens.weight*");
     }
+
+    [Fact]
+    public void A_shard_index_naming_a_file_outside_the_model_folder_is_refused()
+    {
+        string dir = NewTempDirectory();
+        using var model = new LlamaModel(TinyModels.Config(vocab: 83));
+        HuggingFaceCheckpoint.Save(model, dir);
+        File.WriteAllText(Path.Combine(dir, HuggingFaceCheckpoint.IndexFileName),
+            "{\"metadata\":{},\"weight_map\":{\"model.embed_tokens.weight\":\"../../elsewhere/model.safetensors\"}}");
+
+        var act = () => HuggingFaceCheckpoint.Load(model, dir);
+        act.Should().Throw<InvalidDataException>().WithMessage("*names shard '../../elsewhere/model.safetensors': shards are file names in the model folder*");
+    }
 }

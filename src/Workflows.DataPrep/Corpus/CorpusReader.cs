@@ -247,7 +247,7 @@ public static class CorpusReader
                     {
                         var record = new BadRecord(file.Key, row, -1, BadRecordReason.TooLarge, "document too large");
                         throw new CorpusFormatException(record,
-                            $"document at {Show(file.Key)}:{row} exceeds {ReadLimits.Mib(options.Limits.MaxDocumentBytes)} (the limit per document; {ReadLimits.DocumentVariable} raises it)");
+                            $"document at {Show(file.Key)}:{row} exceeds {ReadLimits.Size(options.Limits.MaxDocumentBytes)} (the limit per document; {ReadLimits.DocumentVariable} raises it)");
                     }
 
                     if (sources[i] is not { } name)
@@ -393,7 +393,7 @@ public static class CorpusReader
         {
             if (length > limits.MaxDocumentBytes)
             {
-                throw new ReadLimitException("document at {0} exceeds " + ReadLimits.Mib(limits.MaxDocumentBytes), bufferOffset + start,
+                throw new ReadLimitException("document at {0} exceeds " + ReadLimits.Size(limits.MaxDocumentBytes), bufferOffset + start,
                     "the limit per document", ReadLimits.DocumentVariable);
             }
         }

@@ -65,5 +65,8 @@ public sealed record ReadLimits(long MaxDocumentBytes, long MaxDecompressedBytes
             Number(env(RatioVariable)) ?? Builtin.MaxCompressionRatio);
     }
 
-    public static string Mib(long bytes) => (bytes / (double)(1 << 20)).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + " MiB";
+    /// <summary>A limit as the messages show it: "64 MiB", or "1,024 bytes" below a MiB.</summary>
+    public static string Size(long bytes) => bytes >= 1 << 20
+        ? (bytes / (double)(1 << 20)).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + " MiB"
+        : bytes.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " bytes";
 }

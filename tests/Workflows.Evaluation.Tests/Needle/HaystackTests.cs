@@ -20,6 +20,37 @@ public sealed class HaystackTests : IDisposable
     }
 
     [Fact]
+    public void A_haystack_file_linked_out_of_the_scoped_roots_is_refused_and_a_fifo_always()
+    {
+        var outside = TestData.NewTempDirectory();
+        try
+        {
+            File.WriteAllText(Path.Combine(outside, "secret.txt"), "TOKEN-xyz");
+            File.WriteAllText(Path.Combine(_dir, "a.txt"), "The cat sat.");
+            File.CreateSymbolicLink(Path.Combine(_dir, "b.txt"), Path.Combine(outside, "secret.txt"));
+
+            using (Workflows.Experiments.Paths.PathPolicy.Use(new Workflows.Experiments.Paths.PathPolicy([_dir])))
+            {
+                var load = () => Haystack.LoadDirectory(_dir);
+                load.Should().Throw<Workflows.Experiments.Paths.UnsafePathException>().Which.Message.Should().Contain("b.txt' resolves (through a symbolic link) to a place outside").And.NotContain("TOKEN");
+            }
+
+            File.Delete(Path.Combine(_dir, "b.txt"));
+            using (var mkfifo = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("mkfifo", [Path.Combine(_dir, "c.txt")]) { UseShellExecute = false })!)
+            {
+                mkfifo.WaitForExit();
+            }
+
+            var withFifo = () => Haystack.LoadDirectory(_dir);
+            withFifo.Should().Throw<Workflows.Experiments.Paths.UnsafePathException>().WithMessage("*c.txt' is a FIFO*");
+        }
+        finally
+        {
+            Directory.Delete(outside, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Text_repeats_whole_cycles_until_the_token_count_reaches_the_target_and_no_further()
     {
         File.WriteAllText(Path.Combine(_dir, "a.txt"), "The cat sat. The dog ran. ");
