@@ -65,7 +65,7 @@ public sealed class EscapingWriter(TextWriter inner) : TextWriter
             return;
         }
 
-        inner.Write(Untrusted.HasUnsafeCharacters(value) ? EscapeLines(value) : value);
+        inner.Write(Untrusted.EscapeLines(value));
     }
 
     public override void Write(char[] buffer, int index, int count) => Write(new string(buffer, index, count));
@@ -79,17 +79,6 @@ public sealed class EscapingWriter(TextWriter inner) : TextWriter
     public override void Flush() => inner.Flush();
 
     public override Task FlushAsync() => inner.FlushAsync();
-
-    private static string EscapeLines(string value)
-    {
-        var lines = value.Split('\n');
-        for (var i = 0; i < lines.Length; i++)
-        {
-            lines[i] = Untrusted.Escape(lines[i]);
-        }
-
-        return string.Join('\n', lines);
-    }
 
     protected override void Dispose(bool disposing)
     {

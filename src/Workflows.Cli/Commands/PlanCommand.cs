@@ -322,7 +322,8 @@ public static class PlanCommand
             sb.Append('|').AppendJoin("", h.Select(_ => "---|")).AppendLine();
             foreach (var row in rows)
             {
-                sb.Append("| ").AppendJoin(" | ", row.Select(c => c.Replace("|", "\\|", StringComparison.Ordinal))).AppendLine(" |");
+                // Cells hold author text (a model path, data paths): escaped like every other piece of PR text in Markdown.
+                sb.Append("| ").AppendJoin(" | ", row.Select(Workflows.GitOps.Comments.Md.Text)).AppendLine(" |");
             }
 
             sb.AppendLine();

@@ -88,6 +88,20 @@ public static class Untrusted
             : quoted;
     }
 
+    /// <summary>
+    /// <see cref="Escape"/> line by line: newlines stay (for text that is meant to span lines, such as a whole command
+    /// output or a Markdown block), every other unsafe character is escaped.
+    /// </summary>
+    public static string EscapeLines(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || !HasUnsafeCharacters(text))
+        {
+            return text ?? "";
+        }
+
+        return string.Join('\n', text.Split('\n').Select(line => Escape(line)));
+    }
+
     /// <summary>True when <paramref name="text"/> holds a character <see cref="Escape"/> would escape.</summary>
     public static bool HasUnsafeCharacters(string? text) => !string.IsNullOrEmpty(text) && Escape(text) != text;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Workflows.Experiments.Validation;
 
 namespace Workflows.GitOps.Comments;
 
@@ -12,6 +13,7 @@ public static class Md
     /// <summary>Inline text with Markdown and HTML metacharacters escaped; '@' before a name gets a zero-width space so it pings nobody.</summary>
     public static string Text(string text)
     {
+        text = Untrusted.EscapeLines(text); // control, bidi and zero-width characters as visible escapes
         var sb = new StringBuilder(text.Length + 8);
         for (var i = 0; i < text.Length; i++)
         {
@@ -47,7 +49,7 @@ public static class Md
     /// <summary>A code span that survives backticks in <paramref name="text"/> (CommonMark: a longer fence, padded).</summary>
     public static string Code(string text)
     {
-        text = text.Replace('\n', ' ').Replace("\r", "", StringComparison.Ordinal);
+        text = Untrusted.EscapeLines(text).Replace('\n', ' ');
         var longest = 0;
         var run = 0;
         foreach (var c in text)
