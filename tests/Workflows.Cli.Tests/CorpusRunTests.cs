@@ -150,7 +150,10 @@ public sealed class CorpusRunTests : IDisposable
                 needs: [train]
                 with: { experiment: "${name}", domain_loss: "${evaluation.domain_loss}", tokenizer: "${data.tokenizer}" }
             """);
-        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst").Replace("\\", "/", StringComparison.Ordinal);
+        // Beside the experiment: outside a git checkout an experiment may only name paths in its own folder (path policy).
+        var sample = Path.Combine(temp, "sample.jsonl.zst");
+        File.Copy(Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst"), sample);
+        sample = sample.Replace("\\", "/", StringComparison.Ordinal);
         var experiment = Path.Combine(temp, "heldout-corpus.yaml");
         File.WriteAllText(experiment, $$"""
             name: heldout-corpus

@@ -12,10 +12,19 @@ public sealed class PrepAndTrainCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(temp, recursive: true);
 
-    /// <summary>A 1-layer model at 256 tokens, 3 steps: small enough for CI, same code path as the smoke run.</summary>
+    /// <summary>
+    /// A 1-layer model at 256 tokens, 3 steps: small enough for CI, same code path as the smoke run. The sample is copied
+    /// beside the experiment: outside a git checkout an experiment may only name paths in its own folder (path policy).
+    /// </summary>
     private string TinyExperiment()
     {
-        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst").Replace("\\", "/", StringComparison.Ordinal);
+        var sample = Path.Combine(temp, "sample.jsonl.zst");
+        if (!File.Exists(sample))
+        {
+            File.Copy(Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst"), sample);
+        }
+
+        sample = sample.Replace("\\", "/", StringComparison.Ordinal);
         var path = Path.Combine(temp, "tiny-run.yaml");
         File.WriteAllText(path, $$"""
             name: tiny-run

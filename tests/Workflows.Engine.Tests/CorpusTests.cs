@@ -15,6 +15,7 @@ namespace Workflows.Engine.Tests;
 public sealed class CorpusTests(EngineFixture engine) : IDisposable
 {
     private const string SmokePaths = "  paths: [../samples/slimpajama-pd/sample.jsonl.zst]";
+    private const string HeldOutPaths = "    paths: [../samples/slimpajama-pd/heldout.jsonl.zst]";
     private readonly string _folder = Directory.CreateTempSubdirectory("wf-corpus-tests-").FullName;
 
     private CorpusRegistry Registry => new(engine.Host.Services.Store);
@@ -99,7 +100,16 @@ public sealed class CorpusTests(EngineFixture engine) : IDisposable
         var yaml = File.ReadAllText(Path.Combine(engine.RepositoryRoot, "experiments", "smoke.yaml"));
         yaml.Should().Contain(SmokePaths).And.Contain("  shards: 4");
         var path = Path.Combine(_folder, fileName);
-        File.WriteAllText(path, yaml.Replace(SmokePaths, dataSourceLine, StringComparison.Ordinal).Replace("  shards: 4", "  shards: 2", StringComparison.Ordinal));
+        // The held-out file beside the copy: outside a git checkout an experiment may only name paths in its own folder.
+        var heldOut = Path.Combine(_folder, "heldout.jsonl.zst");
+        if (!File.Exists(heldOut))
+        {
+            File.Copy(Path.Combine(engine.RepositoryRoot, "samples", "slimpajama-pd", "heldout.jsonl.zst"), heldOut);
+        }
+
+        yaml.Should().Contain(HeldOutPaths);
+        File.WriteAllText(path, yaml.Replace(SmokePaths, dataSourceLine, StringComparison.Ordinal).Replace("  shards: 4", "  shards: 2", StringComparison.Ordinal)
+            .Replace(HeldOutPaths, "    paths: [heldout.jsonl.zst]", StringComparison.Ordinal));
         var request = EngineClient.Prepare(path, Path.Combine(engine.RepositoryRoot, "workflows"), "test");
         var step = request.Workflow.Steps.Single(s => s.Type == PrepareDataStep.Type) with { MaxAttempts = 1 };
         return request with { Workflow = request.Workflow with { Steps = [step] } };
