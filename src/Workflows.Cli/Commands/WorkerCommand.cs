@@ -21,6 +21,7 @@ public static class WorkerCommand
             Configured by environment only (the Kubernetes ConfigMap sets these):
               WF_STORAGE_CONNECTION_STRING or WF_STORAGE_ACCOUNT_URL (Entra ID: workload/managed identity, az login)
               {WorkerEnvironment.TaskHubVariable} (default wf), {WorkerEnvironment.ArtifactsContainerVariable} (default {WorkerEnvironment.DefaultContainer}), {WorkerEnvironment.WorkDirVariable} (scratch)
+              WF_DATA_ROOTS: ':'-separated folders the readers may open besides the cache (default: the working folder)
               {WorkerEnvironment.LogLevelVariable} (Information): JSON log lines on stderr
               {WorkerEnvironment.HeartbeatFileVariable}: rewritten every 10 s while storage answers (the pods' probes read its age)
               {WorkerEnvironment.ShutdownGraceVariable} (100): on SIGTERM, stop taking work and let running activities finish
