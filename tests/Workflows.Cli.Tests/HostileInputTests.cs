@@ -251,11 +251,19 @@ public sealed partial class HostileInputTests : IDisposable
         Refused(path, expected);
     }
 
-    /// <summary>Concatenated zstd frames of one repeated block: small on disk, huge decompressed.</summary>
-    private static string Bomb(string path, byte fill, int blockMiB, int blocks)
+    /// <summary>
+    /// Concatenated zstd frames of one repeated block: small on disk, huge decompressed. With <paramref name="lineBytes"/>,
+    /// the block is lines of that many spaces (blank lines), else one line of <paramref name="fill"/>.
+    /// </summary>
+    private static string Bomb(string path, byte fill, int blockMiB, int blocks, int lineBytes = 0)
     {
         var block = new byte[blockMiB << 20];
         Array.Fill(block, fill);
+        for (var i = lineBytes - 1; lineBytes > 0 && i < block.Length; i += lineBytes)
+        {
+            block[i] = (byte)'\n';
+        }
+
         using var compressor = new Compressor(1);
         var frame = compressor.Wrap(block).ToArray();
         using var file = File.Create(path);
@@ -283,7 +291,8 @@ public sealed partial class HostileInputTests : IDisposable
     [Fact]
     public void A_zstd_bomb_of_empty_lines_is_refused_by_its_compression_ratio()
     {
-        var bomb = Bomb(Path.Combine(repo, "data", "lines.jsonl.zst"), (byte)'\n', 16, 64);
+        // Blank lines of 1 MiB: no line is over the limit, no record is bad, only the ratio gives it away.
+        var bomb = Bomb(Path.Combine(repo, "data", "lines.jsonl.zst"), (byte)' ', 16, 64, lineBytes: 1 << 20);
 
         var result = Run("prep", Experiment("lines", "  paths: [../data/lines.jsonl.zst]"), "--out", Path.Combine(root, "prep"), "--threads", "1");
 
