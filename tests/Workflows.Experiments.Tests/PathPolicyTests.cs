@@ -50,6 +50,22 @@ public sealed class PathPolicyTests : IDisposable
     }
 
     [Fact]
+    public void Before_git_init_a_folder_with_workflows_is_the_repository_and_a_git_tree_wins_over_it()
+    {
+        Directory.CreateDirectory(Path.Combine(root, "scaffold", "workflows"));
+        var experiment = Make("scaffold", "experiments", "x.yaml");
+        Directory.CreateDirectory(Path.Combine(root, "scaffold", "experiments", "workflows")); // nearer: it can only narrow
+
+        PathPolicy.ForExperiment(experiment, _ => null).Repository.Should().Be(FileKinds.RealPath(Path.Combine(root, "scaffold", "experiments")),
+            "the nearest folder with workflows/ counts");
+        Directory.Delete(Path.Combine(root, "scaffold", "experiments", "workflows"));
+        PathPolicy.ForExperiment(experiment, _ => null).Repository.Should().Be(FileKinds.RealPath(Path.Combine(root, "scaffold")));
+        Directory.CreateDirectory(Path.Combine(root, "scaffold", "experiments", ".git"));
+        PathPolicy.ForExperiment(experiment, _ => null).Repository.Should().Be(FileKinds.RealPath(Path.Combine(root, "scaffold", "experiments")),
+            "a git working tree is the repository first");
+    }
+
+    [Fact]
     public void Containment_is_judged_after_links_and_for_paths_that_do_not_exist_yet()
     {
         var inside = Make("repo", "data", "a.jsonl");

@@ -44,7 +44,7 @@ public sealed class UnsafePathException : IOException
 /// <c>evaluation.domain_loss.paths</c>) is read by a process that may hold secrets. So, after every symbolic link:
 /// <list type="bullet">
 /// <item>the path must lie inside one of <see cref="Roots"/>: the experiment's repository (the nearest folder above it
-/// holding <c>.git</c>; the experiment's own folder when it is in none) and the folders an operator lists in
+/// holding <c>.git</c>, else <c>workflows/</c>; the experiment's own folder when it is in none) and the folders an operator lists in
 /// <c>WF_DATA_ROOTS</c> (separated by ':');</item>
 /// <item>only regular files are read, and folders of them: FIFOs (a read blocks forever), character and block devices
 /// (<c>/dev/zero</c> never ends), sockets, and anything under <c>/proc</c>, <c>/sys</c> or <c>/dev</c> are refused,
@@ -119,19 +119,29 @@ public sealed class PathPolicy
                 .ToList();
     }
 
-    /// <summary>The nearest folder at or above <paramref name="folder"/> that holds <c>.git</c> (a git working tree), or null.</summary>
+    /// <summary>
+    /// The repository <paramref name="folder"/> belongs to: the nearest folder at or above it that holds <c>.git</c> (a
+    /// git working tree, as every CI checkout is); outside any, the nearest that holds <c>workflows/</c> (wf's layout, as
+    /// <c>wf init</c> makes it before <c>git init</c>); else null. Only ancestors count, so a folder a pull request
+    /// adds can narrow the roots, never widen them.
+    /// </summary>
     public static string? RepositoryRootOf(string folder)
     {
-        for (var d = Path.GetFullPath(folder); !string.IsNullOrEmpty(d); d = Path.GetDirectoryName(d))
-        {
-            var git = Path.Combine(d, ".git");
-            if (Directory.Exists(git) || File.Exists(git))
-            {
-                return d;
-            }
-        }
+        return Nearest(d => Directory.Exists(Path.Combine(d, ".git")) || File.Exists(Path.Combine(d, ".git")))
+               ?? Nearest(d => Directory.Exists(Path.Combine(d, "workflows")));
 
-        return null;
+        string? Nearest(Func<string, bool> holds)
+        {
+            for (var d = Path.GetFullPath(folder); !string.IsNullOrEmpty(d); d = Path.GetDirectoryName(d))
+            {
+                if (holds(d))
+                {
+                    return d;
+                }
+            }
+
+            return null;
+        }
     }
 
     /// <summary>
