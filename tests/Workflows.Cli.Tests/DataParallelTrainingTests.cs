@@ -20,7 +20,14 @@ public sealed class DataParallelTrainingTests : IDisposable
     /// <summary>fp32, 2 layers, 6 sequences of 128 per step in micro-batches of 1 (so 3 ranks get 2 each, 4 ranks uneven).</summary>
     private string Experiment(int steps, string name = "ddp-run")
     {
-        var sample = Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst").Replace("\\", "/", StringComparison.Ordinal);
+        // Beside the experiment: outside a repository an experiment may only name paths in its own folder (path policy).
+        var sample = Path.Combine(temp, "sample.jsonl.zst");
+        if (!File.Exists(sample))
+        {
+            File.Copy(Path.Combine(Root, "samples", "slimpajama-pd", "sample.jsonl.zst"), sample);
+        }
+
+        sample = sample.Replace("\\", "/", StringComparison.Ordinal);
         var path = Path.Combine(temp, $"{name}-{steps}.yaml");
         File.WriteAllText(path, $$"""
             name: {{name}}
