@@ -61,6 +61,22 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
     }
 
     /// <summary>
+    /// Sets the run section of a sweep file's comment (every variant and their comparison) and the sweep's commit status,
+    /// pending until every variant has finished. Idempotent like <see cref="ReportAsync"/>.
+    /// </summary>
+    public async Task<StickyCommentResult> ReportSweepAsync(int pullRequest, SweepReport report)
+    {
+        var comment = await GitHub.UpsertSectionAsync(pullRequest, report.Sweep, CommentSections.Run, SweepComment.Render(report), botLogin).ConfigureAwait(false);
+        if (report.HeadSha is not null)
+        {
+            var target = report.DetailsUrl ?? (Uri.TryCreate(comment.HtmlUrl, UriKind.Absolute, out var u) ? u : null);
+            await GitHub.SetCommitStatusAsync(report.HeadSha, report.Sweep, report.StatusState, report.StatusDescription, target).ConfigureAwait(false);
+        }
+
+        return comment;
+    }
+
+    /// <summary>
     /// Reads what the guard needs from the API and decides; writes nothing (<c>wf pr guard</c>). Only a possible run
     /// request costs API calls (PR, its files, then the actor's permission unless the PR is a fork); an ordinary
     /// comment or a plan event is decided from the trigger alone.
@@ -98,8 +114,9 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
         {
             var request = new RunRequest(experiment, experimentPath(experiment), GitHub.Repository, pr.Number, pr.HeadSha, pr.Author, trigger.Actor, trigger.TriggerId);
             var run = await submitter.SubmitAsync(request, cancellationToken).ConfigureAwait(false);
-            var report = new RunReport(experiment, run.RunId, RunState.Submitted, pr.HeadSha, trigger.Actor, DetailsUrl: run.DetailsUrl);
-            var comment = await ReportAsync(pr.Number, report).ConfigureAwait(false);
+            var comment = run.Sweep is { } sweep
+                ? await ReportSweepAsync(pr.Number, sweep).ConfigureAwait(false)
+                : await ReportAsync(pr.Number, new RunReport(experiment, run.RunId, RunState.Submitted, pr.HeadSha, trigger.Actor, DetailsUrl: run.DetailsUrl)).ConfigureAwait(false);
             submitted.Add(new SubmittedExperiment(experiment, run, comment));
         }
 
