@@ -80,9 +80,14 @@ public static class SweepPlanner
         return File.Exists(file) ? TemplateLoader.LoadFile(file).Template : null;
     }
 
-    public static SweepPlan Create(SweepLoadResult sweep, WorkflowTemplate? template, PlanOptions? options = null)
+    public static SweepPlan Create(SweepLoadResult sweep, WorkflowTemplate? template, PlanOptions? options = null) =>
+        Create(sweep, template, _ => options);
+
+    /// <param name="optionsFor">Each variant's plan options: variants may read different corpora, so their statistics differ.</param>
+    public static SweepPlan Create(SweepLoadResult sweep, WorkflowTemplate? template, Func<SweepVariant, PlanOptions?> optionsFor)
     {
-        var variants = sweep.Require().Select(v => new SweepVariantPlan(v.Index, v.Name, v.ContentHash, v.ValueLabels(), Planner.Create(v.Spec, options))).ToList();
+        ArgumentNullException.ThrowIfNull(optionsFor);
+        var variants = sweep.Require().Select(v => new SweepVariantPlan(v.Index, v.Name, v.ContentHash, v.ValueLabels(), Planner.Create(v.Spec, optionsFor(v)))).ToList();
         var notes = new List<string>();
         IReadOnlyList<StepSharing>? steps = null;
         Dictionary<string, string>? trainKeys = null;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Workflows.Experiments.Matrix;
 using Workflows.Experiments.Planning;
+using Workflows.Experiments.Spec;
 using Workflows.Experiments.Validation;
 using Workflows.GitOps.Guard;
 
@@ -143,7 +144,9 @@ public static class PlanCommentInputs
                 return new PlanCommentInput(displayPath, headSha, null, null, Located(sweep.Diagnostics, displayPath));
             }
 
-            var sweepPlan = SweepPlanner.Create(sweep, SweepPlanner.TemplateFor(sweep, options?.WorkflowsDirectory), planOptions);
+            // Each variant with the repository's measured statistics of its corpus, as a single experiment gets them below.
+            var sweepPlan = SweepPlanner.Create(sweep, SweepPlanner.TemplateFor(sweep, options?.WorkflowsDirectory),
+                v => planOptions ?? RepositoryStatistics(v.Spec, path));
             return new PlanCommentInput(displayPath, headSha, null, sweepToMarkdown?.Invoke(sweepPlan), [],
                 Sweep: sweepPlan, VariantPlanMarkdown: [.. sweepPlan.Variants.Select(v => toMarkdown(v.Plan))]);
         }
@@ -154,11 +157,13 @@ public static class PlanCommentInputs
             return new PlanCommentInput(displayPath, headSha, null, null, Located(loaded.Diagnostics, displayPath));
         }
 
-        // The repository's measured statistics of the corpus (corpora/NAME.stats.json), when it has them.
-        planOptions ??= CorpusStatisticsFiles.Find(loaded.Spec!, path) is { } stats ? new PlanOptions(CorpusStatistics.Read(stats)) : null;
-        var plan = Planner.Create(loaded.Spec!, planOptions);
+        var plan = Planner.Create(loaded.Spec!, planOptions ?? RepositoryStatistics(loaded.Spec!, path));
         return new PlanCommentInput(displayPath, headSha, plan, toMarkdown(plan), []);
     }
+
+    /// <summary>The repository's measured statistics of the experiment's corpus (corpora/NAME.stats.json), when it has them.</summary>
+    private static PlanOptions? RepositoryStatistics(ExperimentSpec spec, string path) =>
+        CorpusStatisticsFiles.Find(spec, path) is { } stats ? new PlanOptions(CorpusStatistics.Read(stats)) : null;
 
     private static List<Diagnostic> Located(IEnumerable<Diagnostic> diagnostics, string displayPath) =>
         [.. diagnostics.Select(d => d with { Location = d.Location with { File = displayPath } })];
