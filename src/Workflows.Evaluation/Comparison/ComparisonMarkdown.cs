@@ -10,13 +10,12 @@ namespace Workflows.Evaluation.Comparison;
 /// <summary>The files of a comparison written to a folder.</summary>
 public sealed record ComparisonFiles(string Markdown, string Json, IReadOnlyList<string> Images, RunComparison Comparison);
 
-/// <summary>Draws a comparison's heatmaps: each run's, and each run's difference against the baseline.</summary>
+/// <summary>
+/// Draws a comparison's heatmaps at the paper's size (GitHub scales images in a table down to fit side by side; a
+/// smaller canvas would cut the titles, whose font size is fixed): each run's, and each run's difference against the baseline.
+/// </summary>
 public static class ComparisonImages
 {
-    /// <summary>Smaller than a report's heatmap: several sit side by side.</summary>
-    public const int Width = 1000;
-    public const int Height = 460;
-
     public static IReadOnlyList<string> Write(string directory, RunComparison comparison, ComparisonInput input)
     {
         Directory.CreateDirectory(directory);
@@ -27,7 +26,7 @@ public static class ComparisonImages
             if (run.Heatmap is { } heatmap)
             {
                 var path = Path.Combine(directory, heatmap);
-                NeedleHeatmap.Write(path, run.Needle!.Cells, new HeatmapOptions(run.Experiment, source.TrainingLength, Width, Height), run.Needle.Scorer);
+                NeedleHeatmap.Write(path, run.Needle!.Cells, new HeatmapOptions(run.Experiment, source.TrainingLength), run.Needle.Scorer);
                 written.Add(path);
             }
 
@@ -35,7 +34,7 @@ public static class ComparisonImages
             {
                 var path = Path.Combine(directory, difference);
                 NeedleHeatmap.WriteDifference(path, run.Needle!.Cells, baseline.Needle!.Cells,
-                    new HeatmapOptions($"{run.Experiment} − {baseline.Experiment}", source.TrainingLength, Width, Height), run.Needle.Scorer);
+                    new HeatmapOptions($"{run.Experiment} − baseline", source.TrainingLength), run.Needle.Scorer);
                 written.Add(path);
             }
         }

@@ -55,6 +55,8 @@ public sealed class RunReportTests : IDisposable
         md.Should().Contain("![difference heatmap](needle-difference.png)");
         // three of four results at 11/12 (visualize.py's maximum), one at 0: mean = 33/48 = 0.6875.
         md.Should().Contain("**0.688** = 68.8 %");
+        // 1,000: both cells 11/12 ≥ 0.856; 2,000: (0 + 11/12) / 2 = 0.458 < 0.856.
+        md.Should().Contain("Effective length (RULER-style: the longest length up to which every length's mean is ≥ 0.856): **1,000 tokens**.");
         md.Should().Contain("Paper: Fig. 3, per-source, 5B tokens, 7B at 80K: **88.0**");
         md.Should().Contain("Table 5 row **Per-source** (same setting");
         md.Should().Contain("| 0-4K | C4 | 2.050 | 500 | 2.038 | 🔴 +0.012 | 2.038 | ⚪ +0.002 |");
@@ -69,6 +71,9 @@ public sealed class RunReportTests : IDisposable
         root.GetProperty("needle").GetProperty("baseline_mean").GetDouble().Should().Be(0);
         root.GetProperty("needle").GetProperty("means_by_scorer").GetProperty("word-recall-fixed").GetDouble().Should().BeApproximately(0.75, 1e-12);
         root.GetProperty("needle").GetProperty("cells").GetArrayLength().Should().Be(4);
+        root.GetProperty("needle").GetProperty("effective_length").GetInt64().Should().Be(1000);
+        root.GetProperty("needle").GetProperty("effective_length_threshold").GetDouble().Should().Be(0.856);
+        root.GetProperty("needle").GetProperty("per_length")[1].GetProperty("mean").GetDouble().Should().BeApproximately(11.0 / 24, 1e-12);
         root.GetProperty("loss").GetProperty("rows")[0].GetProperty("delta").GetDouble().Should().BeApproximately(0.012, 1e-12);
         root.GetProperty("loss").GetProperty("rows")[0].GetProperty("mark").GetString().Should().Be("red");
         root.GetProperty("loss").GetProperty("overall_at").GetProperty("1024").GetDouble().Should().BeApproximately(1.75, 1e-12);
