@@ -212,6 +212,12 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
 
             log.WriteLine(string.Join("\n", trains.Select(t => $"{t.Id}: visible {t.Visible:HH:mm:ss.fff}, started {t.Started:HH:mm:ss.fff}")));
 
+            // On merge the sweep file is archived: each variant with its runs, and the sweep itself (its path frozen).
+            var archive = Wf("archive", "--commit", "6666666666666666666666666666666666666666", sweepFile);
+            archive.Exit.Should().Be(ExitCodes.Ok, archive.Err);
+            archive.Out.Should().Contain($"archived smoke-sweep-per-source-lr-high (experiments/smoke-sweep.yaml, {records[2].ExperimentHash[..12]}): 1 run(s): {records[2].RunId}")
+                .And.Contain("archived smoke-sweep (experiments/smoke-sweep.yaml,").And.Contain("3 run(s)");
+
             // 7. wf run of the same sweep file: every step of every variant comes from the cache, then the comparison.
             var runAgain = Wf("run", sweepFile);
             runAgain.Exit.Should().Be(ExitCodes.Ok, runAgain.Out + runAgain.Err);
