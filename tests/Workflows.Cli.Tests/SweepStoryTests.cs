@@ -4,8 +4,6 @@ using System.Text.RegularExpressions;
 using Workflows.Artifacts.Runs;
 using Workflows.Artifacts.Store;
 using Workflows.Cli.Commands;
-using Workflows.Cli.GitOps;
-using Workflows.Engine;
 using Workflows.Engine.Jobs;
 using Workflows.GitOps.Runs;
 using Workflows.GitOps.Tests.Fakes;
@@ -25,7 +23,6 @@ namespace Workflows.Cli.Tests;
 [Collection(nameof(EnvironmentVariables))]
 public sealed partial class SweepStoryTests(ITestOutputHelper log)
 {
-    private const string Api = "/api/v3/repos/acme/longctx";
     private const string HeadSha = "5555555555555555555555555555555555555555";
 
     [Fact]
@@ -34,38 +31,12 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
         var clock = Stopwatch.StartNew();
         await using var storage = await TestStorage.StartAsync();
         await using var gh = await FakeGitHub.StartAsync();
-        var suffix = Guid.NewGuid().ToString("N")[..10];
-        var env = new Dictionary<string, string?>
-        {
-            ["GITHUB_TOKEN"] = gh.Token,
-            ["WF_GITHUB_API_URL"] = gh.BaseUrl.ToString(),
-            ["WF_STORAGE_CONNECTION_STRING"] = storage.Connection.ConnectionString,
-            ["WF_TASK_HUB"] = "wfsweep" + suffix,
-            ["WF_ARTIFACTS_CONTAINER"] = "sweep-" + suffix,
-            ["WF_REPORTS_CONTAINER"] = "sweep-reports-" + suffix,
-            ["WF_REPORTS_ACCESS"] = "public",
-            ["WF_SWEEP_COMMENT"] = "/run",
-        };
-        foreach (var (k, v) in env)
-        {
-            Environment.SetEnvironmentVariable(k, v);
-        }
-
-        var experiments = Path.Combine(Root, "experiments");
+        var engine = await StoryEngine.StartAsync(storage, gh, "sweep", jobPoll: TimeSpan.FromSeconds(1), agentPoll: TimeSpan.FromMilliseconds(250),
+            new Dictionary<string, string?> { ["WF_SWEEP_COMMENT"] = "/run" });
+        var host = engine.Host;
+        var experiments = StoryEngine.Experiments;
         var sweepFile = Path.Combine(experiments, "smoke-sweep.yaml");
-        var cache = Path.Combine(Path.GetTempPath(), "wf-sweep-" + suffix);
-        var scratch = Path.Combine(Path.GetTempPath(), "wf-sweep-files-" + suffix);
-        var options = new EngineOptions
-        {
-            TaskHubName = env["WF_TASK_HUB"]!,
-            ContainerName = env["WF_ARTIFACTS_CONTAINER"]!,
-            CacheDirectory = cache,
-            GpuJobPollInterval = TimeSpan.FromSeconds(1),
-            ResolveTokenizer = name => TokenizerResolver.Resolve(name, null, experiments),
-        };
-        var host = await EngineHost.StartAsync(storage.Connection, options, (_, services) => GitOpsWiring.AddRunFinishedHook(services, storage.Connection));
-        using var agentStop = new CancellationTokenSource();
-        var agentTask = new GpuAgent(host.Services, GpuJobHandlers.All(host.Services)) { PollInterval = TimeSpan.FromMilliseconds(250) }.RunAsync(agentStop.Token);
+        var scratch = Path.Combine(Path.GetTempPath(), "wf-sweep-files-" + Guid.NewGuid().ToString("N")[..10]);
         try
         {
             // 1. PR #21 adds the sweep file: one plan comment with the three variants and what they share.
@@ -250,21 +221,10 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
         }
         finally
         {
-            await agentStop.CancelAsync();
-            await agentTask;
-            await host.DisposeAsync();
-            await host.Client.DeleteHubAsync();
-            foreach (var k in env.Keys)
+            await engine.DisposeAsync();
+            if (Directory.Exists(scratch))
             {
-                Environment.SetEnvironmentVariable(k, null);
-            }
-
-            foreach (var d in new[] { cache, scratch })
-            {
-                if (Directory.Exists(d))
-                {
-                    Directory.Delete(d, recursive: true);
-                }
+                Directory.Delete(scratch, recursive: true);
             }
         }
     }

@@ -31,24 +31,28 @@ internal static class SweepCli
             ["values"] = new JsonObject([.. v.Values.Select(a => KeyValuePair.Create(a.Path, (JsonNode?)JsonValue.Create(a.Label)))]),
         })]);
 
-    private static PreparedSweep Prepare(string file)
+    /// <summary>The sweep prepared for submission, or null after printing why it cannot be (every error of the file).</summary>
+    private static PreparedSweep? Prepare(CliContext cli, string file)
     {
-        var workflows = RepositoryLayout.FindWorkflowsDirectory(file)
-                        ?? throw new DirectoryNotFoundException($"no workflows/ folder above {file}: the experiment's workflow template is looked up there");
-        return SweepSubmission.Prepare(file, workflows, EngineCli.CodeCommit());
+        try
+        {
+            var workflows = RepositoryLayout.FindWorkflowsDirectory(file)
+                            ?? throw new DirectoryNotFoundException($"no workflows/ folder above {file}: the experiment's workflow template is looked up there");
+            return SweepSubmission.Prepare(file, workflows, EngineCli.CodeCommit());
+        }
+        catch (Exception e) when (e is ValidationException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException)
+        {
+            EngineCli.Fail(cli, e);
+            return null;
+        }
     }
 
     /// <summary><c>wf submit SWEEP_FILE</c>: the sweep id on standard output, one line per variant on standard error.</summary>
     public static async Task<int> SubmitAsync(CliContext cli, string file, string hub, CancellationToken ct)
     {
-        PreparedSweep prepared;
-        try
+        if (Prepare(cli, file) is not { } prepared)
         {
-            prepared = Prepare(file);
-        }
-        catch (Exception e) when (e is ValidationException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException)
-        {
-            return EngineCli.Fail(cli, e);
+            return ExitCodes.InvalidInput;
         }
 
         return await EngineCli.WithClient(cli, hub, async client =>
@@ -67,14 +71,9 @@ internal static class SweepCli
     /// </summary>
     public static async Task<int> RunAsync(CliContext cli, string file, string hub, CancellationToken ct)
     {
-        PreparedSweep prepared;
-        try
+        if (Prepare(cli, file) is not { } prepared)
         {
-            prepared = Prepare(file);
-        }
-        catch (Exception e) when (e is ValidationException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException)
-        {
-            return EngineCli.Fail(cli, e);
+            return ExitCodes.InvalidInput;
         }
 
         await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, ct);

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Workflows.Evaluation.DomainLoss;
 using Workflows.Evaluation.Heatmaps;
 
@@ -48,14 +47,6 @@ public static class ComparisonMarkdown
 {
     private const int ImagesPerRow = 3;
 
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
-    };
-
     /// <summary>Builds the comparison, draws its heatmaps and writes <c>comparison.md</c> and <c>comparison.json</c> into one folder.</summary>
     public static ComparisonFiles Write(string directory, ComparisonInput input)
     {
@@ -64,7 +55,7 @@ public static class ComparisonMarkdown
         var markdown = Path.Combine(directory, "comparison.md");
         var json = Path.Combine(directory, "comparison.json");
         File.WriteAllText(markdown, Render(comparison, name => name));
-        File.WriteAllText(json, JsonSerializer.Serialize(comparison, Json));
+        File.WriteAllText(json, JsonSerializer.Serialize(comparison, Reports.RunReport.Json));
         return new ComparisonFiles(markdown, json, images, comparison);
     }
 

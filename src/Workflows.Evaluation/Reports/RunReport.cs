@@ -41,7 +41,8 @@ public sealed record RunReportFiles(string Markdown, string Json, string? Heatma
 /// </summary>
 public static class RunReport
 {
-    private static readonly JsonSerializerOptions Json = new()
+    /// <summary>The JSON style of report.json (and comparison.json): snake_case, indented, enums kebab-case.</summary>
+    public static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,

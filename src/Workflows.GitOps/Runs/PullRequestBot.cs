@@ -51,13 +51,18 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
     public async Task<StickyCommentResult> ReportAsync(int pullRequest, RunReport report)
     {
         var comment = await GitHub.UpsertSectionAsync(pullRequest, report.Experiment, CommentSections.Run, ResultsComment.Render(report), botLogin).ConfigureAwait(false);
-        if (report.HeadSha is not null)
-        {
-            var target = report.DetailsUrl ?? (Uri.TryCreate(comment.HtmlUrl, UriKind.Absolute, out var u) ? u : null);
-            await GitHub.SetCommitStatusAsync(report.HeadSha, report.Experiment, report.StatusState, report.StatusDescription, target).ConfigureAwait(false);
-        }
-
+        await SetStatusAsync(report.HeadSha, report.Experiment, report.StatusState, report.StatusDescription, report.DetailsUrl, comment).ConfigureAwait(false);
         return comment;
+    }
+
+    /// <summary>The commit status on the head SHA (none without one), linking the details URL or else the comment.</summary>
+    private async Task SetStatusAsync(string? headSha, string experiment, CommitStatusState state, string description, Uri? detailsUrl, StickyCommentResult comment)
+    {
+        if (headSha is not null)
+        {
+            var target = detailsUrl ?? (Uri.TryCreate(comment.HtmlUrl, UriKind.Absolute, out var u) ? u : null);
+            await GitHub.SetCommitStatusAsync(headSha, experiment, state, description, target).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
@@ -67,12 +72,7 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
     public async Task<StickyCommentResult> ReportSweepAsync(int pullRequest, SweepReport report)
     {
         var comment = await GitHub.UpsertSectionAsync(pullRequest, report.Sweep, CommentSections.Run, SweepComment.Render(report), botLogin).ConfigureAwait(false);
-        if (report.HeadSha is not null)
-        {
-            var target = report.DetailsUrl ?? (Uri.TryCreate(comment.HtmlUrl, UriKind.Absolute, out var u) ? u : null);
-            await GitHub.SetCommitStatusAsync(report.HeadSha, report.Sweep, report.StatusState, report.StatusDescription, target).ConfigureAwait(false);
-        }
-
+        await SetStatusAsync(report.HeadSha, report.Sweep, report.StatusState, report.StatusDescription, report.DetailsUrl, comment).ConfigureAwait(false);
         return comment;
     }
 

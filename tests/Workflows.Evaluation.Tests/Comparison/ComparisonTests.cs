@@ -14,19 +14,7 @@ public sealed class ComparisonTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static NeedleResult Result(long length, int depth, string response) => new()
-    {
-        Model = "m",
-        ContextLength = length,
-        DepthPercent = depth,
-        Needle = PaperNeedle.Needle,
-        ModelResponse = response,
-        Score = NeedleScorers.Score(NeedleScoreKind.WordRecall, response, NeedleTask.Paper),
-        Scorer = "word-recall",
-        TestDurationSeconds = 0.1,
-        TestTimestampUtc = "2025-01-01 00:00:00+0000",
-        Scores = NeedleScorers.All(response, NeedleTask.Paper),
-    };
+    private static NeedleResult Result(long length, int depth, string response) => TestData.NeedleResult(length, depth, response);
 
     /// <summary>A 3-length × 2-depth grid: the lengths listed as right are answered right at both depths, the rest wrong.</summary>
     private static List<NeedleResult> Grid(params long[] right) =>

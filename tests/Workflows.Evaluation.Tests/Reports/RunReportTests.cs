@@ -13,21 +13,8 @@ public sealed class RunReportTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static NeedleResult Result(long length, int depth, string response, int trial = 0, string haystack = KnownHaystacks.PaulGrahamEssaysSha256) => new()
-    {
-        Haystack = haystack,
-        Model = "m",
-        ContextLength = length,
-        DepthPercent = depth,
-        Needle = PaperNeedle.Needle,
-        ModelResponse = response,
-        Score = NeedleScorers.Score(NeedleScoreKind.WordRecall, response, NeedleTask.Paper),
-        Scorer = "word-recall",
-        TestDurationSeconds = 0.1,
-        TestTimestampUtc = "2025-01-01 00:00:00+0000",
-        Trial = trial,
-        Scores = NeedleScorers.All(response, NeedleTask.Paper),
-    };
+    private static NeedleResult Result(long length, int depth, string response, int trial = 0, string haystack = KnownHaystacks.PaulGrahamEssaysSha256) =>
+        TestData.NeedleResult(length, depth, response, trial, haystack);
 
     [Fact]
     public void Report_has_heatmaps_mean_loss_table_and_paper_numbers_in_markdown_and_json()
