@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Workflows.Artifacts.Store;
@@ -132,18 +131,5 @@ public sealed class SweepRecordStore(IArtifactStore store)
         }
 
         throw new InvalidOperationException($"Sweep '{sweepId}' is being updated by others too often; gave up after 20 attempts.");
-    }
-
-    /// <summary>Every sweep, in id order.</summary>
-    public async IAsyncEnumerable<SweepRecord> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        await foreach (var blob in store.ListAsync(RootPrefix, cancellationToken).ConfigureAwait(false))
-        {
-            var parts = blob.Name.Split('/');
-            if (parts.Length == 3 && parts[2] == "sweep.json" && await GetAsync(parts[1], cancellationToken).ConfigureAwait(false) is { } stored)
-            {
-                yield return stored.Record;
-            }
-        }
     }
 }
