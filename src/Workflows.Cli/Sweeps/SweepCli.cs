@@ -133,7 +133,7 @@ internal static class SweepCli
                 }
             }
 
-            if (views.All(v => v is null || (v.IsFinished && v.Record.IsFinished)))
+            if (views.All(v => v is null || v.IsFinished))
             {
                 return views;
             }
