@@ -212,6 +212,8 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
                 failed.Record.Error.Should().Contain("step 'prepare-data'");
             }
 
+            (await host.Client.Runs.GetAsync($"{failingSweep}-01"))!.Record.Steps.Where(x => x.Step != "report")
+                .Should().OnlyContain(x => x.Cached, "the same experiment as smoke-sweep's first variant, under another name");
             var failingStatus = Wf("status", failingSweep);
             failingStatus.Out.Should().Contain("2 variants: 1 succeeded, 1 failed");
             var withFailure = Wf("compare", failingSweep, "--out", Path.Combine(scratch, "compare-failing"));
@@ -238,24 +240,24 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
         var root = Path.Combine(scratch, "failing");
         Directory.CreateDirectory(Path.Combine(root, "experiments"));
         Directory.CreateDirectory(Path.Combine(root, "workflows"));
-        Directory.CreateDirectory(Path.Combine(root, "samples"));
+        // The same relative paths as the repository's, so 'present' is smoke-sweep's first variant step for step (all cached).
+        Directory.CreateDirectory(Path.Combine(root, "samples", "slimpajama-pd"));
         foreach (var f in new[] { "sample.jsonl.zst", "heldout.jsonl.zst" })
         {
-            File.Copy(Path.Combine(Root, "samples", "slimpajama-pd", f), Path.Combine(root, "samples", f));
+            File.Copy(Path.Combine(Root, "samples", "slimpajama-pd", f), Path.Combine(root, "samples", "slimpajama-pd", f));
         }
 
         var template = File.ReadAllText(Path.Combine(Root, "workflows", "continual-pretraining.yaml"));
         File.WriteAllText(Path.Combine(root, "workflows", "continual-pretraining.yaml"), Regex.Replace(template, @"max_attempts: \d+", "max_attempts: 1"));
         var yaml = File.ReadAllText(Path.Combine(Root, "experiments", "smoke-sweep.yaml"))
             .Replace("name: smoke-sweep", "name: partial", StringComparison.Ordinal)
-            .Replace("  paths: [../samples/slimpajama-pd/sample.jsonl.zst]\n", "", StringComparison.Ordinal)
-            .Replace("../samples/slimpajama-pd/heldout.jsonl.zst", "../samples/heldout.jsonl.zst", StringComparison.Ordinal);
+            .Replace("  paths: [../samples/slimpajama-pd/sample.jsonl.zst]\n", "", StringComparison.Ordinal);
         yaml = yaml[..yaml.IndexOf("matrix:", StringComparison.Ordinal)] + """
             matrix:
               name: "{name}-{data.paths}"
               data.upsampling.mode: [none]
               training.lr: { lr-low: 1.0e-3 }
-              data.paths: { present: [../samples/sample.jsonl.zst], missing: [../samples/does-not-exist.jsonl.zst] }
+              data.paths: { present: [../samples/slimpajama-pd/sample.jsonl.zst], missing: [../samples/slimpajama-pd/does-not-exist.jsonl.zst] }
 
             """.Replace("            ", "", StringComparison.Ordinal);
         var file = Path.Combine(root, "experiments", "partial.yaml");
