@@ -81,7 +81,7 @@ internal static class SweepCli
         await using var host = await EngineHost.StartAsync(storage.Connection, options,
             (_, services) => Workflows.Cli.GitOps.GitOpsWiring.AddRunFinishedHook(services, storage.Connection, cli.Err));
         using var agentStop = new CancellationTokenSource();
-        var agentTask = new GpuAgent(host.Services, GpuJobHandlers.All(host.Services), cli.Err).RunAsync(agentStop.Token);
+        var agentTask = new GpuAgent(host.Services, host.Steps.GpuJobs, cli.Err).RunAsync(agentStop.Token);
         var id = SweepSubmission.NewSweepId();
         cli.Out.WriteLine($"submitted sweep {id}: {prepared.Variants.Count} variants of {prepared.DisplayFile}");
         var sweep = await SweepSubmission.SubmitAsync(host.Client, prepared, id, log: cli.Out);

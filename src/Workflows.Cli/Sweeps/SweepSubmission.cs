@@ -84,7 +84,8 @@ public static class SweepSubmission
             var runId = RunIdOf(sweepId, variant.Index);
             try
             {
-                await client.SubmitAsync(request, runId, new SubmitOptions { Origin = origin, SweepId = sweepId }).ConfigureAwait(false);
+                // The run records its sweep and its point in it (axis path -> label), so a run read on its own says both.
+                await client.SubmitAsync(request, runId, new SubmitOptions { Origin = origin, SweepId = sweepId, Labels = variant.ValueLabels() }).ConfigureAwait(false);
                 log?.WriteLine($"  {variant.Index,2}. {variant.Name}: run {runId} ({variant.Describe()})");
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException)

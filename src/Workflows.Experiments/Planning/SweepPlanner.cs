@@ -54,11 +54,14 @@ public sealed record SweepPlan(
 
 /// <summary>
 /// Plans a sweep: each variant with <see cref="Planner"/>, the totals, and which step executions the variants share.
-/// Sharing is predicted the way the engine keys its cache, without reading inputs: a step's planned key is its type,
-/// its bound parameters (the template's <c>with:</c> for this variant), its fan-out and the planned keys of the steps
-/// it needs; the prepare-data step's measure pass (one length index per input file, keyed by the file and the
-/// tokenizer) is a step of its own here. Equal planned keys mean equal cache keys at run time (the same files read
-/// from the same sweep file), so those executions happen once.
+/// Sharing is predicted the way the engine keys its cache, without reading inputs. A step's contract
+/// (<see cref="StepContracts"/>) makes its bound parameters (the template's <c>with:</c> for this variant, as canonical
+/// JSON) everything it reads of the experiment, so its planned key is its type, those parameters, the planned keys of
+/// the steps it needs (standing in for their outputs' content hashes) and, for prepare-data, the shard count; the
+/// prepare-data step's measure pass (one length index per input file, keyed by the file and the tokenizer) is a step
+/// of its own here. Equal planned keys mean equal cache keys at run time (the same files read from the same sweep
+/// file), so those executions happen once. The prediction can only under-count: two different keys whose outputs
+/// happen to have equal content make the steps after them share too.
 /// </summary>
 public static class SweepPlanner
 {
@@ -99,7 +102,7 @@ public static class SweepPlanner
         {
             var keys = sweep.Variants.ToDictionary(v => v.Name, v => PlannedKeys(TemplateLoader.Bind(template, v.Spec), v.Spec), StringComparer.Ordinal);
             steps = Sharing(template, sweep, variants, keys);
-            var train = template.Steps.FirstOrDefault(s => s.Type == "train");
+            var train = template.Steps.FirstOrDefault(s => s.Type == StepContracts.Train.Type);
             if (train is not null)
             {
                 trainKeys = keys.ToDictionary(k => k.Key, k => k.Value[train.Id], StringComparer.Ordinal);
@@ -137,7 +140,7 @@ public static class SweepPlanner
         IReadOnlyDictionary<string, Dictionary<string, string>> keys)
     {
         var result = new List<StepSharing>();
-        var rows = template.Steps.SelectMany(s => s.Type == "prepare-data" ? new[] { (Id: MeasureStep, s.Type), (s.Id, s.Type) } : [(s.Id, s.Type)]);
+        var rows = template.Steps.SelectMany(s => s.Type == StepContracts.PrepareData.Type ? new[] { (Id: MeasureStep, s.Type), (s.Id, s.Type) } : [(s.Id, s.Type)]);
         foreach (var (id, type) in rows)
         {
             var groups = sweep.Variants.GroupBy(v => keys[v.Name][id]).Select(g => (IReadOnlyList<string>)g.Select(v => v.Name).ToList()).ToList();
@@ -154,16 +157,28 @@ public static class SweepPlanner
         var first = plans.First(p => p.Name == shared[0][0]).Plan;
         var times = saved == 1 ? "one" : saved.ToString(CultureInfo.InvariantCulture);
         var spec = sweep.Variants.First(v => v.Name == shared[0][0]).Spec;
-        return (id, type) switch
+        var plural = saved == 1 ? "" : "s";
+        if (id == MeasureStep)
         {
-            (MeasureStep, _) => $"{times} measure pass{(saved == 1 ? "" : "es")} (reading and tokenizing {(spec.Data.Paths is { Count: > 0 } p ? $"{p.Count} input path(s)" : $"corpus '{spec.Data.Corpus}'")})",
-            (_, "prepare-data") => $"{times} data prep{(saved == 1 ? "" : "s")} (selecting and packing {PlanFormat.Tokens(first.Data.TokenBudget)} tokens each)",
-            (_, "train") => string.Create(CultureInfo.InvariantCulture,
-                $"{times} training run{(saved == 1 ? "" : "s")} ({SavedHours(shared, plans):#,0.##} GPU-hours on {first.Compute.SelectedGpu})"),
-            (_, "evaluate-needle") => $"{times} needle grid{(saved == 1 ? "" : "s")} ({first.Evaluation.NeedleCells:N0} cells each)",
-            (_, "evaluate-domain-loss") => $"{times} domain-loss pass{(saved == 1 ? "" : "es")}",
-            _ => $"{times} execution{(saved == 1 ? "" : "s")}",
-        };
+            return $"{times} measure pass{(saved == 1 ? "" : "es")} (reading and tokenizing {(spec.Data.Paths is { Count: > 0 } p ? $"{p.Count} input path(s)" : $"corpus '{spec.Data.Corpus}'")})";
+        }
+
+        if (type == StepContracts.PrepareData.Type)
+        {
+            return $"{times} data prep{plural} (selecting and packing {PlanFormat.Tokens(first.Data.TokenBudget)} tokens each)";
+        }
+
+        if (type == StepContracts.Train.Type)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{times} training run{plural} ({SavedHours(shared, plans):#,0.##} GPU-hours on {first.Compute.SelectedGpu})");
+        }
+
+        if (type == StepContracts.EvaluateNeedle.Type)
+        {
+            return $"{times} needle grid{plural} ({first.Evaluation.NeedleCells:N0} cells each)";
+        }
+
+        return type == StepContracts.EvaluateDomainLoss.Type ? $"{times} domain-loss pass{(saved == 1 ? "" : "es")}" : $"{times} execution{plural}";
     }
 
     private static double SavedHours(List<IReadOnlyList<string>> shared, IReadOnlyList<SweepVariantPlan> plans) =>
@@ -188,14 +203,16 @@ public static class SweepPlanner
                 return known;
             }
 
-            var parameters = new JsonObject();
-            foreach (var (name, value) in step.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
+            // The parameters are the step's canonical JSON (keys sorted, defaults written), as the engine hashes them;
+            // only prepare-data's key holds its fan-out (the shard count), as the engine's does.
+            var needs = new JsonArray([.. step.Needs.Order(StringComparer.Ordinal).Select(n => (JsonNode?)JsonValue.Create(KeyOf(byId[n])))]);
+            var planned = new JsonObject { ["type"] = step.Type, ["parameters"] = step.Parameters, ["needs"] = needs };
+            if (step.Type == StepContracts.PrepareData.Type)
             {
-                parameters[name] = value;
+                planned["shards"] = step.FanOutCount;
             }
 
-            var needs = new JsonArray([.. step.Needs.Order(StringComparer.Ordinal).Select(n => (JsonNode?)JsonValue.Create(KeyOf(byId[n])))]);
-            var key = Sha(new JsonObject { ["type"] = step.Type, ["fan_out"] = step.FanOutCount, ["parameters"] = parameters, ["needs"] = needs });
+            var key = Sha(planned);
             keys[step.Id] = key;
             return key;
         }

@@ -6,6 +6,7 @@ using Workflows.Evaluation.DomainLoss;
 using Workflows.Evaluation.Needle;
 using Workflows.Evaluation.Scoring;
 using Workflows.Experiments.Spec;
+using Workflows.Experiments.Templates;
 using Workflows.Experiments.Validation;
 
 namespace Workflows.GitOps.Runs;
@@ -73,7 +74,7 @@ public sealed class RunComparisonLoader(IArtifactStore store)
         }
 
         var needle = new List<NeedleResult>();
-        if (await Outputs.OutputOfAsync(record, "evaluate-needle", cancellationToken).ConfigureAwait(false) is { } needleOutput)
+        if (await Outputs.OutputOfAsync(record, StepContracts.EvaluateNeedle.Type, cancellationToken).ConfigureAwait(false) is { } needleOutput)
         {
             foreach (var entry in needleOutput.Entries.Where(e => e.Path.StartsWith("needle/", StringComparison.Ordinal) && e.Path.EndsWith("_results.json", StringComparison.Ordinal))
                          .OrderBy(e => e.Path, StringComparer.Ordinal))
@@ -86,7 +87,7 @@ public sealed class RunComparisonLoader(IArtifactStore store)
         }
 
         DomainLossReport? loss = null;
-        if (await Outputs.OutputOfAsync(record, "evaluate-domain-loss", cancellationToken).ConfigureAwait(false) is { } lossOutput
+        if (await Outputs.OutputOfAsync(record, StepContracts.EvaluateDomainLoss.Type, cancellationToken).ConfigureAwait(false) is { } lossOutput
             && await Outputs.ReadTextAsync(lossOutput, $"domain-loss/{DomainLossJson.FileName}", cancellationToken).ConfigureAwait(false) is { } lossJson)
         {
             loss = DomainLossJson.Parse(lossJson, $"{lossOutput.Key.Prefix}domain-loss/{DomainLossJson.FileName}");
