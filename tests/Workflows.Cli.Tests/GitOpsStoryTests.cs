@@ -4,7 +4,6 @@ using Workflows.Artifacts;
 using Workflows.Artifacts.Azurite;
 using Workflows.Artifacts.Runs;
 using Workflows.Cli.Commands;
-using Workflows.Engine.Orchestration;
 using Workflows.GitOps.Tests.Fakes;
 using Xunit.Abstractions;
 
@@ -80,18 +79,8 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
             // 1-2 min on a quiet 2-core box; a box shared with other builds (load average 20-40) trains 5-10x slower.
             using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8)))
             {
-                RunView? last = null;
-                try
-                {
-                    var view = await host.Client.WaitAsync(runId, v => last = v, TimeSpan.FromMilliseconds(500), timeout.Token);
-                    view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Say where it stood, not just that it timed out.
-                    throw new TimeoutException("the smoke run did not finish in 8 min; steps: " + string.Join("; ",
-                        (last?.Progress?.Steps ?? new Dictionary<string, StepProgress>()).Select(p => $"{p.Key} {p.Value.State} ({p.Value.Phase}) {p.Value.Done}/{p.Value.Total}")));
-                }
+                var view = await engine.WaitAsync(runId, timeout.Token, "8 min");
+                view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
             }
 
             // wf status RUN: the steps, and each GPU job with the agent that ran it and why that claim ended.

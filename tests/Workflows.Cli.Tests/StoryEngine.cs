@@ -2,6 +2,7 @@ using Workflows.Cli.Commands;
 using Workflows.Cli.GitOps;
 using Workflows.Engine;
 using Workflows.Engine.Jobs;
+using Workflows.Engine.Orchestration;
 using Workflows.GitOps.Tests.Fakes;
 
 using static Workflows.Cli.Tests.CliHarness;
@@ -62,6 +63,25 @@ internal sealed class StoryEngine : IAsyncDisposable
         engine.Host = await EngineHost.StartAsync(storage.Connection, options, (_, services) => GitOpsWiring.AddRunFinishedHook(services, storage.Connection));
         engine._agentTask = new GpuAgent(engine.Host.Services, engine.Host.Steps.GpuJobs) { PollInterval = agentPoll }.RunAsync(engine._agentStop.Token);
         return engine;
+    }
+
+    /// <summary>
+    /// Waits for the run to end before <paramref name="deadline"/> fires (one deadline may cover several waits); on
+    /// timeout the exception says where the run stood, not just that it timed out.
+    /// </summary>
+    /// <param name="within">The deadline as the message states it ("8 min").</param>
+    public async Task<RunView> WaitAsync(string runId, CancellationToken deadline, string within)
+    {
+        RunView? last = null;
+        try
+        {
+            return await Host.Client.WaitAsync(runId, v => last = v, TimeSpan.FromMilliseconds(500), deadline);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            throw new TimeoutException($"run {runId} did not finish in {within}; steps: " + string.Join("; ",
+                (last?.Progress?.Steps ?? new Dictionary<string, StepProgress>()).Select(p => $"{p.Key} {p.Value.State} ({p.Value.Phase}) {p.Value.Done}/{p.Value.Total}")));
+        }
     }
 
     public async ValueTask DisposeAsync()

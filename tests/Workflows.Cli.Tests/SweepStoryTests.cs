@@ -5,6 +5,7 @@ using Workflows.Artifacts.Runs;
 using Workflows.Artifacts.Store;
 using Workflows.Cli.Commands;
 using Workflows.Engine.Jobs;
+using Workflows.Experiments.Templates;
 using Workflows.GitOps.Runs;
 using Workflows.GitOps.Tests.Fakes;
 using Xunit.Abstractions;
@@ -69,11 +70,13 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
             sweep.Origin!.PullRequest.Should().Be(21);
 
             // 3. The variants run; the sweep's comment follows them.
-            using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6)))
+            // Three smoke-sized trainings one after another on the one agent: 1-2 min on a quiet 2-core box; the same
+            // allowance as the GitOps story for a box shared with other builds.
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8)))
             {
                 foreach (var v in sweep.Variants)
                 {
-                    var view = await host.Client.WaitAsync(v.RunId, pollInterval: TimeSpan.FromMilliseconds(500), cancellationToken: timeout.Token);
+                    var view = await engine.WaitAsync(v.RunId, timeout.Token, "8 min");
                     view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
                     view.Record.SweepId.Should().Be(sweepId);
                 }
@@ -160,14 +163,15 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
             status.Exit.Should().Be(ExitCodes.Ok, status.Err);
             status.Out.Should().Contain("smoke-sweep-none-lr-low").And.Contain("smoke-sweep-per-source-lr-high").And.Contain("3 variants: 3 succeeded");
             // A job waits from when its job.json exists (EnqueuedAt is the orchestration's time, before the blob is
-            // written); an agent's listing takes a moment, hence the margin.
+            // written; its entry in gpu-queue/ follows at once and is gone once it finished); an agent's listing takes
+            // a moment, hence the margin. It started when the first agent claimed it.
             var trains = new List<(string Id, DateTimeOffset Visible, DateTimeOffset Started)>();
             foreach (var v in sweep.Variants)
             {
-                foreach (var (job, jobStatus) in (await new GpuJobStore(store).ListForRunAsync(v.RunId)).Where(j => j.Job.Step == "train"))
+                foreach (var (job, jobStatus) in (await new GpuJobStore(store).ListForRunAsync(v.RunId)).Where(j => j.Job.Work.Type == StepContracts.Train.Type))
                 {
-                    var visible = (await store.GetPropertiesAsync(GpuJobStore.JobName(job.JobId)))!.LastModified;
-                    trains.Add((job.JobId, visible, jobStatus!.StartedAt!.Value));
+                    var visible = (await store.GetPropertiesAsync(GpuJobStore.JobBlob(job.Ref)))!.LastModified;
+                    trains.Add((job.JobId, visible, jobStatus!.Claims[0].StartedAt));
                 }
             }
 
@@ -203,17 +207,21 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
             var submitted = Wf("submit", failing);
             submitted.Exit.Should().Be(ExitCodes.Ok, submitted.Err);
             var failingSweep = submitted.Out.Trim();
-            using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2)))
+            // Its good variant trains nothing (cached) but evaluates again: 20-40 s on a quiet box.
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
             {
-                (await host.Client.WaitAsync($"{failingSweep}-01", pollInterval: TimeSpan.FromMilliseconds(500), cancellationToken: timeout.Token))
-                    .Record.Status.Should().Be(RunStatus.Succeeded);
-                var failed = await host.Client.WaitAsync($"{failingSweep}-02", pollInterval: TimeSpan.FromMilliseconds(500), cancellationToken: timeout.Token);
+                (await engine.WaitAsync($"{failingSweep}-01", timeout.Token, "4 min")).Record.Status.Should().Be(RunStatus.Succeeded);
+                var failed = await engine.WaitAsync($"{failingSweep}-02", timeout.Token, "4 min");
                 failed.Record.Status.Should().Be(RunStatus.Failed);
                 failed.Record.Error.Should().Contain("step 'prepare-data'");
             }
 
-            (await host.Client.Runs.GetAsync($"{failingSweep}-01"))!.Record.Steps.Where(x => x.Step != "report")
-                .Should().OnlyContain(x => x.Cached, "the same experiment as smoke-sweep's first variant, under another name");
+            // The same experiment as smoke-sweep's first variant under another name: the steps that do not read the
+            // name (their contracts' parameters) come from the cache; the evaluations and the report write it, so they run.
+            var partialSteps = (await host.Client.Runs.GetAsync($"{failingSweep}-01"))!.Record.Steps;
+            partialSteps.Where(x => x.Type == StepContracts.PrepareData.Type || x.Type == StepContracts.Train.Type)
+                .Should().HaveCount(2).And.OnlyContain(x => x.Cached, "the same data and training as smoke-sweep's first variant");
+            partialSteps.Where(x => x.Type == StepContracts.EvaluateNeedle.Type).Should().OnlyContain(x => !x.Cached, "the needle results carry the experiment's name");
             var failingStatus = Wf("status", failingSweep);
             failingStatus.Out.Should().Contain("2 variants: 1 succeeded, 1 failed");
             var withFailure = Wf("compare", failingSweep, "--out", Path.Combine(scratch, "compare-failing"));
@@ -233,14 +241,15 @@ public sealed partial class SweepStoryTests(ITestOutputHelper log)
 
     /// <summary>
     /// A sweep of two variants in a folder of its own, with a copy of the workflow that gives each step one attempt:
-    /// 'present' is smoke-sweep's first variant (every step cached by now), 'missing' reads a file that does not exist.
+    /// 'present' is smoke-sweep's first variant under another name (its data and training cached by now), 'missing' reads
+    /// a file that does not exist.
     /// </summary>
     private static string WriteFailingSweep(string scratch)
     {
         var root = Path.Combine(scratch, "failing");
         Directory.CreateDirectory(Path.Combine(root, "experiments"));
         Directory.CreateDirectory(Path.Combine(root, "workflows"));
-        // The same relative paths as the repository's, so 'present' is smoke-sweep's first variant step for step (all cached).
+        // The same relative paths as the repository's, so 'present' reads what smoke-sweep's first variant read (its data and training cached).
         Directory.CreateDirectory(Path.Combine(root, "samples", "slimpajama-pd"));
         foreach (var f in new[] { "sample.jsonl.zst", "heldout.jsonl.zst" })
         {
