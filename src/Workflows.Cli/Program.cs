@@ -73,6 +73,7 @@ public static class Program
         root.Subcommands.Add(RunCommand.Create(cli));
         root.Subcommands.Add(SubmitCommand.Create(cli));
         root.Subcommands.Add(StatusCommand.Create(cli));
+        root.Subcommands.Add(CompareCommand.Create(cli));
         root.Subcommands.Add(WatchCommand.Create(cli));
         root.Subcommands.Add(CancelCommand.Create(cli));
         root.Subcommands.Add(LogsCommand.Create(cli));

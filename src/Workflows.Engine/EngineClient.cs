@@ -36,6 +36,9 @@ public sealed record SubmitOptions
 
     /// <summary>Free labels recorded with the run (e.g. a sweep's name and point); shown by <c>wf status</c>.</summary>
     public IReadOnlyDictionary<string, string>? Labels { get; init; }
+
+    /// <summary>The sweep the run is a variant of (recorded only; sweeps are grouped outside the engine).</summary>
+    public string? SweepId { get; init; }
 }
 
 /// <summary>What <c>wf status RUN</c> shows: the run record, DTFx's view of the instance, live step progress, the result.</summary>
@@ -91,15 +94,22 @@ public sealed class EngineClient
     public static SubmitRequest Prepare(string experimentFile, string workflowsDirectory, string codeCommit)
     {
         var loaded = ExperimentLoader.LoadFile(experimentFile, new LoadOptions(WorkflowsDirectory: workflowsDirectory));
-        var spec = loaded.Require();
+        return Prepare(loaded.Require(), File.ReadAllText(experimentFile), Path.GetDirectoryName(Path.GetFullPath(experimentFile))!, workflowsDirectory, codeCommit);
+    }
+
+    /// <summary>
+    /// The same for a spec loaded already (a variant of a sweep file): <paramref name="experimentYaml"/> is what the run
+    /// records, and relative paths resolve against <paramref name="folder"/> (the folder of the file it came from).
+    /// </summary>
+    public static SubmitRequest Prepare(ExperimentSpec spec, string experimentYaml, string folder, string workflowsDirectory, string codeCommit)
+    {
         var template = TemplateLoader.LoadFile(Path.Combine(workflowsDirectory, spec.Workflow + ".yaml"));
         if (!template.IsValid)
         {
             throw new ValidationException(template.Diagnostics);
         }
 
-        return new SubmitRequest(spec, File.ReadAllText(experimentFile), TemplateLoader.Bind(template.Template!, spec),
-            Path.GetDirectoryName(Path.GetFullPath(experimentFile))!, codeCommit);
+        return new SubmitRequest(spec, experimentYaml, TemplateLoader.Bind(template.Template!, spec), folder, codeCommit);
     }
 
     /// <summary>
@@ -146,6 +156,7 @@ public sealed class EngineClient
             WorkflowVersion = request.Workflow.Version,
             RerunOf = options.RerunOf,
             RecomputeFrom = options.RecomputeFrom,
+            SweepId = options.SweepId,
         };
         if (await Runs.GetAsync(runId).ConfigureAwait(false) is { } existing)
         {

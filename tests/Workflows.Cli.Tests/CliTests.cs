@@ -16,7 +16,7 @@ public sealed class CliTests
         var (exit, output, _) = Wf("validate", Path.Combine(Root, "experiments"), Path.Combine(Root, "workflows"));
 
         exit.Should().Be(ExitCodes.Ok, output);
-        output.Should().Contain("13 file(s): 13 valid, 0 invalid");
+        output.Should().Contain("15 file(s): 15 valid, 0 invalid").And.Contain("smoke-sweep.yaml (sweep of 3 variant(s))").And.Contain("paper-table3.yaml (sweep of 6 variant(s))");
     }
 
     [Fact]

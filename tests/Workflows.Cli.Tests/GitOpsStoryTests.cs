@@ -4,10 +4,6 @@ using Workflows.Artifacts;
 using Workflows.Artifacts.Azurite;
 using Workflows.Artifacts.Runs;
 using Workflows.Cli.Commands;
-using Workflows.Cli.GitOps;
-using Workflows.Engine;
-using Workflows.Engine.Orchestration;
-using Workflows.Engine.Jobs;
 using Workflows.GitOps.Tests.Fakes;
 using Xunit.Abstractions;
 
@@ -31,36 +27,11 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
         var clock = Stopwatch.StartNew();
         await using var storage = await TestStorage.StartAsync();
         await using var gh = await FakeGitHub.StartAsync();
-        var suffix = Guid.NewGuid().ToString("N")[..10];
-        var env = new Dictionary<string, string?>
-        {
-            ["GITHUB_TOKEN"] = gh.Token,
-            ["WF_GITHUB_API_URL"] = gh.BaseUrl.ToString(),
-            ["WF_STORAGE_CONNECTION_STRING"] = storage.Connection.ConnectionString,
-            ["WF_TASK_HUB"] = "wfstory" + suffix,
-            ["WF_ARTIFACTS_CONTAINER"] = "story-" + suffix,
-            ["WF_REPORTS_CONTAINER"] = "story-reports-" + suffix,
-            ["WF_REPORTS_ACCESS"] = "public",
-        };
-        foreach (var (k, v) in env)
-        {
-            Environment.SetEnvironmentVariable(k, v);
-        }
-
-        var experiments = Path.Combine(Root, "experiments");
+        var engine = await StoryEngine.StartAsync(storage, gh, "story", jobPoll: TimeSpan.FromSeconds(2), agentPoll: TimeSpan.FromMilliseconds(500),
+            new Dictionary<string, string?> { ["WF_STORY_COMMENT"] = null });
+        var host = engine.Host;
+        var experiments = StoryEngine.Experiments;
         var smoke = Path.Combine(experiments, "smoke.yaml");
-        var cache = Path.Combine(Path.GetTempPath(), "wf-story-" + suffix);
-        var options = new EngineOptions
-        {
-            TaskHubName = env["WF_TASK_HUB"]!,
-            ContainerName = env["WF_ARTIFACTS_CONTAINER"]!,
-            CacheDirectory = cache,
-            GpuJobPollInterval = TimeSpan.FromSeconds(2),
-            ResolveTokenizer = name => TokenizerResolver.Resolve(name, null, experiments),
-        };
-        var host = await EngineHost.StartAsync(storage.Connection, options, (_, services) => GitOpsWiring.AddRunFinishedHook(services, storage.Connection));
-        using var agentStop = new CancellationTokenSource();
-        var agentTask = new GpuAgent(host.Services, host.Steps.GpuJobs) { PollInterval = TimeSpan.FromMilliseconds(500) }.RunAsync(agentStop.Token);
         try
         {
             // 1. PR #12 adds experiments/smoke.yaml: the plan job posts the sticky comment.
@@ -108,18 +79,8 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
             // 1-2 min on a quiet 2-core box; a box shared with other builds (load average 20-40) trains 5-10x slower.
             using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8)))
             {
-                RunView? last = null;
-                try
-                {
-                    var view = await host.Client.WaitAsync(runId, v => last = v, TimeSpan.FromMilliseconds(500), timeout.Token);
-                    view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Say where it stood, not just that it timed out.
-                    throw new TimeoutException("the smoke run did not finish in 8 min; steps: " + string.Join("; ",
-                        (last?.Progress?.Steps ?? new Dictionary<string, StepProgress>()).Select(p => $"{p.Key} {p.Value.State} ({p.Value.Phase}) {p.Value.Done}/{p.Value.Total}")));
-                }
+                var view = await engine.WaitAsync(runId, timeout.Token, "8 min");
+                view.Record.Status.Should().Be(RunStatus.Succeeded, view.Record.Error);
             }
 
             // wf status RUN: the steps, and each GPU job with the agent that ran it and why that claim ended.
@@ -140,7 +101,7 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
                 .And.Contain("Loss by domain and length").And.Contain("| 0-512 | Book |", "the smoke experiment's held-out books")
                 .And.Contain("Tokens per source", "the plan section is kept");
             var heatmapUrl = new Uri(HeatmapIn().Match(body).Groups[1].Value);
-            heatmapUrl.AbsolutePath.Should().MatchRegex($"/story-reports-{suffix}/reports/[0-9a-f]{{64}}\\.png$");
+            heatmapUrl.AbsolutePath.Should().MatchRegex($"/{engine.Environment["WF_REPORTS_CONTAINER"]}/reports/[0-9a-f]{{64}}\\.png$");
             using var http = new HttpClient();
             using var fetched = await http.GetAsync(heatmapUrl);
             fetched.StatusCode.Should().Be(System.Net.HttpStatusCode.OK, "GitHub fetches the image anonymously by URL");
@@ -213,19 +174,7 @@ public sealed partial class GitOpsStoryTests(ITestOutputHelper log)
         }
         finally
         {
-            await agentStop.CancelAsync();
-            await agentTask;
-            await host.DisposeAsync();
-            await host.Client.DeleteHubAsync();
-            foreach (var k in env.Keys.Append("WF_STORY_COMMENT"))
-            {
-                Environment.SetEnvironmentVariable(k, null);
-            }
-
-            if (Directory.Exists(cache))
-            {
-                Directory.Delete(cache, recursive: true);
-            }
+            await engine.DisposeAsync();
         }
     }
 

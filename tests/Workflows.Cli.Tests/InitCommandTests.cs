@@ -19,7 +19,8 @@ public sealed class InitCommandTests : IDisposable
         init.Exit.Should().Be(ExitCodes.Ok, init.Err);
         foreach (var file in new[]
         {
-            "experiments/example.yaml", "experiments/schema.json", "experiments/paper/per-source-5b-80k.yaml", "experiments/paper/per-source-13b-64k.yaml", "workflows/continual-pretraining.yaml", ".gitignore",
+            "experiments/example.yaml", "experiments/example-sweep.yaml", "experiments/schema.json", "experiments/paper/per-source-5b-80k.yaml",
+            "experiments/paper/per-source-13b-64k.yaml", "experiments/paper/paper-table3.yaml", "workflows/continual-pretraining.yaml", ".gitignore",
             ".github/workflows/experiment-pr.yml", ".github/workflows/experiment-archive.yml", ".github/workflows/experiment-rerun.yml",
             "samples/slimpajama-pd/sample.jsonl.zst", "samples/slimpajama-pd/heldout.jsonl.zst", "samples/haystack/03-a-modest-proposal.txt",
         })
@@ -35,10 +36,15 @@ public sealed class InitCommandTests : IDisposable
 
         var validate = Wf("validate", Path.Combine(repo, "experiments"), Path.Combine(repo, "workflows"));
         validate.Exit.Should().Be(ExitCodes.Ok, validate.Out + validate.Err);
-        validate.Out.Should().Contain("example.yaml").And.Contain("per-source-5b-80k.yaml").And.Contain(" valid, 0 invalid");
+        validate.Out.Should().Contain("example.yaml").And.Contain("per-source-5b-80k.yaml").And.Contain(" valid, 0 invalid")
+            .And.Contain("example-sweep.yaml (sweep of 3 variant(s))").And.Contain("example-sweep-per-source-lr-high");
+        File.Exists(Path.Combine(repo, "experiments", "paper", "smoke-sweep.yaml")).Should().BeFalse("its sample paths are relative to experiments/: it is example-sweep.yaml");
         File.ReadAllText(Path.Combine(repo, "experiments", "paper", "original-5b-80k.yaml")).Should().Be(File.ReadAllText(Path.Combine(Root, "experiments", "original-5b-80k.yaml")));
         var plan = Wf("plan", Path.Combine(repo, "experiments", "example.yaml"));
         plan.Exit.Should().Be(ExitCodes.Ok, plan.Err);
+        var sweepPlan = Wf("plan", Path.Combine(repo, "experiments", "example-sweep.yaml"));
+        sweepPlan.Exit.Should().Be(ExitCodes.Ok, sweepPlan.Err);
+        sweepPlan.Out.Should().Contain("prepare-data (measure pass)");
 
         File.WriteAllText(Path.Combine(repo, "experiments", "example.yaml"), "# mine\n");
         var again = Wf("init", repo);

@@ -58,10 +58,11 @@ public sealed class StepContractTests
         // another field of the experiment, this fails until the field joins TrainParameters (and so the step's key).
         var template = TemplateLoader.LoadFile(Path.Combine(Root, "workflows", "continual-pretraining.yaml")).Template!;
         var files = Directory.GetFiles(Path.Combine(Root, "experiments"), "*.yaml");
-        // Each experiment as written, and on one A100 and one H200 (where the memory plan places the optimizer state
-        // differently from the default resources), so a field training reads but the contract lacks shows up.
+        // Each experiment as written (a sweep file as each of its variants), and on one A100 and one H200 (where the
+        // memory plan places the optimizer state differently from the default resources), so a field training reads
+        // but the contract lacks shows up.
         var placements = new HashSet<Workflows.Training.Loop.OptimizerPlacement>();
-        foreach (var (file, spec) in files.Select(f => (f, ExperimentLoader.LoadFile(f).Require())).SelectMany(x => new[]
+        foreach (var (file, spec) in files.SelectMany(f => Workflows.Experiments.Matrix.SweepLoader.LoadFile(f).Require().Select(v => (f, v.Spec))).SelectMany(x => new[]
                  {
                      x, (x.f, x.Item2 with { Resources = new ResourcesSpec(GpuType.A100, GpuCount: 1) }),
                      (x.f, x.Item2 with { Resources = new ResourcesSpec(GpuType.H200, GpuCount: 1) }),
@@ -96,6 +97,46 @@ public sealed class StepContractTests
             .ToList();
 
         offenders.Should().BeEmpty("step types are named once, in StepContracts.cs; code refers to them through it");
+    }
+
+    [Fact]
+    public void The_sweep_planner_predicts_a_shared_job_step_exactly_when_the_engine_would_key_the_variants_alike()
+    {
+        // The smoke experiment under two learning rates and two needle grids: the planner's keys against the engine's
+        // own job keys, built from the same bound parameters, with each needed step's output standing in by its planned
+        // key (equal upstream keys give equal outputs).
+        var workflows = Path.Combine(Root, "workflows");
+        var template = TemplateLoader.LoadFile(Path.Combine(workflows, "continual-pretraining.yaml")).Template!;
+        var yaml = File.ReadAllText(Path.Combine(Root, "experiments", "smoke.yaml"))
+                   + "\nmatrix:\n  training.lr: { low: 1.0e-3, high: 3.0e-3 }\n  evaluation.needle.depths: [2, 3]\n";
+        var sweep = Workflows.Experiments.Matrix.SweepLoader.LoadText("smoke.yaml", yaml, new LoadOptions(PolicyMode.Off, workflows));
+        var plan = Workflows.Experiments.Planning.SweepPlanner.Create(sweep, template);
+
+        var planned = sweep.Require().ToDictionary(v => v.Name, v => Workflows.Experiments.Planning.SweepPlanner.PlannedKeys(TemplateLoader.Bind(template, v.Spec), v.Spec));
+        var engine = sweep.Variants.ToDictionary(v => v.Name, v =>
+        {
+            var bound = TemplateLoader.Bind(template, v.Spec);
+            var types = bound.Steps.ToDictionary(s => s.Id, s => s.Type);
+            return bound.Steps.Where(s => StepContracts.Find(s.Type) != StepContracts.PrepareData).ToDictionary(s => s.Id, s =>
+                new StepJob("run", s.Id, s.Type, s.Parameters,
+                    s.Needs.ToDictionary(n => types[n], n => new StepOutput(n, types[n], planned[v.Name][n], "cas/x/", planned[v.Name][n], Cached: true)),
+                    Root, [], "", false).ComputeKey().Hash);
+        });
+        foreach (var step in engine.First().Value.Keys)
+        {
+            foreach (var a in sweep.Variants)
+            {
+                foreach (var b in sweep.Variants)
+                {
+                    (planned[a.Name][step] == planned[b.Name][step]).Should().Be(engine[a.Name][step] == engine[b.Name][step], $"{step}: {a.Name} vs {b.Name}");
+                }
+            }
+        }
+
+        plan.Steps!.ToDictionary(x => x.Step, x => x.Executions).Should().Contain(new Dictionary<string, int>
+        {
+            [StepContracts.Train.Type] = 2, [StepContracts.EvaluateNeedle.Type] = 4, [StepContracts.Report.Type] = 4,
+        }, "the needle grid is not a training parameter; the evaluations and the report carry the variant's name");
     }
 
     /// <summary>Each job step's key for the smoke experiment (upstream outputs fixed, as a cached run would give them).</summary>

@@ -1,4 +1,6 @@
 using Workflows.DataPrep.Tokenization;
+using Workflows.Evaluation.Needle;
+using Workflows.Evaluation.Scoring;
 
 namespace Workflows.Evaluation.Tests;
 
@@ -23,6 +25,23 @@ internal static class TestData
     public static LlamaSentencePieceTokenizer LlamaTokenizer => Llama.Value;
 
     public static Gpt2Tokenizer Gpt2 => Gpt2Instance.Value;
+
+    /// <summary>A word-recall result of the paper's needle for one cell, with every scorer's value (in the paper's haystack unless told).</summary>
+    public static NeedleResult NeedleResult(long length, int depth, string response, int trial = 0, string haystack = KnownHaystacks.PaulGrahamEssaysSha256) => new()
+    {
+        Haystack = haystack,
+        Model = "m",
+        ContextLength = length,
+        DepthPercent = depth,
+        Needle = PaperNeedle.Needle,
+        ModelResponse = response,
+        Score = NeedleScorers.Score(NeedleScoreKind.WordRecall, response, NeedleTask.Paper),
+        Scorer = "word-recall",
+        TestDurationSeconds = 0.1,
+        TestTimestampUtc = "2025-01-01 00:00:00+0000",
+        Trial = trial,
+        Scores = NeedleScorers.All(response, NeedleTask.Paper),
+    };
 
     public static string NewTempDirectory()
     {

@@ -19,7 +19,8 @@ public sealed class PlannerTests
         files.Should().HaveCountGreaterThanOrEqualTo(12);
         foreach (var file in files)
         {
-            var result = ExperimentLoader.LoadFile(file, new LoadOptions(PolicyMode.Enforce, RepoPaths.Workflows));
+            // Sweep files (matrix:) too: every variant is checked.
+            var result = Workflows.Experiments.Matrix.SweepLoader.LoadFile(file, new LoadOptions(PolicyMode.Enforce, RepoPaths.Workflows));
             result.Diagnostics.Should().BeEmpty(file);
         }
     }

@@ -63,6 +63,39 @@ public sealed class SchemaTests
         schema.Evaluate(instance).IsValid.Should().BeFalse();
     }
 
+    [Theory]
+    [InlineData("matrix: { data.upsampling.mode: [none, sideways] }")]
+    [InlineData("matrix: { data.upsampling.mdoe: [none] }")]
+    [InlineData("matrix: { data.upsampling: [{ mode: none }] }")]
+    [InlineData("matrix: { training.lr: { Low: 1e-5 } }")]
+    [InlineData("matrix: { training.lr: [1e-5], exclude: [{ training.rate: 1e-5 }] }")]
+    public void The_schema_rejects_a_malformed_matrix_as_an_editor_would(string matrix)
+    {
+        var yaml = "name: abc\nmodel: { base: tiny }\ndata: { token_budget: 1M, context: 1K }\n" + matrix + "\n";
+        var instance = System.Text.Json.JsonDocument.Parse(ToJson(YamlTreeReader.ReadText("x.yaml", yaml).Root!)!.ToJsonString()).RootElement;
+
+        Parsed.Value.Evaluate(instance).IsValid.Should().BeFalse();
+    }
+
+    [Fact]
+    public void The_schema_accepts_a_matrix_with_labels_include_exclude_and_a_name_template()
+    {
+        var yaml = """
+            name: abc
+            model: { base: tiny }
+            data: { token_budget: 1M, context: 1K }
+            matrix:
+              name: "{name}-{training.lr}"
+              training.lr: { low: 1e-5, high: 2e-5 }
+              data.upsampling: { plain: { mode: none }, ps: { mode: per-source, short_keep_ratio: 0.1 } }
+              exclude: [{ training.lr: high, data.upsampling: plain }]
+              include: [{ training.lr: 3e-5 }]
+            """;
+        var instance = System.Text.Json.JsonDocument.Parse(ToJson(YamlTreeReader.ReadText("x.yaml", yaml).Root!)!.ToJsonString()).RootElement;
+
+        Parsed.Value.Evaluate(instance).IsValid.Should().BeTrue();
+    }
+
     private static JsonNode? ToJson(YNode node) => node switch
     {
         YMapping m => new JsonObject(m.Entries.Select(e => KeyValuePair.Create(e.Key.Value, ToJson(e.Value)))),

@@ -1,3 +1,4 @@
+using Workflows.Experiments.Matrix;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
 using Workflows.Experiments.Validation;
@@ -62,14 +63,14 @@ public sealed class TemplateTests
     public void Every_experiment_binds_and_each_steps_parameters_survive_the_round_trip_through_their_record()
     {
         var template = TemplateLoader.LoadFile(Path.Combine(RepoPaths.Workflows, "continual-pretraining.yaml")).Template!;
-        foreach (var file in Directory.GetFiles(RepoPaths.Experiments, "*.yaml"))
+        foreach (var (name, spec) in EveryExperiment())
         {
-            var bound = TemplateLoader.Bind(template, ExperimentLoader.LoadFile(file).Require());
+            var bound = TemplateLoader.Bind(template, spec);
             foreach (var step in bound.Steps)
             {
                 var contract = StepContracts.Find(step.Type)!;
                 var record = (IStepParameters)StepParameters.Bind(contract.Parameters, step.Parameters, step.Id);
-                StepParameters.ToJson(record).Should().Be(step.Parameters, $"{Path.GetFileName(file)} step {step.Id}");
+                StepParameters.ToJson(record).Should().Be(step.Parameters, $"{name} step {step.Id}");
             }
         }
     }
@@ -78,17 +79,20 @@ public sealed class TemplateTests
     public void The_commands_read_the_same_parameters_of_an_experiment_as_the_template_binds_for_the_engine()
     {
         var template = TemplateLoader.LoadFile(Path.Combine(RepoPaths.Workflows, "continual-pretraining.yaml")).Template!;
-        foreach (var file in Directory.GetFiles(RepoPaths.Experiments, "*.yaml"))
+        foreach (var (name, spec) in EveryExperiment())
         {
-            var spec = ExperimentLoader.LoadFile(file).Require();
             var bound = TemplateLoader.Bind(template, spec).Steps.ToDictionary(s => s.Type, s => s.Parameters);
-            var name = Path.GetFileName(file);
             StepParameters.ToJson(PrepareDataParameters.From(spec)).Should().Be(bound["prepare-data"], name);
             StepParameters.ToJson(NeedleParameters.From(spec)).Should().Be(bound["evaluate-needle"], name);
             StepParameters.ToJson(DomainLossParameters.From(spec)).Should().Be(bound["evaluate-domain-loss"], name);
             StepParameters.ToJson(ReportParameters.From(spec)).Should().Be(bound["report"], name);
         }
     }
+
+    /// <summary>Every experiment of experiments/: each file, a sweep file as each of its variants.</summary>
+    private static IEnumerable<(string Name, ExperimentSpec Spec)> EveryExperiment() =>
+        Directory.GetFiles(RepoPaths.Experiments, "*.yaml").SelectMany(file =>
+            SweepLoader.LoadFile(file).Require().Select(v => ($"{Path.GetFileName(file)} ({v.Name})", v.Spec)));
 
     [Fact]
     public void Gpu_steps_come_from_the_step_types_not_the_template()

@@ -104,6 +104,9 @@ public sealed record RunRecord
     /// <summary>For a forced rerun: the first step whose cached output was not reused (it and every later step recomputed).</summary>
     public string? RecomputeFrom { get; init; }
 
+    /// <summary>The sweep this run is a variant of (<see cref="SweepRecord"/>), or null.</summary>
+    public string? SweepId { get; init; }
+
     [JsonIgnore]
     public TimeSpan? Duration => StartedAt is { } s && CompletedAt is { } c ? c - s : null;
 

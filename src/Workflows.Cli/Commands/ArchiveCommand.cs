@@ -23,6 +23,9 @@ public static class ArchiveCommand
             optimistic concurrency on its ETag. When the reports container is public (WF_REPORTS_ACCESS=public, the
             default) a public copy is written there too: its URL is what WF_ARCHIVE_INDEX_URL should hold.
 
+            A sweep file records each variant (its name, hash and runs) and the sweep under its own name (the hash of its
+            variants' names and hashes, every variant's runs).
+
             Example:
               wf archive --commit $GITHUB_SHA experiments/per-source-5b-80k.yaml
             """)
@@ -39,16 +42,26 @@ public static class ArchiveCommand
 
             var workflows = GitOpsCli.WorkflowsDirectory(null);
             var specs = new List<(string Path, ExperimentSpec Spec)>();
+            var sweeps = new List<(string Path, string Name, string Hash, IReadOnlyList<string> Variants)>();
             foreach (var file in parse.GetValue(files)!)
             {
-                var loaded = ExperimentLoader.LoadFile(file, new LoadOptions(WorkflowsDirectory: workflows));
+                // A sweep file archives each variant (its own name and hash) and the sweep itself, so its path is frozen
+                // even when a variant's name is archived already from a single file.
+                var loaded = Workflows.Experiments.Matrix.SweepLoader.LoadFile(file, new LoadOptions(WorkflowsDirectory: workflows));
                 if (!loaded.IsValid)
                 {
                     DiagnosticPrinter.Print(cli, loaded.Diagnostics);
                     return ExitCodes.InvalidInput;
                 }
 
-                specs.Add((GitOpsCli.RepositoryPath(file, workflows), loaded.Spec!));
+                var path = GitOpsCli.RepositoryPath(file, workflows);
+                specs.AddRange(loaded.Variants.Select(v => (path, v.Spec)));
+                if (loaded.IsMatrix)
+                {
+                    var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+                        Encoding.UTF8.GetBytes(string.Join('\n', loaded.Variants.Select(v => $"{v.Name} {v.ContentHash}")))));
+                    sweeps.Add((path, loaded.Name!, hash, [.. loaded.Variants.Select(v => v.Name)]));
+                }
             }
 
             return await GitOpsCli.WithEngine(cli, parse.GetValue(hub)!, async (client, connection) =>
@@ -61,6 +74,8 @@ public static class ArchiveCommand
                         .OrderBy(r => r.SubmittedAt).Select(r => r.RunId).ToList();
                     return new ArchivedExperiment(s.Spec.Name, s.Path, hash, ids) { Commit = parse.GetValue(commit) };
                 }).ToList();
+                entries.AddRange(sweeps.Select(w => new ArchivedExperiment(w.Name, w.Path, w.Hash,
+                    [.. entries.Where(e => w.Variants.Contains(e.Name)).SelectMany(e => e.Runs)]) { Commit = parse.GetValue(commit) }));
                 ArchiveUpdate update;
                 try
                 {

@@ -8,7 +8,7 @@ namespace Workflows.Cli.Commands;
 
 /// <summary>
 /// <c>wf init [DIR]</c>: scaffolds an experiments repository, so an installed wf works outside its own source tree:
-/// experiments/ (the JSON Schema, an example that runs on a laptop, and the paper's experiments under paper/), workflows/ (the template), the GitOps
+/// experiments/ (the JSON Schema, an example and an example sweep that run on a laptop, and the paper's experiments under paper/), workflows/ (the template), the GitOps
 /// workflows in .github/workflows/ (installing the wf tool, not building it), samples/ (the public-domain corpus and
 /// haystack the example reads) and a .gitignore. Existing files are kept unless --force.
 /// </summary>
@@ -22,7 +22,8 @@ public static partial class InitCommand
         var force = new Option<bool>("--force") { Description = "Overwrite files that already exist." };
         var command = new Command("init", """
             Scaffold an experiments repository: experiments/ (schema.json for editors, example.yaml: a CPU-sized run over
-            the shipped public-domain sample, paper/: the paper's experiments to copy from), workflows/continual-pretraining.yaml, .github/workflows/ (pull-request
+            the shipped public-domain sample, example-sweep.yaml: three such variants to compare, paper/: the paper's
+            experiments to copy from, its Table 3/5 as one sweep), workflows/continual-pretraining.yaml, .github/workflows/ (pull-request
             plan comments, /run, archive, rerun; they install this wf version from NuGet, or from the feed in the
             repository variable WF_NUGET_SOURCE), samples/ and .gitignore. Existing files are left as they are.
 
@@ -88,6 +89,10 @@ public static partial class InitCommand
             {
                 files["experiments/example.yaml"] = Encoding.UTF8.GetBytes(ExampleExperiment(Encoding.UTF8.GetString(bytes)));
             }
+            else if (relative == "experiments/smoke-sweep.yaml")
+            {
+                files["experiments/example-sweep.yaml"] = Encoding.UTF8.GetBytes(ExampleSweep(Encoding.UTF8.GetString(bytes)));
+            }
             else if (relative.StartsWith(".github/workflows/", StringComparison.Ordinal))
             {
                 files[relative] = Encoding.UTF8.GetBytes(InstallToolInsteadOfBuilding(Encoding.UTF8.GetString(bytes)));
@@ -112,6 +117,12 @@ public static partial class InitCommand
     public static string ExampleExperiment(string smoke) =>
         smoke.Replace("name: smoke", "name: example", StringComparison.Ordinal)
             .Replace("# A laptop-sized run of the whole pipeline", "# An example: a laptop-sized run of the whole pipeline", StringComparison.Ordinal);
+
+    /// <summary>The smoke sweep as the repository's example sweep (matrix:, then wf compare): same settings, its own name.</summary>
+    public static string ExampleSweep(string smokeSweep) =>
+        smokeSweep.Replace("name: smoke-sweep", "name: example-sweep", StringComparison.Ordinal)
+            .Replace("experiments/smoke-sweep.yaml", "experiments/example-sweep.yaml", StringComparison.Ordinal)
+            .Replace("# A CPU-sized sweep (what CI runs end to end):", "# An example sweep, CPU-sized:", StringComparison.Ordinal);
 
     /// <summary>
     /// The repository's workflows build wf from source (src/Workflows.Cli, global.json); an experiments repository has

@@ -40,11 +40,14 @@ public static class PlanCommand
         {
             Description = "USD per GPU-hour, e.g. a100-80g=3.1,h100=6.5,h200=7.2 (defaults are assumed on-demand prices).",
         };
+        var variant = new Option<string?>("--variant") { Description = "For a sweep file: plan this one variant (its derived name) instead of the sweep." };
         var command = new Command("plan", """
             Expand an experiment into what will happen, without running anything: tokens per source after the mix,
             each source's long-document share before and after selection and whether it can serve its budget (from the
             corpus's measured length statistics), packed sequences, optimiser steps, training FLOPs, GPU-hours and
             cost on A100-80G / H100 / H200 (calibrated on the paper's Table 2), the needle grid, and the artifacts.
+            A sweep file (matrix:) shows every variant, the sweep's totals, and which steps the variants share through
+            the cache and what that saves; --variant NAME shows one variant's full plan.
 
             Examples:
               wf plan experiments/per-source-5b-80k.yaml
@@ -52,57 +55,88 @@ public static class PlanCommand
               wf plan --input /data/slimpajama/train --tokenizer llama/tokenizer.model experiments/per-source-5b-80k.yaml
               wf plan --json experiments/per-source-5b-80k.yaml | jq .compute
               wf plan --markdown experiments/smoke.yaml
+              wf plan experiments/paper-table3.yaml
+              wf plan experiments/paper-table3.yaml --variant global-5b-80k
             """)
         {
-            file, json, markdown, stats, inputs, tokenizer, prices,
+            file, json, markdown, stats, inputs, tokenizer, prices, variant,
         };
         command.SetAction(async (parse, ct) =>
         {
             var path = parse.GetValue(file)!;
+            // Each experiment's plan options: its corpus's statistics (--corpus-stats, else corpora/<data.corpus>.stats.json),
+            // the prices, and with --input data prep's own selection for that experiment (a sweep: for each variant).
+            Task<(PlanOptions? Options, int Exit)> OptionsFor(ExperimentSpec spec) => PlanOptionsAsync(cli, spec, path, parse.GetValue(stats), parse.GetValue(prices),
+                parse.GetValue(inputs), parse.GetValue(tokenizer), ct);
+            if (Workflows.Experiments.Matrix.SweepLoader.IsSweepFile(path))
+            {
+                return await Workflows.Cli.Sweeps.SweepPlanView.RunAsync(cli, path, parse.GetValue(variant), parse.GetValue(json), parse.GetValue(markdown), OptionsFor);
+            }
+
+            if (parse.GetValue(variant) is not null)
+            {
+                cli.Err.WriteLine($"error: --variant applies to sweep files (with matrix:); {path} is one experiment");
+                return ExitCodes.Usage;
+            }
+
             if (ExperimentFile.Load(cli, path) is not { } spec)
             {
                 return ExitCodes.InvalidInput;
             }
 
-            PlanOptions options;
-            try
+            var (options, exit) = await OptionsFor(spec);
+            if (options is null)
             {
-                var statistics = parse.GetValue(stats) is { } statsPath ? CorpusStatistics.Read(statsPath)
-                    : CorpusStatisticsFiles.Find(spec, path) is { } found ? CorpusStatistics.Read(found) : null;
-                options = new PlanOptions(statistics, ParsePrices(parse.GetValue(prices)));
-                if (parse.GetValue(inputs) is { Length: > 0 } given)
-                {
-                    options = await RunSelectionAsync(cli, spec, path, given, parse.GetValue(tokenizer), options, ct);
-                }
-            }
-            catch (FormatException e)
-            {
-                cli.Err.WriteLine($"error: {e.Message}");
-                return ExitCodes.Usage;
-            }
-            catch (Exception e) when (e is CorpusFormatException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or InvalidOperationException)
-            {
-                cli.Err.WriteLine($"error: {e.Message}");
-                return ExitCodes.InvalidInput;
+                return exit;
             }
 
-            var plan = Planner.Create(spec, options);
-            if (parse.GetValue(json))
-            {
-                cli.Out.WriteLine(JsonSerializer.Serialize(plan, JsonOptions));
-            }
-            else if (parse.GetValue(markdown))
-            {
-                cli.Out.Write(ToMarkdown(plan));
-            }
-            else
-            {
-                Render(cli, plan);
-            }
-
+            Print(cli, Planner.Create(spec, options), parse.GetValue(json), parse.GetValue(markdown));
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>One plan as JSON, Markdown or terminal tables.</summary>
+    public static void Print(CliContext cli, Plan plan, bool json, bool markdown)
+    {
+        if (json)
+        {
+            cli.Out.WriteLine(JsonSerializer.Serialize(plan, JsonOptions));
+        }
+        else if (markdown)
+        {
+            cli.Out.Write(ToMarkdown(plan));
+        }
+        else
+        {
+            Render(cli, plan);
+        }
+    }
+
+    /// <summary>
+    /// The plan options of one experiment, or none and the exit code after printing the error (a malformed
+    /// --corpus-stats or --gpu-hour-price is a usage error; a missing or unreadable input, invalid input).
+    /// </summary>
+    private static async Task<(PlanOptions? Options, int Exit)> PlanOptionsAsync(CliContext cli, ExperimentSpec spec, string path, string? statsPath, string? prices,
+        string[]? inputPaths, string? tokenizerPath, CancellationToken ct)
+    {
+        try
+        {
+            var statistics = statsPath is not null ? CorpusStatistics.Read(statsPath)
+                : CorpusStatisticsFiles.Find(spec, path) is { } found ? CorpusStatistics.Read(found) : null;
+            var options = new PlanOptions(statistics, ParsePrices(prices));
+            return (inputPaths is { Length: > 0 } given ? await RunSelectionAsync(cli, spec, path, given, tokenizerPath, options, ct) : options, ExitCodes.Ok);
+        }
+        catch (FormatException e)
+        {
+            cli.Err.WriteLine($"error: {e.Message}");
+            return (null, ExitCodes.Usage);
+        }
+        catch (Exception e) when (e is CorpusFormatException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or InvalidOperationException)
+        {
+            cli.Err.WriteLine($"error: {e.Message}");
+            return (null, ExitCodes.InvalidInput);
+        }
     }
 
     /// <summary>
@@ -162,13 +196,7 @@ public static class PlanCommand
         return result;
     }
 
-    private static string Tokens(long n) => n switch
-    {
-        >= 1_000_000_000 => (n / 1e9).ToString("0.###", CultureInfo.InvariantCulture) + "B",
-        >= 1_000_000 => (n / 1e6).ToString("0.###", CultureInfo.InvariantCulture) + "M",
-        >= 1_000 => (n / 1e3).ToString("0.###", CultureInfo.InvariantCulture) + "K",
-        _ => n.ToString(CultureInfo.InvariantCulture),
-    };
+    internal static string Tokens(long n) => PlanFormat.Tokens(n);
 
     private static string Bytes(long n) => n switch
     {
@@ -178,9 +206,9 @@ public static class PlanCommand
         _ => (n / 1024.0).ToString("0.#", CultureInfo.InvariantCulture) + " KiB",
     };
 
-    private static string Pct(double x) => (x * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
+    internal static string Pct(double x) => (x * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
 
-    private static string N(double x, string format) => x.ToString(format, CultureInfo.InvariantCulture);
+    internal static string N(double x, string format) => x.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>The plan as (section, rows) so the terminal table and the Markdown comment show the same numbers.</summary>
     public static IReadOnlyList<(string Title, string[] Header, List<string[]> Rows)> Sections(Plan plan)
@@ -287,12 +315,15 @@ public static class PlanCommand
         ];
     }
 
-    private static void Render(CliContext cli, Plan plan)
+    private static void Render(CliContext cli, Plan plan) => RenderTables(cli, Sections(plan));
+
+    /// <summary>Sections as terminal tables; a section titled "Plan" or "Sweep" is a two-column list without a header.</summary>
+    public static void RenderTables(CliContext cli, IEnumerable<(string Title, string[] Header, List<string[]> Rows)> sections)
     {
-        foreach (var (title, header, rows) in Sections(plan))
+        foreach (var (title, header, rows) in sections)
         {
             var table = new Table { Title = new TableTitle(title), Border = cli.Colour ? TableBorder.Rounded : TableBorder.Ascii };
-            if (title == "Plan")
+            if (title is "Plan" or "Sweep")
             {
                 table.HideHeaders();
             }
@@ -311,13 +342,16 @@ public static class PlanCommand
         }
     }
 
-    public static string ToMarkdown(Plan plan)
+    public static string ToMarkdown(Plan plan) => TablesToMarkdown(Sections(plan));
+
+    /// <summary>Sections as Markdown tables (what the PR comment shows).</summary>
+    public static string TablesToMarkdown(IEnumerable<(string Title, string[] Header, List<string[]> Rows)> sections)
     {
         var sb = new StringBuilder();
-        foreach (var (title, header, rows) in Sections(plan))
+        foreach (var (title, header, rows) in sections)
         {
             sb.Append("#### ").AppendLine(title).AppendLine();
-            var h = title == "Plan" ? ["", ""] : header;
+            var h = title is "Plan" or "Sweep" ? ["", ""] : header;
             sb.Append("| ").AppendJoin(" | ", h).AppendLine(" |");
             sb.Append('|').AppendJoin("", h.Select(_ => "---|")).AppendLine();
             foreach (var row in rows)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Workflows.Experiments.Validation;
 using Workflows.GitOps.Archive;
 using Workflows.GitOps.Comments;
 using Workflows.GitOps.GitHub;
@@ -72,7 +73,9 @@ public static class PrCommand
         command.SetAction(async (parse, ct) =>
         {
             var bot = new PullRequestBot(new GitHubRepoClient(GitHubSettings.FromEnvironment(parse.GetValue(repo))));
-            var inputs = parse.GetValue(files)!.Select(f => PlanCommentInputs.FromFile(f, f, parse.GetValue(sha), PlanCommand.ToMarkdown)).ToList();
+            // Sweep files get their variants, totals and shared steps (the template from the checkout's workflows/).
+            var inputs = parse.GetValue(files)!.Select(f => PlanCommentInputs.FromFile(f, f, parse.GetValue(sha), PlanCommand.ToMarkdown,
+                new LoadOptions(WorkflowsDirectory: RepositoryLayout.FindWorkflowsDirectory(f)), sweepToMarkdown: Workflows.Cli.Sweeps.SweepPlanView.ToMarkdown)).ToList();
             var results = await bot.PostPlansAsync(parse.GetValue(number), inputs);
             foreach (var (input, result) in inputs.Zip(results))
             {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Workflows.Artifacts.Runs;
 using Workflows.Cli.GitOps;
 using Workflows.GitOps.GitHub;
 using Workflows.GitOps.Runs;
@@ -10,7 +11,7 @@ public static class ReportCommand
 {
     public static Command Create(CliContext cli)
     {
-        var run = new Option<string>("--run") { Description = "Run id.", Required = true };
+        var run = new Option<string>("--run") { Description = "Run id, or a sweep id (the sweep's comment with every variant).", Required = true };
         var number = new Option<int?>("--pr") { Description = "Pull-request number (default: the PR recorded in the run)." };
         var repo = new Option<string?>("--repo") { Description = "owner/name (default: the run's repository, else $GITHUB_REPOSITORY)." };
         var hub = EngineCli.HubOption();
@@ -31,6 +32,11 @@ public static class ReportCommand
         {
             var id = parse.GetValue(run)!;
             var record = (await client.Runs.GetAsync(id, ct))?.Record;
+            if (record is null && await new SweepRecordStore(client.Store).GetAsync(id, ct) is { } sweep)
+            {
+                return await ReportSweepAsync(cli, connection, client, sweep.Record, parse.GetValue(number), parse.GetValue(repo), ct);
+            }
+
             if (record is null)
             {
                 cli.Err.WriteLine($"error: no run '{id}'");
@@ -57,5 +63,24 @@ public static class ReportCommand
             return ExitCodes.Ok;
         }, ct));
         return command;
+    }
+
+    /// <summary>A sweep id: the sweep's comment (every variant and their comparison) and its commit status.</summary>
+    private static async Task<int> ReportSweepAsync(CliContext cli, Workflows.Artifacts.StorageConnection connection, Workflows.Engine.EngineClient client,
+        SweepRecord sweep, int? number, string? repo, CancellationToken ct)
+    {
+        var pr = number ?? sweep.Origin?.PullRequest;
+        if (pr is null)
+        {
+            cli.Err.WriteLine($"error: sweep '{sweep.SweepId}' was not started from a pull request: pass --pr N");
+            return ExitCodes.InvalidInput;
+        }
+
+        var settings = GitHubSettings.FromEnvironment(repo ?? sweep.Origin?.Repository);
+        var (report, comment) = await new SweepResults(client.Store, GitOpsCli.Publisher(connection))
+            .ReportAsync(new PullRequestBot(new GitHubRepoClient(settings)), sweep, pr.Value, ct);
+        cli.Out.WriteLine($"sweep {sweep.SweepId} ({report.Finished} of {report.Variants.Count} variants finished) on PR #{pr}: comment {comment.HtmlUrl} ({comment.Action})"
+            + (report.HeadSha is null ? "; no head SHA recorded, no commit status" : $"; status {report.StatusState} on {report.HeadSha}"));
+        return ExitCodes.Ok;
     }
 }

@@ -28,15 +28,23 @@ public static class RunCommand
             also runs a worker and a GPU agent, so nothing else is needed locally. Ctrl-C detaches: the run is durable
             and continues whenever a worker runs ('wf worker', 'wf gpu-agent'); follow it again with 'wf watch RUN'.
             Storage: WF_STORAGE_CONNECTION_STRING, else a local Azurite (started for you when none is running).
+            A sweep file (matrix:) runs every variant as its own run under one sweep id and ends with their comparison
+            in out/sweeps/SWEEP/ (comparison.md, comparison.json, heatmaps).
 
-            Example:
+            Examples:
               wf run experiments/smoke.yaml
+              wf run experiments/smoke-sweep.yaml
             """)
         {
             file, hub,
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (Workflows.Experiments.Matrix.SweepLoader.IsSweepFile(parse.GetValue(file)!))
+            {
+                return await Workflows.Cli.Sweeps.SweepCli.RunAsync(cli, parse.GetValue(file)!, parse.GetValue(hub)!, ct);
+            }
+
             SubmitRequest request;
             try
             {

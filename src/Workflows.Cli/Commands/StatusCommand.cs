@@ -11,12 +11,13 @@ public static class StatusCommand
 {
     public static Command Create(CliContext cli)
     {
-        var run = new Argument<string?>("run") { Description = "A run id; without it, every run is listed.", Arity = ArgumentArity.ZeroOrOne };
+        var run = new Argument<string?>("run") { Description = "A run id or a sweep id; without it, every run is listed.", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Machine-readable output." };
         var hub = EngineCli.HubOption();
         var command = new Command("status", """
             Without RUN: every run with its state, submission time and duration. With RUN: each step's state, items done,
-            attempts, whether it came from the cache, timings, and the error with its step and shard.
+            attempts, whether it came from the cache, timings, and the error with its step and shard. With a sweep id: every
+            variant with its run, state, the step it is at, its duration and error.
             """)
         {
             run, json, hub,
@@ -60,9 +61,14 @@ public static class StatusCommand
                 return ExitCodes.InvalidInput;
             }
 
+            if (view is null && await new Workflows.Artifacts.Runs.SweepRecordStore(client.Store).GetAsync(id, ct) is { } sweep)
+            {
+                return await Workflows.Cli.Sweeps.SweepCli.PrintStatusAsync(cli, client, sweep.Record, parse.GetValue(json), ct);
+            }
+
             if (view is null)
             {
-                cli.Err.WriteLine($"error: no run '{id}' in {client.Where ?? "this store"}");
+                cli.Err.WriteLine($"error: no run or sweep '{id}' in {client.Where ?? "this store"}");
                 return ExitCodes.InvalidInput;
             }
 

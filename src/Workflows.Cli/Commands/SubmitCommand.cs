@@ -12,7 +12,8 @@ public static class SubmitCommand
         var hub = EngineCli.HubOption();
         var command = new Command("submit", """
             Submit an experiment without running it here: prints the run id. Workers ('wf worker', 'wf gpu-agent') sharing
-            the storage account run it.
+            the storage account run it. A sweep file (matrix:) submits every variant as its own run and prints the
+            sweep id ('wf status SWEEP', 'wf compare SWEEP').
 
             Example:
               wf submit experiments/smoke.yaml && wf worker
@@ -22,6 +23,11 @@ public static class SubmitCommand
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (Workflows.Experiments.Matrix.SweepLoader.IsSweepFile(parse.GetValue(file)!))
+            {
+                return await Workflows.Cli.Sweeps.SweepCli.SubmitAsync(cli, parse.GetValue(file)!, parse.GetValue(hub)!, ct);
+            }
+
             try
             {
                 var request = EngineCli.Prepare(parse.GetValue(file)!);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using Workflows.Experiments.Matrix;
 using Workflows.Experiments.Paths;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
@@ -67,20 +68,23 @@ public static class ValidateCommand
     {
         var watch = Stopwatch.StartNew();
         var files = ExpandPaths(paths);
-        var results = new List<(string File, string Kind, string? Hash, IReadOnlyList<Diagnostic> Diagnostics)>();
+        var results = new List<(string File, string Kind, string? Hash, IReadOnlyList<Diagnostic> Diagnostics, IReadOnlyList<SweepVariant>? Variants)>();
         string? workflows = null;
         foreach (var file in files)
         {
             if (RepositoryLayout.IsWorkflowTemplate(file))
             {
                 var template = TemplateLoader.LoadFile(file);
-                results.Add((file, "workflow", null, template.Diagnostics));
+                results.Add((file, "workflow", null, template.Diagnostics, null));
                 continue;
             }
 
             workflows ??= RepositoryLayout.FindWorkflowsDirectory(file);
-            var loaded = ExperimentLoader.LoadFile(file, new LoadOptions(policy, workflows));
-            results.Add((file, "experiment", loaded.IsValid ? CanonicalForm.Hash(loaded.Spec!) : null, loaded.Diagnostics));
+            // A sweep file (matrix:) is every variant, each validated and policed on its own.
+            var loaded = SweepLoader.LoadFile(file, new LoadOptions(policy, workflows));
+            results.Add(loaded.IsMatrix
+                ? (file, "sweep", null, loaded.Diagnostics, loaded.Variants)
+                : (file, "experiment", loaded.IsValid ? loaded.Variants[0].ContentHash : null, loaded.Diagnostics, null));
         }
 
         var invalid = results.Count(r => r.Diagnostics.Count > 0);
@@ -95,14 +99,20 @@ public static class ValidateCommand
                     errors.Add(DiagnosticPrinter.ToJson(d));
                 }
 
-                array.Add(new JsonObject
+                var entry = new JsonObject
                 {
                     ["file"] = r.File,
                     ["kind"] = r.Kind,
                     ["valid"] = r.Diagnostics.Count == 0,
                     ["content_hash"] = r.Hash,
                     ["errors"] = errors,
-                });
+                };
+                if (r.Variants is not null)
+                {
+                    entry["variants"] = Workflows.Cli.Sweeps.SweepCli.VariantsJson(r.Variants);
+                }
+
+                array.Add(entry);
             }
 
             cli.Out.WriteLine(new JsonObject { ["files"] = array, ["valid"] = invalid == 0 }.ToJsonString(DiagnosticPrinter.Indented));
@@ -113,7 +123,7 @@ public static class ValidateCommand
             {
                 if (r.Diagnostics.Count == 0)
                 {
-                    var what = r.Hash is null ? r.Kind : $"{r.Kind} {r.Hash[..12]}";
+                    var what = r.Variants is { } v ? $"sweep of {v.Count} variant(s)" : r.Hash is null ? r.Kind : $"{r.Kind} {r.Hash[..12]}";
                     if (cli.Colour)
                     {
                         cli.Console.MarkupLine($"[green]ok[/]  {Markup.Escape(r.File)} [grey]({what})[/]");
@@ -121,6 +131,11 @@ public static class ValidateCommand
                     else
                     {
                         cli.Out.WriteLine($"ok  {r.File} ({what})");
+                    }
+
+                    foreach (var variant in r.Variants ?? [])
+                    {
+                        cli.Out.WriteLine($"    {variant.Index,2}. {variant.Name} {variant.ContentHash[..12]}  {variant.Describe()}");
                     }
                 }
                 else

@@ -82,7 +82,13 @@ public sealed class GpuAgent
                         break;
                     }
 
-                    ran |= await TryRunAsync(job, abortWork);
+                    // After a job, list the queue again: a job enqueued meanwhile that sorts first (an earlier
+                    // variant of a sweep) goes before the rest of this older listing.
+                    if (await TryRunAsync(job, abortWork))
+                    {
+                        ran = true;
+                        break;
+                    }
                 }
 
                 lastProblem = null;

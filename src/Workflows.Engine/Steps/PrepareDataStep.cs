@@ -157,12 +157,15 @@ public static class PrepareDataStep
 
         public async Task<MeasureResult> MeasureAsync(MeasureInput input)
         {
+            // Runs started together (a sweep's variants) measure a shared input once: the others wait for that index.
             var key = ArtifactKey.FromParts(MeasureActivity, MeasureVersion, input.File.MeasureKeyHash);
-            if (await services.Manifests.TryGetAsync(key) is { } existing)
-            {
-                return new MeasureResult(input.File.Key, key.Hash, existing.ContentHash, Cached: true);
-            }
+            return await SingleFlight.RunAsync(services.Store, key,
+                async () => await services.Manifests.TryGetAsync(key) is { } existing ? new MeasureResult(input.File.Key, key.Hash, existing.ContentHash, Cached: true) : null,
+                () => MeasureNowAsync(input, key));
+        }
 
+        private async Task<MeasureResult> MeasureNowAsync(MeasureInput input, ArtifactKey key)
+        {
             var (_, tokenizer, options) = Setup(input.RunId, input.Parameters);
             var path = input.File.FromCorpus
                 ? await CorpusInputs.LocalPathAsync(services, new CorpusFile(input.File.Key, input.File.Sha256, input.File.Bytes))

@@ -26,21 +26,24 @@ public static class DomainLossJson
     }
 
     /// <summary>Reads a report; a file that is not one fails with its path in the message.</summary>
-    public static DomainLossReport Read(string path)
+    public static DomainLossReport Read(string path) => Parse(File.ReadAllText(path), path);
+
+    /// <summary>A report from its JSON text; <paramref name="source"/> names it in the error when it is not one.</summary>
+    public static DomainLossReport Parse(string json, string source)
     {
         try
         {
-            var report = JsonSerializer.Deserialize<DomainLossReport>(File.ReadAllText(path), Options);
+            var report = JsonSerializer.Deserialize<DomainLossReport>(json, Options);
             if (report?.Buckets is null || report.Lengths is null)
             {
-                throw new InvalidDataException($"{path}: not a domain-loss report (expected \"experiment\", \"buckets\" and \"lengths\")");
+                throw new InvalidDataException($"{source}: not a domain-loss report (expected \"experiment\", \"buckets\" and \"lengths\")");
             }
 
             return report;
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not a domain-loss report: {e.Message}", e);
+            throw new InvalidDataException($"{source}: not a domain-loss report: {e.Message}", e);
         }
     }
 }

@@ -102,6 +102,9 @@ public static class DomainLossTable
 
     internal static string Signed(double value) => value.ToString("+0.000;−0.000;0.000", CultureInfo.InvariantCulture);
 
+    /// <summary>Table 5's column order: C4, CC, Stack, Arxiv, Wiki, Book, Github.</summary>
+    public static IReadOnlyList<SlimPajamaSource> Table5Columns => TableColumns;
+
     private static readonly SlimPajamaSource[] TableColumns =
     [
         SlimPajamaSource.C4, SlimPajamaSource.CommonCrawl, SlimPajamaSource.StackExchange, SlimPajamaSource.ArXiv,

@@ -120,6 +120,19 @@ public static class NeedleResultFiles
         }
     }
 
+    /// <summary>One result from its JSON text (read from the store); null when it is not a complete result.</summary>
+    public static NeedleResult? Parse(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<NeedleResult>(json, Json);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Every <c>*_results.json</c> in a folder, in file-name order.</summary>
     public static IReadOnlyList<NeedleResult> ReadDirectory(string directory) =>
         Directory.EnumerateFiles(directory, "*_results.json")

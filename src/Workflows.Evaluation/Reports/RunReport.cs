@@ -41,7 +41,8 @@ public sealed record RunReportFiles(string Markdown, string Json, string? Heatma
 /// </summary>
 public static class RunReport
 {
-    private static readonly JsonSerializerOptions Json = new()
+    /// <summary>The JSON style of report.json (and comparison.json): snake_case, indented, enums kebab-case.</summary>
+    public static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
@@ -99,6 +100,9 @@ public static class RunReport
 
             md.AppendLine().AppendLine("## Needle in a haystack").AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"Mean score (**{scorer}**, 0–1): **{mean:0.000}** = {mean * 100:0.0} % over {input.Needle.Count} results ({cells.Count} cells × up to {trials} trial(s)).");
+            var summary = LongContextSummary.From(cells);
+            md.AppendLine().AppendLine(CultureInfo.InvariantCulture,
+                $"Effective length (RULER-style: the longest length up to which every length's mean is ≥ {summary.Threshold:0.###}): **{summary.DescribeEffectiveLength()}**.");
             var haystack = HaystackOf(input.Needle);
             md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Haystack: {haystack.Name} (sha256 `{haystack.ShortHash}`).");
             var paperNeedle = PaperNeedleNumber(input);
@@ -141,6 +145,9 @@ public static class RunReport
                 baseline_mean = input.BaselineNeedle is { Count: > 0 } ? NeedleAggregation.OverallMean(input.BaselineNeedle, input.Scorer) : (double?)null,
                 haystack = new { sha256 = haystack.Sha256, name = haystack.Name, paper_haystack = haystack.IsPaperHaystack },
                 paper = paperNeedle is { } p && haystack.IsPaperHaystack ? new { label = p.Label, value = p.Value } : null,
+                per_length = summary.PerLength,
+                effective_length = summary.EffectiveLength,
+                effective_length_threshold = summary.Threshold,
                 cells,
             };
         }

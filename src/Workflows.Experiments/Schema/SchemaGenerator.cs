@@ -11,7 +11,7 @@ namespace Workflows.Experiments.Schema;
 /// Cross-field rules (weights summing to 1, the repository policy) are beyond JSON Schema and are checked by
 /// <c>wf validate</c>.
 /// </summary>
-public static class SchemaGenerator
+public static partial class SchemaGenerator
 {
     public const string SizePattern = @"^[0-9][0-9_]*(\.[0-9]+)?[KkMmBbGgTt]?$";
 
@@ -19,6 +19,7 @@ public static class SchemaGenerator
     {
         var definitions = new SortedDictionary<string, JsonNode>(StringComparer.Ordinal);
         var root = RecordSchema(typeof(ExperimentSpec), definitions);
+        root["properties"]!.AsObject()[Matrix.MatrixParser.Key] = MatrixSchema(definitions);
         root["$schema"] = "https://json-schema.org/draft/2020-12/schema";
         root["$id"] = "https://github.com/workflows/wf/experiments/schema.json";
         root["title"] = "wf experiment";

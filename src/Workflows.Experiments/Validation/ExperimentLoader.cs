@@ -1,3 +1,4 @@
+using Workflows.Experiments.Matrix;
 using Workflows.Experiments.Paths;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Yaml;
@@ -39,14 +40,33 @@ public static class ExperimentLoader
     public static LoadResult LoadText(string displayName, string yaml, LoadOptions? options = null) =>
         Load(displayName, YamlTreeReader.ReadText(displayName, yaml), options ?? new LoadOptions(), paths: null);
 
+    /// <summary>Binds and checks a tree read already (a sweep file's variants are trees built from the file's). Its
+    /// paths are checked only against <see cref="LoadOptions.Paths"/>: the caller that read a file sets it (see
+    /// SweepLoader.LoadFile), text has no path checks, as in <see cref="LoadText"/>.</summary>
+    public static LoadResult LoadParsed(string path, YamlTreeReader.Result read, LoadOptions? options = null)
+    {
+        options ??= new LoadOptions();
+        return Load(path, read, options, options.Paths);
+    }
+
     private static LoadResult Load(string path, YamlTreeReader.Result read, LoadOptions options, PathPolicy? paths)
     {
         var diagnostics = new List<Diagnostic>(read.Diagnostics);
         ExperimentSpec? spec = null;
-        if (read.Root is not null || read.Diagnostics.Count == 0)
+        var root = read.Root;
+        if (root is YMapping mapping && mapping.Entries.FirstOrDefault(e => e.Key.Value == MatrixParser.Key) is { } matrix)
+        {
+            // A sweep file reaches a command that takes one experiment: say so instead of "unknown key 'matrix'".
+            diagnostics.Add(new Diagnostic(matrix.Key.Location, DiagnosticCode.InvalidValue, MatrixParser.Key,
+                "this file is a sweep: 'matrix' expands it into several experiments, and this command takes one",
+                "wf validate, plan, run, submit and compare expand the matrix; for one variant, run the commands on its own file"));
+            root = mapping with { Entries = [.. mapping.Entries.Where(e => !ReferenceEquals(e, matrix))] };
+        }
+
+        if (root is not null || read.Diagnostics.Count == 0)
         {
             var binder = new SpecBinder(path);
-            spec = binder.Bind<ExperimentSpec>(read.Root);
+            spec = binder.Bind<ExperimentSpec>(root);
             diagnostics.AddRange(binder.Diagnostics);
             if (spec is not null)
             {

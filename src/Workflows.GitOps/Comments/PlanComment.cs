@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
+using Workflows.Experiments.Matrix;
 using Workflows.Experiments.Planning;
+using Workflows.Experiments.Spec;
 using Workflows.Experiments.Validation;
 using Workflows.GitOps.Guard;
 
@@ -11,6 +13,8 @@ namespace Workflows.GitOps.Comments;
 /// planner's Markdown (what <c>wf plan --markdown</c> prints), taken as text so the comment and the CLI show the same
 /// tables. <see cref="Errors"/> non-empty means the file is invalid and there is no plan.
 /// </summary>
+/// For a sweep file, <see cref="Sweep"/> is its plan, <see cref="PlanMarkdown"/> the sweep's tables
+/// (<c>wf plan --markdown</c>) and <see cref="VariantPlanMarkdown"/> each variant's own plan.
 public sealed record PlanCommentInput(
     string File,
     string? HeadSha,
@@ -18,7 +22,9 @@ public sealed record PlanCommentInput(
     string? PlanMarkdown,
     IReadOnlyList<Diagnostic> Errors,
     string RunLabel = RunGuard.DefaultRunLabel,
-    string CheckName = "experiment-pr / plan")
+    string CheckName = "experiment-pr / plan",
+    SweepPlan? Sweep = null,
+    IReadOnlyList<string>? VariantPlanMarkdown = null)
 {
     /// <summary>The sticky comment's key: the file stem, which the repository policy makes equal to the experiment name.</summary>
     public string Experiment => PlanComment.ExperimentNameFor(File);
@@ -38,6 +44,11 @@ public static class PlanComment
         {
             RenderErrors(sb, input, at);
             return sb.ToString();
+        }
+
+        if (input.Sweep is not null)
+        {
+            return SweepPlanComment.Render(input, at);
         }
 
         var plan = input.Plan ?? throw new ArgumentException("a valid file needs its plan", nameof(input));
@@ -82,7 +93,7 @@ public static class PlanComment
         sb.Append("\nRun ").Append(Md.Code($"wf validate {input.File}")).Append(" locally to see the same list.\n");
     }
 
-    private static void RenderCompute(StringBuilder sb, ComputePlan compute)
+    internal static void RenderCompute(StringBuilder sb, ComputePlan compute)
     {
         var selected = compute.Estimates.FirstOrDefault(e => e.Gpu == compute.SelectedGpu);
         if (selected is not null)
@@ -107,9 +118,9 @@ public static class PlanComment
         sb.Append('\n');
     }
 
-    private static string Hours(double h) => h.ToString(h < 10 ? "#,0.00" : "#,0.0", CultureInfo.InvariantCulture);
+    internal static string Hours(double h) => h.ToString(h < 10 ? "#,0.00" : "#,0.0", CultureInfo.InvariantCulture);
 
-    private static string Wall(double hours) => hours >= 48
+    internal static string Wall(double hours) => hours >= 48
         ? (hours / 24).ToString("#,0.0", CultureInfo.InvariantCulture) + " d"
         : hours.ToString("#,0.0", CultureInfo.InvariantCulture) + " h";
 }
@@ -121,18 +132,39 @@ public static class PlanCommentInputs
     /// <param name="displayPath">How the comment names it (repository-relative, e.g. experiments/smoke.yaml).</param>
     /// <param name="headSha">The commit the file was read at.</param>
     /// <param name="toMarkdown">The planner's Markdown rendering (the CLI's <c>wf plan --markdown</c>), so comment and CLI agree.</param>
-    public static PlanCommentInput FromFile(string path, string displayPath, string? headSha, Func<Plan, string> toMarkdown, LoadOptions? options = null, PlanOptions? planOptions = null)
+    /// <param name="sweepToMarkdown">The sweep planner's Markdown (<c>wf plan --markdown</c> of a sweep file); without it a sweep file is planned without its tables.</param>
+    public static PlanCommentInput FromFile(string path, string displayPath, string? headSha, Func<Plan, string> toMarkdown, LoadOptions? options = null, PlanOptions? planOptions = null,
+        Func<SweepPlan, string>? sweepToMarkdown = null)
     {
-        var loaded = ExperimentLoader.LoadFile(path, options);
-        var errors = loaded.Diagnostics.Select(d => d with { Location = d.Location with { File = displayPath } }).ToList();
-        if (!loaded.IsValid)
+        if (SweepLoader.IsSweepFile(path))
         {
-            return new PlanCommentInput(displayPath, headSha, null, null, errors);
+            var sweep = SweepLoader.LoadFile(path, options);
+            if (!sweep.IsValid)
+            {
+                return new PlanCommentInput(displayPath, headSha, null, null, Located(sweep.Diagnostics, displayPath));
+            }
+
+            // Each variant with the repository's measured statistics of its corpus, as a single experiment gets them below.
+            var sweepPlan = SweepPlanner.Create(sweep, SweepPlanner.TemplateFor(sweep, options?.WorkflowsDirectory),
+                v => planOptions ?? RepositoryStatistics(v.Spec, path));
+            return new PlanCommentInput(displayPath, headSha, null, sweepToMarkdown?.Invoke(sweepPlan), [],
+                Sweep: sweepPlan, VariantPlanMarkdown: [.. sweepPlan.Variants.Select(v => toMarkdown(v.Plan))]);
         }
 
-        // The repository's measured statistics of the corpus (corpora/NAME.stats.json), when it has them.
-        planOptions ??= CorpusStatisticsFiles.Find(loaded.Spec!, path) is { } stats ? new PlanOptions(CorpusStatistics.Read(stats)) : null;
-        var plan = Planner.Create(loaded.Spec!, planOptions);
+        var loaded = ExperimentLoader.LoadFile(path, options);
+        if (!loaded.IsValid)
+        {
+            return new PlanCommentInput(displayPath, headSha, null, null, Located(loaded.Diagnostics, displayPath));
+        }
+
+        var plan = Planner.Create(loaded.Spec!, planOptions ?? RepositoryStatistics(loaded.Spec!, path));
         return new PlanCommentInput(displayPath, headSha, plan, toMarkdown(plan), []);
     }
+
+    /// <summary>The repository's measured statistics of the experiment's corpus (corpora/NAME.stats.json), when it has them.</summary>
+    private static PlanOptions? RepositoryStatistics(ExperimentSpec spec, string path) =>
+        CorpusStatisticsFiles.Find(spec, path) is { } stats ? new PlanOptions(CorpusStatistics.Read(stats)) : null;
+
+    private static List<Diagnostic> Located(IEnumerable<Diagnostic> diagnostics, string displayPath) =>
+        [.. diagnostics.Select(d => d with { Location = d.Location with { File = displayPath } })];
 }

@@ -39,7 +39,8 @@ public sealed record RunReport(
     Uri? DetailsUrl = null,
     string? NeedleTableMarkdown = null,
     string? ComparisonMarkdown = null,
-    string? Haystack = null)
+    string? Haystack = null,
+    string? EffectiveLength = null)
 {
     /// <summary>The commit status a run's state maps to: pending while it runs, then success, failure or error.</summary>
     public CommitStatusState StatusState => State switch
@@ -100,6 +101,11 @@ public static class ResultsComment
         if (r.MeanNeedleScore is { } score)
         {
             sb.Append(CultureInfo.InvariantCulture, $"| mean needle score | {score:0.000} |\n");
+        }
+
+        if (r.EffectiveLength is not null)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"| effective length | {Md.Text(r.EffectiveLength)} |\n");
         }
 
         if (r.Haystack is not null)

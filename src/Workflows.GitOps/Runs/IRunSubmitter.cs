@@ -17,7 +17,8 @@ public sealed record RunRequest(
     string RequestedBy,
     string TriggerId);
 
-public sealed record SubmittedRun(string RunId, Uri? DetailsUrl = null);
+/// <summary>What a submission started: one run, or for a sweep file its sweep id and the sweep as submitted (every variant's run).</summary>
+public sealed record SubmittedRun(string RunId, Uri? DetailsUrl = null, Comments.SweepReport? Sweep = null);
 
 /// <summary>
 /// Starts a run on the team's engine and returns at once (a CI job never waits for training). Implemented by the

@@ -64,12 +64,28 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
     public async Task<StickyCommentResult> ReportAsync(int pullRequest, RunReport report)
     {
         var comment = await GitHub.UpsertSectionAsync(pullRequest, report.Experiment, CommentSections.Run, ResultsComment.Render(report), botLogin).ConfigureAwait(false);
-        if (report.HeadSha is not null)
-        {
-            var target = report.DetailsUrl ?? (Uri.TryCreate(comment.HtmlUrl, UriKind.Absolute, out var u) ? u : null);
-            await GitHub.SetCommitStatusAsync(report.HeadSha, report.Experiment, report.StatusState, report.StatusDescription, target).ConfigureAwait(false);
-        }
+        await SetStatusAsync(report.HeadSha, report.Experiment, report.StatusState, report.StatusDescription, report.DetailsUrl, comment).ConfigureAwait(false);
+        return comment;
+    }
 
+    /// <summary>The commit status on the head SHA (none without one), linking the details URL or else the comment.</summary>
+    private async Task SetStatusAsync(string? headSha, string experiment, CommitStatusState state, string description, Uri? detailsUrl, StickyCommentResult comment)
+    {
+        if (headSha is not null)
+        {
+            var target = detailsUrl ?? (Uri.TryCreate(comment.HtmlUrl, UriKind.Absolute, out var u) ? u : null);
+            await GitHub.SetCommitStatusAsync(headSha, experiment, state, description, target).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Sets the run section of a sweep file's comment (every variant and their comparison) and the sweep's commit status,
+    /// pending until every variant has finished. Idempotent like <see cref="ReportAsync"/>.
+    /// </summary>
+    public async Task<StickyCommentResult> ReportSweepAsync(int pullRequest, SweepReport report)
+    {
+        var comment = await GitHub.UpsertSectionAsync(pullRequest, report.Sweep, CommentSections.Run, SweepComment.Render(report), botLogin).ConfigureAwait(false);
+        await SetStatusAsync(report.HeadSha, report.Sweep, report.StatusState, report.StatusDescription, report.DetailsUrl, comment).ConfigureAwait(false);
         return comment;
     }
 
@@ -166,8 +182,9 @@ public sealed class PullRequestBot(GitHubRepoClient github, string? botLogin = n
         {
             var request = new RunRequest(experiment, paths[experiment], GitHub.Repository, pr.Number, pr.HeadSha, pr.Author, requester, trigger.TriggerId);
             var run = await submitter.SubmitAsync(request, cancellationToken).ConfigureAwait(false);
-            var report = new RunReport(experiment, run.RunId, RunState.Submitted, pr.HeadSha, requester, DetailsUrl: run.DetailsUrl);
-            var comment = await ReportAsync(pr.Number, report).ConfigureAwait(false);
+            var comment = run.Sweep is { } sweep
+                ? await ReportSweepAsync(pr.Number, sweep).ConfigureAwait(false)
+                : await ReportAsync(pr.Number, new RunReport(experiment, run.RunId, RunState.Submitted, pr.HeadSha, requester, DetailsUrl: run.DetailsUrl)).ConfigureAwait(false);
             submitted.Add(new SubmittedExperiment(experiment, run, comment));
         }
 

@@ -32,13 +32,14 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
     {
         Uri? heatmap = null;
         double? mean = null;
-        string? needleTable = null, lossTable = null, baseline = null, haystack = null;
+        string? needleTable = null, lossTable = null, baseline = null, haystack = null, effective = null;
         var artifacts = new List<ArtifactLink>();
         if (await Outputs.OutputOfAsync(record, StepContracts.Report.Type, cancellationToken).ConfigureAwait(false) is { } report)
         {
             var json = await Outputs.ReadTextAsync(report, "report/report.json", cancellationToken).ConfigureAwait(false);
             var node = json is null ? null : JsonNode.Parse(json);
             mean = node?["needle"]?["mean"]?.GetValue<double>();
+            effective = EffectiveLengthOf(node?["needle"]);
             baseline = node?["baseline"]?.GetValue<string>();
             if (node?["needle"]?["haystack"] is { } h && h["name"]?.GetValue<string>() is { } haystackName)
             {
@@ -96,7 +97,22 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
             Error: record.Error,
             NeedleTableMarkdown: needleTable is null ? null : "Mean needle score by context length:\n\n" + needleTable,
             ComparisonMarkdown: comparison,
-            Haystack: haystack);
+            Haystack: haystack,
+            EffectiveLength: effective);
+    }
+
+    /// <summary>The report's effective length with its threshold ("4,256 tokens (every length up to it ≥ 0.856)"), or null for reports without one.</summary>
+    public static string? EffectiveLengthOf(JsonNode? needle)
+    {
+        if (needle?["effective_length_threshold"]?.GetValue<double>() is not { } threshold)
+        {
+            return null;
+        }
+
+        var rule = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"every length up to it ≥ {threshold:0.###}");
+        return needle["effective_length"]?.GetValue<long>() is { } length
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{length:N0} tokens ({rule})")
+            : $"none ({rule} fails at the shortest length)";
     }
 
     /// <summary>Builds the report and puts it on the PR: the run section of the experiment's sticky comment and the commit status.</summary>
@@ -140,7 +156,8 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
 /// <summary>
 /// The engine's run-finished hook for GitHub: when a run that a pull request asked for ends (succeeded or failed), its
 /// results go to the PR's sticky comment and commit status. Installed in a worker only when it has a GitHub token
-/// (<c>wf worker</c>/<c>wf run</c> with GITHUB_TOKEN set). Idempotent: a second call edits nothing.
+/// (<c>wf worker</c>/<c>wf run</c> with GITHUB_TOKEN set). A variant of a sweep updates the sweep's comment instead of
+/// one of its own. Idempotent: a second call edits nothing.
 /// </summary>
 public sealed class GitHubRunFinishedHook(IArtifactStore store, ReportPublisher? publisher, string token, Uri? apiBaseUrl, string? botLogin = null)
     : IRunFinishedHook
@@ -153,6 +170,14 @@ public sealed class GitHubRunFinishedHook(IArtifactStore store, ReportPublisher?
         }
 
         var github = new GitHubRepoClient(new GitHubSettings(RepoRef.Parse(origin.Repository), token, apiBaseUrl));
-        await new RunResults(store, publisher).ReportAsync(new PullRequestBot(github, botLogin), record, origin.PullRequest, cancellationToken).ConfigureAwait(false);
+        var bot = new PullRequestBot(github, botLogin);
+        if (record.SweepId is { } sweepId && await new SweepRecordStore(store).GetAsync(sweepId, cancellationToken).ConfigureAwait(false) is { } sweep)
+        {
+            // A sweep's variant: the sweep's one comment shows every variant and their comparison.
+            await new SweepResults(store, publisher).ReportAsync(bot, sweep.Record, origin.PullRequest, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await new RunResults(store, publisher).ReportAsync(bot, record, origin.PullRequest, cancellationToken).ConfigureAwait(false);
     }
 }

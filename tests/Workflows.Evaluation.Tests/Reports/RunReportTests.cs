@@ -13,21 +13,8 @@ public sealed class RunReportTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static NeedleResult Result(long length, int depth, string response, int trial = 0, string haystack = KnownHaystacks.PaulGrahamEssaysSha256) => new()
-    {
-        Haystack = haystack,
-        Model = "m",
-        ContextLength = length,
-        DepthPercent = depth,
-        Needle = PaperNeedle.Needle,
-        ModelResponse = response,
-        Score = NeedleScorers.Score(NeedleScoreKind.WordRecall, response, NeedleTask.Paper),
-        Scorer = "word-recall",
-        TestDurationSeconds = 0.1,
-        TestTimestampUtc = "2025-01-01 00:00:00+0000",
-        Trial = trial,
-        Scores = NeedleScorers.All(response, NeedleTask.Paper),
-    };
+    private static NeedleResult Result(long length, int depth, string response, int trial = 0, string haystack = KnownHaystacks.PaulGrahamEssaysSha256) =>
+        TestData.NeedleResult(length, depth, response, trial, haystack);
 
     [Fact]
     public void Report_has_heatmaps_mean_loss_table_and_paper_numbers_in_markdown_and_json()
@@ -55,6 +42,8 @@ public sealed class RunReportTests : IDisposable
         md.Should().Contain("![difference heatmap](needle-difference.png)");
         // three of four results at 11/12 (visualize.py's maximum), one at 0: mean = 33/48 = 0.6875.
         md.Should().Contain("**0.688** = 68.8 %");
+        // 1,000: both cells 11/12 ≥ 0.856; 2,000: (0 + 11/12) / 2 = 0.458 < 0.856.
+        md.Should().Contain("Effective length (RULER-style: the longest length up to which every length's mean is ≥ 0.856): **1,000 tokens**.");
         md.Should().Contain("Paper: Fig. 3, per-source, 5B tokens, 7B at 80K: **88.0**");
         md.Should().Contain("Table 5 row **Per-source** (same setting");
         md.Should().Contain("| 0-4K | C4 | 2.050 | 500 | 2.038 | 🔴 +0.012 | 2.038 | ⚪ +0.002 |");
@@ -69,6 +58,9 @@ public sealed class RunReportTests : IDisposable
         root.GetProperty("needle").GetProperty("baseline_mean").GetDouble().Should().Be(0);
         root.GetProperty("needle").GetProperty("means_by_scorer").GetProperty("word-recall-fixed").GetDouble().Should().BeApproximately(0.75, 1e-12);
         root.GetProperty("needle").GetProperty("cells").GetArrayLength().Should().Be(4);
+        root.GetProperty("needle").GetProperty("effective_length").GetInt64().Should().Be(1000);
+        root.GetProperty("needle").GetProperty("effective_length_threshold").GetDouble().Should().Be(0.856);
+        root.GetProperty("needle").GetProperty("per_length")[1].GetProperty("mean").GetDouble().Should().BeApproximately(11.0 / 24, 1e-12);
         root.GetProperty("loss").GetProperty("rows")[0].GetProperty("delta").GetDouble().Should().BeApproximately(0.012, 1e-12);
         root.GetProperty("loss").GetProperty("rows")[0].GetProperty("mark").GetString().Should().Be("red");
         root.GetProperty("loss").GetProperty("overall_at").GetProperty("1024").GetDouble().Should().BeApproximately(1.75, 1e-12);
