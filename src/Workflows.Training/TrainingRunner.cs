@@ -68,21 +68,36 @@ public static class TrainingRunner
             trainer.PruneLocally = false;
             trainer.CheckpointSaved = uploader.Enqueue;
         }
+        bool drained = false;
         try
         {
             var steps = trainer.Run(progress, cancellation);
             double? lastLoss = steps.Count > 0 ? steps[^1].Loss : null;
             if (trainer.Step < job.Training.TotalSteps)
             {
+                drained = true;
                 uploader?.DrainAsync().GetAwaiter().GetResult();
                 return new TrainingResult(trainer.Step, false, resumedFrom, null, lastLoss);
             }
 
             trainer.SaveCheckpoint();
+            drained = true;
             uploader?.DrainAsync().GetAwaiter().GetResult();
             var result = Finish(job, model, trainer, resumedFrom, lastLoss);
             group.Barrier();
             return result;
+        }
+        catch when (uploader is not null && !drained)
+        {
+            // Training failed: checkpoints already queued are still worth uploading (the next attempt resumes from them).
+            try
+            {
+                uploader.DrainAsync().GetAwaiter().GetResult();
+            }
+            catch (IOException)
+            {
+            }
+            throw;
         }
         finally
         {

@@ -11,8 +11,11 @@ namespace Workflows.Engine.Jobs;
 
 /// <summary>
 /// train, a thin adapter over <see cref="TrainingRunner"/>: downloads the prepared data (verified), trains in a work
-/// folder keyed by the job's key (so an agent that takes the job over resumes from the newest checkpoint), and hands
-/// <c>final-model/</c> and <c>metrics.jsonl</c> to the engine to publish.
+/// folder keyed by the job's lineage (an attempt on the same machine also finds checkpoints not yet uploaded when
+/// the last one died; the GPU job lease keeps two agents off one job), uploads every checkpoint to
+/// the artifact store as it trains (<c>train-checkpoints/&lt;key&gt;/</c>, content-addressed, retention by
+/// <c>training.keep_checkpoints</c>), so an agent on any machine that takes the job over resumes from the newest
+/// uploaded checkpoint, and hands <c>final-model/</c> and <c>metrics.jsonl</c> to the engine to publish.
 /// </summary>
 public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContracts.Train)
 {
@@ -35,9 +38,11 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
         var services = job.Services;
         reportProgress("downloading data");
         var data = await job.DownloadAsync(job.Input(StepContracts.PrepareData.Type)!, PrepareDataStep.DataFolder, cancellationToken);
-        // A forced rerun (wf rerun --force / --from) must train again, not resume the earlier run's checkpoints:
-        // its work folder is its own (attempts of the same run still resume from each other's checkpoints).
-        var work = services.CacheFolder("train-work", job.Job.Recompute ? $"{job.Job.KeyHash}-{job.Job.RunId}" : job.Job.KeyHash);
+        // A forced rerun (wf rerun --force / --from) must train again, not resume the earlier run's checkpoints: its
+        // checkpoints are its own. Attempts of the same run resume from each other's, through the store.
+        var lineage = job.Job.Recompute ? $"{job.Job.KeyHash}-{job.Job.RunId}" : job.Job.KeyHash;
+        var store = new ArtifactCheckpointStore(services.Store, $"train-checkpoints/{lineage}");
+        var work = services.CacheFolder("train-work", lineage);
         using var source = new PackedShardSequenceSource(data);
         var vocabulary = services.Options.ResolveTokenizer(parameters.Tokenizer).VocabularySize;
         // A relative model.base resolves against the experiment's folder (ToTrainingJob takes it from the file's path).
@@ -45,7 +50,7 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
             resume: true, experimentFile: Path.Combine(job.Job.ExperimentDirectory, "experiment.yaml"));
         var progress = new Progress(p => reportProgress(string.Create(CultureInfo.InvariantCulture,
             $"step {p.Step}/{p.TotalSteps} loss {p.Loss:0.0000} {p.TokensPerSecond:N0} tokens/s")));
-        var result = await Task.Run(() => TrainingRunner.Run(trainingJob, source, progress, cancellationToken), cancellationToken);
+        var result = await Task.Run(() => TrainingRunner.Run(trainingJob, source, progress, cancellationToken, store, reportProgress), cancellationToken);
         if (!result.Finished || result.FinalModelDirectory is null)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -60,10 +65,23 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
             File.Copy(metrics, Path.Combine(job.OutputDirectory, "metrics.jsonl"));
         }
 
+        // Everything worth keeping is in the store (checkpoints) or in the output (model, metrics): free the disk (a
+        // 7B checkpoint is 81 GB). A failed attempt keeps its folder: its newest checkpoint may not have been uploaded,
+        // and the next attempt on this machine resumes from the newer of it and the store's.
+        try
+        {
+            Directory.Delete(work, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+
         return new Dictionary<string, string>
         {
             ["steps"] = result.StepsCompleted.ToString(CultureInfo.InvariantCulture),
             ["lastLoss"] = result.LastLoss?.ToString("R", CultureInfo.InvariantCulture) ?? "",
+            // The checkpoint this attempt started from ("" from the base weights): a job taken over shows it resumed.
+            ["resumedFrom"] = result.ResumedFrom is { } from ? Path.GetFileName(from.TrimEnd(Path.DirectorySeparatorChar)) : "",
         };
     }
 
