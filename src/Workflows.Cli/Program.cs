@@ -66,6 +66,7 @@ public static class Program
         root.Subcommands.Add(PrepCommand.Create(cli));
         root.Subcommands.Add(TokenizeCommand.Create(cli));
         root.Subcommands.Add(TrainCommand.Create(cli));
+        root.Subcommands.Add(TrainRankCommand.Create(cli));
         root.Subcommands.Add(EvalCommand.Create(cli));
         root.Subcommands.Add(DoctorCommand.Create(cli));
         root.Subcommands.Add(PrCommand.Create(cli));

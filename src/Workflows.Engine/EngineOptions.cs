@@ -52,6 +52,10 @@ public sealed record EngineOptions
     /// <summary>Device a GPU agent trains on (cpu, cuda, cuda:1).</summary>
     public string TrainingDevice { get; init; } = "cpu";
 
+    /// <summary>Data-parallel ranks a GPU agent trains with (<c>wf gpu-agent --gpus N</c>): one process per GPU, each
+    /// running <c>wf train-rank</c> (so the host must be the wf program). 1: training runs in the agent's process.</summary>
+    public int TrainingRanks { get; init; } = 1;
+
     /// <summary>Where DTFx and the engine log (structured JSON lines in <c>wf worker</c>); null keeps DTFx silent.</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 

@@ -59,6 +59,8 @@ public static class TrainingRunner
         using var trainer = new Trainer(model, job.Training, data, job.OutputDirectory, job.BaseModelDirectory, group);
 
         if (job.Resume && store is not null) FetchNewerCheckpoint(store, trainer.CheckpointsDirectory, log);
+        // Rank 0 fetched into the folder the ranks share on this machine: no rank looks for the newest before it is there.
+        if (job.Resume) group.Barrier();
         string? resumedFrom = job.Resume ? trainer.ResumeFromNewestCheckpoint() : null;
 
         CheckpointUploader? uploader = null;

@@ -87,13 +87,13 @@ public sealed class DataParallelTrainingTests : IDisposable
         return (process.ExitCode, output.ToString(), error.ToString());
     }
 
-    private static Dictionary<string, float[]> Weights(string trainFolder)
+    internal static Dictionary<string, float[]> Weights(string trainFolder)
     {
         using var model = HuggingFaceCheckpoint.LoadModel(Path.Combine(trainFolder, "final-model"));
         return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
     }
 
-    private static void ShouldMatch(Dictionary<string, float[]> actual, Dictionary<string, float[]> expected, string because)
+    internal static void ShouldMatch(Dictionary<string, float[]> actual, Dictionary<string, float[]> expected, string because)
     {
         actual.Keys.Should().BeEquivalentTo(expected.Keys);
         double sum = 0, max = 0;

@@ -18,9 +18,10 @@ namespace Workflows.Cli.Tests;
 
 /// <summary>
 /// A training job survives losing its machine: the real <c>wf gpu-agent</c> uploads checkpoints to the artifact store
-/// while it trains, is killed with SIGKILL, and a new agent with an empty work folder takes the job over (once the
-/// dead agent's lease lapses), resumes from the newest uploaded checkpoint and ends with the weights of an
-/// uninterrupted run, bit for bit (CPU, fp32).
+/// while it trains, is killed with SIGKILL, and a new agent with an empty work folder and two "GPUs"
+/// (<c>--gpus 2</c>: two <c>wf train-rank</c> processes over the CPU test transport) takes the job over once the dead
+/// agent's lease lapses, resumes the one-process checkpoint from the store on two ranks, and ends with the weights of
+/// an uninterrupted one-process run (to float32 summation order, as in <see cref="DataParallelTrainingTests"/>).
 /// </summary>
 public sealed class TrainCheckpointResumeTests(ITestOutputHelper output) : IDisposable
 {
@@ -73,7 +74,7 @@ public sealed class TrainCheckpointResumeTests(ITestOutputHelper output) : IDisp
     }
 
     [Fact]
-    public async Task A_gpu_agent_killed_mid_training_is_replaced_by_one_with_an_empty_disk_that_resumes_from_the_store_bit_identically()
+    public async Task A_gpu_agent_killed_mid_training_is_replaced_by_a_two_gpu_agent_with_an_empty_disk_that_resumes_from_the_store()
     {
         var external = Environment.GetEnvironmentVariable("WF_TEST_AZURITE_CONNECTION_STRING");
         await using var azurite = string.IsNullOrWhiteSpace(external)
@@ -125,7 +126,7 @@ public sealed class TrainCheckpointResumeTests(ITestOutputHelper output) : IDisp
             await first.WaitForExitAsync();
 
             // A second agent on an empty disk takes the job over once the dead agent's lease has lapsed.
-            processes.Add(Start(environment, "gpu-agent", Path.Combine(temp, "agent-2")));
+            processes.Add(Start(environment, "gpu-agent", Path.Combine(temp, "agent-2"), "--gpus", "2"));
             // The train job ends on the second agent (the evaluations after it are not this test's subject).
             var jobs = new GpuJobStore(store);
             var job = new GpuJobRef(runId, "train.1");
@@ -144,23 +145,27 @@ public sealed class TrainCheckpointResumeTests(ITestOutputHelper output) : IDisp
             status.Claims[^1].Ended.Should().Be(ClaimEndings.Succeeded, Log());
             Phase("train job succeeded on the second agent");
             foreach (var p in processes) p.Kill(entireProcessTree: true);   // the evaluations after it would compete for the CPU
-            var published = status.Output!;
+            var trained = status.Output!;
             var manifests = new ManifestStore(store);
-            var manifest = (await manifests.TryGetAsync(ArtifactKey.FromParts(published.Activity, JobStep.Version, published.KeyHash)))!;
+            var manifest = (await manifests.TryGetAsync(ArtifactKey.FromParts(trained.Activity, JobStep.Version, trained.KeyHash)))!;
             manifest.Properties!["steps"].Should().Be("24");
             manifest.Properties["resumedFrom"].Should().StartWith("checkpoint-", "the second agent resumed from the store's newest checkpoint, not from step 0");
 
             // The published model against an uninterrupted run of the same experiment (wf prep + wf train, in-process).
-            var model = Path.Combine(temp, "published.safetensors");
-            await manifests.DownloadVerifiedToFileAsync(manifest, "final-model/model.safetensors", model);
+            var published = Path.Combine(temp, "published");
+            foreach (var entry in manifest.Entries.Where(e => e.Path.StartsWith("final-model/", StringComparison.Ordinal)))
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(published, entry.Path))!);
+                await manifests.DownloadVerifiedToFileAsync(manifest, entry.Path, Path.Combine(published, entry.Path));
+            }
             var data = Path.Combine(temp, "data");
             Wf("prep", experiment, "--out", data, "--threads", "1").Exit.Should().Be(ExitCodes.Ok);
             Phase("straight run prepared");
             var straight = Wf("train", experiment, "--data", data, "--out", Path.Combine(temp, "straight"));
             straight.Exit.Should().Be(ExitCodes.Ok, straight.Err);
             Phase("straight run trained");
-            File.ReadAllBytes(model).Should().Equal(File.ReadAllBytes(Path.Combine(temp, "straight", "final-model", "model.safetensors")),
-                "resumed on another machine from the store, the run ends bit-identical to an uninterrupted one");
+            DataParallelTrainingTests.ShouldMatch(DataParallelTrainingTests.Weights(published), DataParallelTrainingTests.Weights(Path.Combine(temp, "straight")),
+                "resumed on another machine from the store, on two ranks, the run ends where an uninterrupted one-process run does");
         }
         finally
         {
@@ -191,9 +196,10 @@ public sealed class TrainCheckpointResumeTests(ITestOutputHelper output) : IDisp
 
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> log = new();
 
-    private Process Start(Dictionary<string, string> environment, string role, string work)
+    private Process Start(Dictionary<string, string> environment, string role, string work, params string[] options)
     {
-        var info = Info(environment, [role]);
+        var info = Info(environment, [role, .. options]);
+        info.Environment["WF_COLLECTIVE_TIMEOUT"] = "60";
         info.Environment["WF_WORK_DIR"] = work;
         info.Environment["WF_DATA_CACHE"] = Path.Combine(work, "cache");
         var process = Process.Start(info)!;

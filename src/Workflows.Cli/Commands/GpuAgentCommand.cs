@@ -17,6 +17,11 @@ public static class GpuAgentCommand
     {
         var hub = EngineCli.HubOption();
         var device = new Option<string>("--device") { Description = "Training device: cpu, cuda, cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var gpus = new Option<int>("--gpus")
+        {
+            Description = "Train data-parallel on this machine's GPUs 0..N-1 (with --device cuda), one wf process per GPU over NCCL, as wf train --gpus N does; the evaluations run on the first. With --device cpu: N CPU processes over the TCP test transport.",
+            DefaultValueFactory = _ => 1,
+        };
         var command = new Command("gpu-agent", $"""
             Run a GPU agent: it claims queued GPU jobs (gpu-jobs/ in the store) with a blob lease, runs them (training
             from the prepared data, resuming from checkpoints when it takes over a job), renews the lease as heartbeat,
@@ -29,9 +34,10 @@ public static class GpuAgentCommand
 
             Example:
               WF_HEARTBEAT_FILE=/tmp/wf/heartbeat wf gpu-agent --device cuda
+              wf gpu-agent --device cuda --gpus 8
             """)
         {
-            hub, device,
+            hub, device, gpus,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -41,14 +47,17 @@ public static class GpuAgentCommand
             using var export = TelemetryExport.StartOtlp("wf-gpu-agent");
             await using var storage = await StorageSession.OpenAsync(new StorageSessionOptions { Log = cli.Err }, CancellationToken.None);
             where = storage.Connection.Description;
-            var options = EngineCli.Options(parse.GetValue(hub)!, environment) with { TrainingDevice = parse.GetValue(device)!, LoggerFactory = loggers };
+            var options = EngineCli.Options(parse.GetValue(hub)!, environment) with
+            {
+                TrainingDevice = parse.GetValue(device)!, TrainingRanks = Math.Max(1, parse.GetValue(gpus)), LoggerFactory = loggers,
+            };
             using var paths = PathPolicy.Use(WorkerPaths.Policy(options));
             var store = await BlobArtifactStore.OpenAsync(storage.Connection, options.ContainerName);
             var service = EngineHost.CreateService(storage.Connection, options);
             await service.CreateIfNotExistsAsync();
             var services = new EngineServices(store, options, new TaskHubClient(service));
             var agent = new GpuAgent(services, EngineHost.DefaultSteps(services).GpuJobs, cli.Out);
-            cli.Out.WriteLine($"gpu-agent {agent.AgentId} on {options.TrainingDevice}, task hub '{options.TaskHubName}', container '{options.ContainerName}' ({storage.Connection.Description}). SIGTERM or Ctrl-C stops.");
+            cli.Out.WriteLine($"gpu-agent {agent.AgentId} on {options.TrainingDevice}{(options.TrainingRanks > 1 ? $" x{options.TrainingRanks}" : "")}, task hub '{options.TaskHubName}', container '{options.ContainerName}' ({storage.Connection.Description}). SIGTERM or Ctrl-C stops.");
             await WorkerLifetime.RunAgentAsync(agent, store, environment, ct, message => cli.Out.WriteLine($"gpu-agent: {message}"));
             return ExitCodes.Ok;
         });

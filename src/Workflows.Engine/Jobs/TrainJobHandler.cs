@@ -4,6 +4,7 @@ using Workflows.Experiments.Planning;
 using Workflows.Experiments.Spec;
 using Workflows.Experiments.Templates;
 using Workflows.Training;
+using Workflows.Training.Distributed;
 using Workflows.Training.Data;
 using Workflows.Training.Loop;
 
@@ -50,7 +51,10 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
             resume: true, experimentFile: Path.Combine(job.Job.ExperimentDirectory, "experiment.yaml"));
         var progress = new Progress(p => reportProgress(string.Create(CultureInfo.InvariantCulture,
             $"step {p.Step}/{p.TotalSteps} loss {p.Loss:0.0000} {p.TokensPerSecond:N0} tokens/s")));
-        var result = await Task.Run(() => TrainingRunner.Run(trainingJob, source, progress, cancellationToken, store, reportProgress), cancellationToken);
+        var ranks = services.Options.TrainingRanks;
+        var result = ranks > 1
+            ? await Task.Run(() => TrainOnRanks(new RankJobFile(trainingJob, data, store.Prefix, services.Options.ContainerName), ranks, work, reportProgress, cancellationToken), cancellationToken)
+            : await Task.Run(() => TrainingRunner.Run(trainingJob, source, progress, cancellationToken, store, reportProgress), cancellationToken);
         if (!result.Finished || result.FinalModelDirectory is null)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -92,6 +96,47 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
     /// </summary>
     public static ExperimentSpec AsExperiment(TrainParameters p) =>
         new("train", p.Model, new DataSpec(p.TokenBudget, p.Context, Seed: p.Seed, Tokenizer: p.Tokenizer), Training: p.Training, Resources: p.Resources);
+
+    /// <summary>
+    /// Data-parallel on this machine's GPUs (<c>wf gpu-agent --gpus N</c>): one <c>wf train-rank</c> process per GPU,
+    /// started as <c>wf train --gpus N</c> starts them; rank 0's lines become the job's progress. Cancelling (lease lost,
+    /// SIGTERM) signals every rank to checkpoint and stop; a rank that dies fails the job with the ranks' last errors.
+    /// </summary>
+    private static TrainingResult TrainOnRanks(RankJobFile rankJob, int ranks, string work, Action<string> reportProgress, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(work);
+        var file = Path.Combine(work, "rank-job.json");
+        rankJob.Write(file);
+        File.Delete(rankJob.ResultPath);
+        var errors = new Queue<string>();
+        using var output = new LineWriter(reportProgress);
+        using var error = new LineWriter(line =>
+        {
+            lock (errors)
+            {
+                errors.Enqueue(line);
+                if (errors.Count > 20) errors.Dequeue();
+            }
+        });
+        int exit = RankLauncher.Run([RankJobFile.Command, file], ranks, output, error, cancellationToken);
+        if (exit != 0 || rankJob.ReadResult() is not { } result)
+        {
+            lock (errors)
+                throw new InvalidOperationException($"data-parallel training on {ranks} ranks failed:\n{string.Join('\n', errors)}");
+        }
+
+        return result;
+    }
+
+    private sealed class LineWriter(Action<string> line) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => System.Text.Encoding.UTF8;
+
+        public override void WriteLine(string? value)
+        {
+            if (value is not null) line(value);
+        }
+    }
 
     private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
