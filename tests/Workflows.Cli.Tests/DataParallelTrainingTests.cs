@@ -137,6 +137,17 @@ public sealed class DataParallelTrainingTests : IDisposable
     }
 
     [Fact]
+    public void Bench_collectives_checks_every_collective_on_three_ranks_and_reports_each()
+    {
+        var run = Process(TimeSpan.FromMinutes(2), null, "bench", "collectives", "--device", "cpu", "--gpus", "3", "--sizes", "0.25,1", "--iterations", "1");
+        run.Exit.Should().Be(0, run.Err + run.Out);
+        var rows = run.Out.Split('\n').Where(l => l.StartsWith("all-", StringComparison.Ordinal) || l.StartsWith("broadcast", StringComparison.Ordinal)).ToList();
+        rows.Should().HaveCount(6, "three operations at two sizes: " + run.Out);
+        rows.Should().OnlyContain(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2] == "yes", "every element checked on every rank");
+        run.Out.Should().Contain("3 rank(s)");
+    }
+
+    [Fact]
     public void A_rank_that_dies_fails_the_group_within_seconds_naming_it()
     {
         var data = Data();

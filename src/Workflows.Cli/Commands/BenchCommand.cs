@@ -11,13 +11,14 @@ public static class BenchCommand
 {
     public static Command Create(CliContext cli)
     {
-        var bench = new Command("bench", "Benchmarks: wf bench validate | prep | storage | train | prefill | engine. Each prints what it measured and the machine.");
+        var bench = new Command("bench", "Benchmarks: wf bench validate | prep | storage | train | prefill | engine | collectives. Each prints what it measured and the machine.");
         bench.Subcommands.Add(Validate(cli));
         bench.Subcommands.Add(BenchPrepCommand.Create(cli));
         bench.Subcommands.Add(BenchStorageCommand.Create(cli));
         bench.Subcommands.Add(BenchTrainCommand.Create(cli));
         bench.Subcommands.Add(BenchPrefillCommand.Create(cli));
         bench.Subcommands.Add(BenchEngineCommand.Create(cli));
+        bench.Subcommands.Add(BenchCollectivesCommand.Create(cli));
         return bench;
     }
 

@@ -134,7 +134,7 @@ public static class TrainCommand
     };
 
     /// <summary>The command line without one option and its value (the launcher's own --gpus).</summary>
-    private static List<string> WithoutOption(IEnumerable<string> args, string option)
+    internal static List<string> WithoutOption(IEnumerable<string> args, string option)
     {
         var result = new List<string>();
         var list = args.ToList();
