@@ -68,7 +68,7 @@ public sealed class TrainCheckpointResumeTests(ITestOutputHelper output) : IDisp
             evaluation:
               needle: { enabled: false }
               domain_loss: { enabled: false }
-            resources: { gpu: cpu, gpu_count: 1 }
+            resources: { gpu: cpu, gpu_count: 2 }   # the two-GPU agent trains on 2 ranks, the first on its 1
             """);
         return path;
     }

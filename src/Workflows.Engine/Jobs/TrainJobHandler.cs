@@ -51,7 +51,13 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
             resume: true, experimentFile: Path.Combine(job.Job.ExperimentDirectory, "experiment.yaml"));
         var progress = new Progress(p => reportProgress(string.Create(CultureInfo.InvariantCulture,
             $"step {p.Step}/{p.TotalSteps} loss {p.Loss:0.0000} {p.TokensPerSecond:N0} tokens/s")));
-        var ranks = services.Options.TrainingRanks;
+        // resources.gpu_count ranks, as many as this agent has (wf gpu-agent --gpus N); the global batch is the same at any count.
+        var ranks = Math.Max(1, Math.Min(parameters.Resources.GpuCount, services.Options.TrainingRanks));
+        if (parameters.Resources.GpuCount > ranks)
+        {
+            reportProgress($"the experiment asks for {parameters.Resources.GpuCount} GPUs (its memory plan assumes them); this agent trains on {ranks}");
+        }
+
         var result = ranks > 1
             ? await Task.Run(() => TrainOnRanks(new RankJobFile(trainingJob, data, store.Prefix, services.Options.ContainerName), ranks, work, reportProgress, cancellationToken), cancellationToken)
             : await Task.Run(() => TrainingRunner.Run(trainingJob, source, progress, cancellationToken, store, reportProgress), cancellationToken);
