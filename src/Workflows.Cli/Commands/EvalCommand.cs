@@ -43,7 +43,8 @@ public static class EvalCommand
             public-domain samples/haystack) in sorted file order repeated to length, the paper's needle, question and
             prompt, insertion moved back to the previous sentence end, greedy decoding with a KV cache that keeps the
             haystack prefix shared by a length's cells. One JSON per cell, written as it finishes; a rerun skips
-            finished cells. Then draws heatmap.png in the paper's style into --out.
+            finished cells. Then draws heatmap.png in the paper's style into --out. An experiment with
+            evaluation.needle.enabled: false is not evaluated: this says so and writes nothing, as the engine's step does.
 
             Examples:
               wf eval needle experiments/smoke.yaml --model out/smoke/train/final-model --out out/smoke/needle
@@ -64,6 +65,12 @@ public static class EvalCommand
 
             var specDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
             var parameters = NeedleParameters.From(spec);
+            if (NeedleEvaluation.Disabled(parameters) is { } disabled)
+            {
+                cli.Out.WriteLine($"{path}: {disabled}; set it to true to run the grid");
+                return Task.FromResult(ExitCodes.Ok);
+            }
+
             ITokenizer tok;
             string haystackFolder;
             try
@@ -190,7 +197,10 @@ public static class EvalCommand
     private static Command Report(CliContext cli)
     {
         var file = new Argument<string>("experiment") { Description = "The experiment the results belong to (its name, model, scorer, training length and baseline)." };
-        var needle = new Option<string>("--needle") { Description = "Folder of *_results.json from wf eval needle.", Required = true };
+        var needle = new Option<string?>("--needle")
+        {
+            Description = "Folder of *_results.json from wf eval needle. Required unless the experiment sets evaluation.needle.enabled: false (then the report says the evaluation was disabled).",
+        };
         var loss = new Option<string?>("--loss") { Description = "loss.json from wf eval loss (optional: without it the report has no loss table)." };
         var baselineNeedle = new Option<string?>("--baseline-needle") { Description = "The baseline's needle results folder: adds the difference heatmap and the Δ of the mean." };
         var baselineLoss = new Option<string?>("--baseline-loss") { Description = "The baseline's loss.json: adds the Δ columns, red where Δ > +0.01, green where Δ < -0.01 (Table 5's rule)." };
@@ -200,6 +210,8 @@ public static class EvalCommand
             score, per-length means, the domain x bucket loss table with Table 5's colour rule against the baseline, the
             paper's published numbers for the matching experiment beside ours, Loss@N) and report.json (every number).
             The baseline is the experiment's gitops.baseline; give its results with --baseline-needle / --baseline-loss.
+            With evaluation.needle.enabled: false the report's needle section says the evaluation was disabled (no
+            heatmap, mean or paper comparison) and --needle is refused.
 
             Example:
               wf eval needle experiments/smoke.yaml --model out/runs/RUN/train/final-model --out out/needle
@@ -216,10 +228,24 @@ public static class EvalCommand
                 return ExitCodes.InvalidInput;
             }
 
+            var needleFolder = parse.GetValue(needle);
+            var disabled = NeedleEvaluation.Disabled(NeedleParameters.From(spec));
+            if (disabled is not null && needleFolder is not null)
+            {
+                cli.Err.WriteLine($"error: {parse.GetValue(file)}: {disabled}, so the report has no needle results: drop --needle {needleFolder} (or enable the evaluation)");
+                return ExitCodes.Usage;
+            }
+
+            if (disabled is null && needleFolder is null)
+            {
+                cli.Err.WriteLine($"error: --needle is required: {parse.GetValue(file)} runs the needle evaluation (evaluation.needle.enabled is true)");
+                return ExitCodes.Usage;
+            }
+
             try
             {
                 var files = RunReport.Write(parse.GetValue(output)!, ReportParameters.From(spec),
-                    new ReportSources(parse.GetValue(needle)!, parse.GetValue(loss), parse.GetValue(baselineNeedle), parse.GetValue(baselineLoss)));
+                    new ReportSources(needleFolder, parse.GetValue(loss), parse.GetValue(baselineNeedle), parse.GetValue(baselineLoss)));
                 cli.Out.WriteLine($"wrote {files.Markdown}, {files.Json}" + (files.Heatmap is null ? "" : $", {files.Heatmap}") + (files.DifferenceHeatmap is null ? "" : $", {files.DifferenceHeatmap}"));
                 return ExitCodes.Ok;
             }

@@ -31,7 +31,7 @@ public static class ListCommand
                 cli.Out.WriteLine(JsonSerializer.Serialize(archive.Select(a => new
                 {
                     a.Experiment.Name, a.Experiment.Path, a.Experiment.ContentHash, a.Experiment.Commit,
-                    runs = a.Runs.Select(r => new { r.Record.RunId, status = r.Record.Status.ToString(), mean_needle_score = r.MeanNeedleScore }),
+                    runs = a.Runs.Select(r => new { r.Record.RunId, status = r.Record.Status.ToString(), mean_needle_score = r.Needle?.Mean, needle_disabled = r.Needle?.Disabled ?? false }),
                 }), new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true }));
                 return ExitCodes.Ok;
             }
@@ -52,7 +52,7 @@ public static class ListCommand
             {
                 var latest = runs.LastOrDefault();
                 table.AddRow(Markup.Escape(e.Name), Markup.Escape(e.Path), e.ContentHash[..12], runs.Count.ToString(CultureInfo.InvariantCulture),
-                    latest?.Record.RunId ?? "", latest?.Record.Status.ToString() ?? "", ShowCommand.Score(latest?.MeanNeedleScore));
+                    latest?.Record.RunId ?? "", latest?.Record.Status.ToString() ?? "", ShowCommand.Score(latest?.Needle));
             }
 
             cli.Console.Write(table);

@@ -45,7 +45,7 @@ public static class ShowCommand
 
             var owner = archive.FirstOrDefault(a => a.Experiment.Runs.Contains(record.RunId)).Experiment;
             cli.Out.WriteLine($"run {record.RunId} of {record.ExperimentName} ({(owner is null ? "not archived" : $"archived under {owner.Name}")})");
-            Print([new RunHeadline(record, await new RunOutputsReader(client.Store).MeanNeedleScoreAsync(record, ct))]);
+            Print([new RunHeadline(record, await new RunOutputsReader(client.Store).NeedleAsync(record, ct))]);
             if (record.Error is not null)
             {
                 cli.Out.WriteLine($"error: {record.Error}");
@@ -66,7 +66,7 @@ public static class ShowCommand
             foreach (var r in runs)
             {
                 var rec = r.Record;
-                table.AddRow(rec.RunId, rec.Status.ToString(), Score(r.MeanNeedleScore), rec.SubmittedAt.ToString("u", CultureInfo.InvariantCulture),
+                table.AddRow(rec.RunId, rec.Status.ToString(), Score(r.Needle), rec.SubmittedAt.ToString("u", CultureInfo.InvariantCulture),
                     rec.Duration is { } d ? string.Create(CultureInfo.InvariantCulture, $"{d.TotalSeconds:0.0}s") : "",
                     rec.CodeCommit.Length > 12 ? rec.CodeCommit[..12] : rec.CodeCommit,
                     rec.Origin is { } o ? Markup.Escape($"{o.Repository}#{o.PullRequest}") : "", rec.RerunOf ?? "");
@@ -76,5 +76,6 @@ public static class ShowCommand
         }
     }
 
-    public static string Score(double? s) => s is { } v ? v.ToString("0.000", CultureInfo.InvariantCulture) : "";
+    /// <summary>The mean needle score, "disabled" when the experiment turned the evaluation off, or blank without a report.</summary>
+    public static string Score(NeedleHeadline? needle) => needle?.Text("") ?? "";
 }

@@ -6,7 +6,7 @@ using Workflows.GitOps.Runs;
 namespace Workflows.Cli.GitOps;
 
 /// <summary>A run with its headline result, as <c>wf list</c> / <c>wf show</c> print it.</summary>
-public sealed record RunHeadline(RunRecord Record, double? MeanNeedleScore);
+public sealed record RunHeadline(RunRecord Record, NeedleHeadline? Needle);
 
 /// <summary>The archive joined with the run records: experiment → runs with status and mean needle score.</summary>
 public static class ArchiveView
@@ -23,7 +23,7 @@ public static class ArchiveView
             {
                 if ((await client.Runs.GetAsync(id, ct))?.Record is { } r)
                 {
-                    runs.Add(new RunHeadline(r, await outputs.MeanNeedleScoreAsync(r, ct)));
+                    runs.Add(new RunHeadline(r, await outputs.NeedleAsync(r, ct)));
                 }
             }
 

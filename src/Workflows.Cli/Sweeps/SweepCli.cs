@@ -165,14 +165,15 @@ internal static class SweepCli
 
         foreach (var (variant, view) in sweep.Variants.Zip(views))
         {
-            var needle = comparison?.Runs.FirstOrDefault(r => r.RunId == variant.RunId)?.Needle;
+            var row = comparison?.Runs.FirstOrDefault(r => r.RunId == variant.RunId);
+            var needle = row?.Needle;
             table.AddRow(
                 variant.Index.ToString(CultureInfo.InvariantCulture),
                 Markup.Escape(variant.Name),
                 Markup.Escape(variant.RunId),
                 view?.Record.Status.ToString() ?? "not submitted",
                 view?.Record.Duration is { } d ? $"{d.TotalSeconds:0.0}s" : "",
-                needle is null ? "" : needle.Mean.ToString("0.000", CultureInfo.InvariantCulture),
+                row?.NeedleDisabled == true ? "disabled" : needle is null ? "" : needle.Mean.ToString("0.000", CultureInfo.InvariantCulture),
                 needle?.Delta is { } delta ? delta.ToString("+0.000;-0.000;0.000", CultureInfo.InvariantCulture) : "",
                 Markup.Escape(needle?.EffectiveLengthText ?? ""),
                 Markup.Escape(view?.Record.Error ?? variant.SubmitError ?? ""));

@@ -4,6 +4,7 @@ using Workflows.DataPrep.Corpus;
 using Workflows.Engine.Corpora;
 using Workflows.Engine.Steps;
 using Workflows.Evaluation.DomainLoss;
+using Workflows.Evaluation.Reports;
 using Workflows.Experiments.Templates;
 using Workflows.Training;
 
@@ -54,7 +55,7 @@ public sealed class DomainLossJobHandler() : JobHandler<DomainLossParameters>(St
         var output = job.OutputFolder(OutputFolder);
         if (!parameters.DomainLoss.Enabled)
         {
-            return new Dictionary<string, string> { ["state"] = "disabled" };
+            return new Dictionary<string, string> { [EvaluationState.Property] = EvaluationState.Disabled };
         }
 
         var files = new List<InputFile>();
@@ -78,7 +79,7 @@ public sealed class DomainLossJobHandler() : JobHandler<DomainLossParameters>(St
 
         return new Dictionary<string, string>
         {
-            ["state"] = "evaluated",
+            [EvaluationState.Property] = EvaluationState.Evaluated,
             ["sources"] = result.Report.Buckets.Select(b => b.Source).Distinct().Count().ToString(CultureInfo.InvariantCulture),
             ["files"] = files.Count.ToString(CultureInfo.InvariantCulture),
         };

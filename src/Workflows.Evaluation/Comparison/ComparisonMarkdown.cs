@@ -107,17 +107,30 @@ public static class ComparisonMarkdown
     private static void Needle(StringBuilder sb, RunComparison c, string h, Func<string, string?> imageUrl, Func<ComparedRunSummary, string> name)
     {
         var withNeedle = c.Runs.Where(r => r.Needle is not null).ToList();
+        var disabled = c.Runs.Where(r => r.NeedleDisabled).ToList();
         if (withNeedle.Count == 0)
         {
+            if (disabled.Count > 0)
+            {
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"\n{h} Needle in a haystack\n\nDisabled (`evaluation.needle.enabled: false`) in {string.Join(", ", disabled.Select(name))}; no other run has needle results.\n");
+            }
+
             return;
         }
 
         sb.Append(CultureInfo.InvariantCulture, $"\n{h} Needle in a haystack ({c.Scorer ?? "scorers differ"}, 0–1)\n\n");
         sb.Append(CultureInfo.InvariantCulture, $"| experiment | mean | Δ mean | effective length (every length up to it ≥ {c.Threshold:0.###}) |\n|---|---:|---:|---|\n");
-        foreach (var r in withNeedle)
+        foreach (var r in c.Runs.Where(r => r.Needle is not null || r.NeedleDisabled))
         {
-            var n = r.Needle!;
-            sb.Append(CultureInfo.InvariantCulture, $"| {name(r)} | {n.Mean:0.000} | {Signed(n.Delta)} | {n.EffectiveLengthText} |\n");
+            sb.Append(r.Needle is { } n
+                ? string.Create(CultureInfo.InvariantCulture, $"| {name(r)} | {n.Mean:0.000} | {Signed(n.Delta)} | {n.EffectiveLengthText} |\n")
+                : $"| {name(r)} | disabled | – | – |\n");
+        }
+
+        if (c.BaselineRun.NeedleDisabled)
+        {
+            sb.Append("\nThe baseline's needle evaluation is disabled (`evaluation.needle.enabled: false`): no Δ and no difference heatmaps.\n");
         }
 
         var lengths = withNeedle.SelectMany(r => r.Needle!.PerLength.Select(l => l.Length)).Distinct().Order().ToList();

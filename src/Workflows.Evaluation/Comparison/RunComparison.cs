@@ -10,6 +10,7 @@ namespace Workflows.Evaluation.Comparison;
 /// as canonical JSON), and its raw evaluation results. A run that did not succeed comes with its state and error and no
 /// results.
 /// </summary>
+/// <param name="NeedleDisabled">The run's experiment set <c>evaluation.needle.enabled: false</c>: it has no needle results by design.</param>
 public sealed record ComparedRun(
     string RunId,
     string Experiment,
@@ -19,7 +20,8 @@ public sealed record ComparedRun(
     IReadOnlyList<NeedleResult> Needle,
     DomainLossReport? Loss,
     long? TrainingLength,
-    string? Error = null)
+    string? Error = null,
+    bool NeedleDisabled = false)
 {
     public bool Succeeded => State == "succeeded";
 }
@@ -51,6 +53,7 @@ public sealed record LossAtComparison(long Length, double Loss, double? Delta, D
 public sealed record LossComparison(IReadOnlyList<LossCellComparison> Buckets, IReadOnlyList<LossAtComparison> Lengths);
 
 /// <summary>One row of the comparison: a run with only the parameters that differ among the runs, and its numbers.</summary>
+/// <param name="NeedleDisabled">The run disabled the needle evaluation (then <paramref name="Needle"/> is null and shown as "disabled", not as missing).</param>
 public sealed record ComparedRunSummary(
     string RunId,
     string Experiment,
@@ -61,7 +64,8 @@ public sealed record ComparedRunSummary(
     LossComparison? Loss,
     string? Error,
     string? Heatmap,
-    string? DifferenceHeatmap);
+    string? DifferenceHeatmap,
+    bool NeedleDisabled = false);
 
 /// <summary>Everything a comparison shows; <see cref="ComparisonImages"/> draws its heatmaps, <see cref="ComparisonMarkdown"/> renders it.</summary>
 public sealed record RunComparison(
@@ -115,7 +119,8 @@ public static class Comparison
                 LossOf(run, isBaseline ? null : baseline.Loss),
                 run.Error,
                 hasCells ? ImageName("heatmap", i) : null,
-                hasCells && !isBaseline && baseNeedle is { Cells.Count: > 0 } ? ImageName("difference", i) : null);
+                hasCells && !isBaseline && baseNeedle is { Cells.Count: > 0 } ? ImageName("difference", i) : null,
+                run.NeedleDisabled);
         }).ToList();
         return new RunComparison(input.Title, baseline.RunId, input.Threshold,
             scorer.Count == 1 ? NeedleScorers.Name(scorer[0]) : null, differing, rows);
@@ -150,7 +155,7 @@ public static class Comparison
 
     private static NeedleComparison? NeedleOf(ComparedRun run, double threshold, NeedleComparison? baseline)
     {
-        if (run.Needle.Count == 0)
+        if (run.NeedleDisabled || run.Needle.Count == 0)
         {
             return null;
         }

@@ -33,6 +33,21 @@ public static class NeedleEvaluation
 {
     public const string HeatmapFileName = "heatmap.png";
 
+    /// <summary>
+    /// Null when the experiment runs the grid; else the sentence every adapter says instead of running it
+    /// (<c>evaluation.needle.enabled: false</c>). The one test of that field: the engine's evaluate-needle handler reads
+    /// no haystack and loads no model and publishes an empty output marked disabled, <c>wf eval needle</c> writes
+    /// nothing, and <see cref="Run"/> and <see cref="DryRun"/> refuse, so an adapter that forgot to ask fails at once
+    /// instead of spending the GPU hours the experiment turned off.
+    /// </summary>
+    public static string? Disabled(NeedleParameters parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters.Needle.Enabled
+            ? null
+            : $"evaluation.needle.enabled is false for '{parameters.Experiment}': no needle evaluation (no haystack read, no model loaded, no results)";
+    }
+
     /// <summary>The experiment's haystack (relative to <paramref name="baseDirectory"/>), or the shipped samples/haystack.</summary>
     public static string HaystackDirectory(NeedleSpec needle, string baseDirectory) =>
         needle.Haystack is { } folder ? Path.GetFullPath(folder, baseDirectory) : Haystack.DefaultDirectory();
@@ -40,6 +55,7 @@ public static class NeedleEvaluation
     /// <summary>Builds every prompt and counts prefill tokens with and without prefix reuse; runs no model.</summary>
     public static NeedleRunSummary DryRun(NeedleParameters parameters, ITokenizer tokenizer, string haystackDirectory)
     {
+        RefuseDisabled(parameters);
         var setup = Setup(parameters, tokenizer, haystackDirectory);
         return NeedleRunner.DryRun(setup.Builder, setup.Grid);
     }
@@ -47,6 +63,7 @@ public static class NeedleEvaluation
     public static NeedleEvaluationResult Run(NeedleEvaluationJob job, IProgress<NeedleProgress>? progress, CancellationToken cancellationToken)
     {
         var p = job.Parameters;
+        RefuseDisabled(p);
         var setup = Setup(p, job.Tokenizer, job.HaystackDirectory);
         using var model = HuggingFaceCheckpoint.LoadModel(job.ModelDirectory);
         model.to(torch.device(job.Device));
@@ -57,6 +74,14 @@ public static class NeedleEvaluation
         var heatmap = Path.Combine(job.OutputDirectory, HeatmapFileName);
         NeedleHeatmap.Write(heatmap, cells, new HeatmapOptions(p.Experiment, p.TrainingContext), setup.Scorer.ToString());
         return new NeedleEvaluationResult(summary, cells, cells.Count == 0 ? 0 : cells.Average(c => c.Mean), setup.Scorer, heatmap, generator.ReusedTokens);
+    }
+
+    private static void RefuseDisabled(NeedleParameters parameters)
+    {
+        if (Disabled(parameters) is { } why)
+        {
+            throw new InvalidOperationException(why);
+        }
     }
 
     private static NeedleSetup Setup(NeedleParameters p, ITokenizer tokenizer, string haystackDirectory) =>

@@ -12,7 +12,8 @@ namespace Workflows.Evaluation.Reports;
 /// <summary>Everything one run's report shows. Paths of images are written relative to the report folder.</summary>
 /// <param name="Experiment">Experiment name (matches the paper's rows by prefix: original-, per-source-, ...).</param>
 /// <param name="Baseline">Baseline experiment name, when the run is compared with one.</param>
-/// <param name="Needle">This run's needle results (empty: no needle section).</param>
+/// <param name="Needle">This run's needle results; null: the experiment disabled the needle evaluation (the report says so
+/// and has no heatmap, mean or paper comparison); empty: no needle section.</param>
 /// <param name="BaselineNeedle">The baseline's needle results, for the difference heatmap.</param>
 /// <param name="TrainingLength">Training context, for the heatmap's dashed line.</param>
 /// <param name="TokenBudget">Training tokens, to find the paper's Fig. 3 row for per-source runs.</param>
@@ -21,7 +22,7 @@ public sealed record RunReportInput(
     string? Baseline,
     string Model,
     NeedleScoreKind Scorer,
-    IReadOnlyList<NeedleResult> Needle,
+    IReadOnlyList<NeedleResult>? Needle,
     IReadOnlyList<NeedleResult>? BaselineNeedle = null,
     DomainLossReport? Loss = null,
     DomainLossReport? BaselineLoss = null,
@@ -29,7 +30,8 @@ public sealed record RunReportInput(
     long? TokenBudget = null);
 
 /// <summary>Where a report's results are on disk: needle results (*_results.json), loss.json files (each optional).</summary>
-public sealed record ReportSources(string NeedleFolder, string? LossFile = null, string? BaselineNeedleFolder = null, string? BaselineLossFile = null);
+/// <param name="NeedleFolder">The needle results; null when the experiment disabled the needle evaluation (<c>evaluation.needle.enabled: false</c>).</param>
+public sealed record ReportSources(string? NeedleFolder, string? LossFile = null, string? BaselineNeedleFolder = null, string? BaselineLossFile = null);
 
 /// <summary>The files written.</summary>
 public sealed record RunReportFiles(string Markdown, string Json, string? Heatmap, string? DifferenceHeatmap);
@@ -56,7 +58,7 @@ public static class RunReport
     /// </summary>
     public static RunReportFiles Write(string directory, Workflows.Experiments.Templates.ReportParameters parameters, ReportSources sources) =>
         Write(directory, new RunReportInput(parameters.Experiment, parameters.Baseline, parameters.Model, NeedleScorers.FromSpec(parameters.Scorer),
-            ReadNeedle(sources.NeedleFolder), sources.BaselineNeedleFolder is { } b ? ReadNeedle(b) : null,
+            sources.NeedleFolder is { } n ? ReadNeedle(n) : null, sources.BaselineNeedleFolder is { } b ? ReadNeedle(b) : null,
             sources.LossFile is { } l ? DomainLoss.DomainLossJson.Read(l) : null, sources.BaselineLossFile is { } bl ? DomainLoss.DomainLossJson.Read(bl) : null,
             TrainingLength: parameters.TrainingContext, TokenBudget: parameters.TokenBudget));
 
@@ -90,7 +92,13 @@ public static class RunReport
 
         string? heatmap = null, difference = null;
         object? needleJson = null;
-        if (input.Needle.Count > 0)
+        if (input.Needle is null)
+        {
+            md.AppendLine().AppendLine("## Needle in a haystack").AppendLine();
+            md.AppendLine("Disabled (`evaluation.needle.enabled: false`): no grid was run, so there is no heatmap, mean score, effective length, or comparison with the paper's or the baseline's needle numbers.");
+            needleJson = new { state = EvaluationState.Disabled };
+        }
+        else if (input.Needle.Count > 0)
         {
             var cells = NeedleAggregation.ByCell(input.Needle, input.Scorer);
             var mean = NeedleAggregation.OverallMean(input.Needle, input.Scorer);
@@ -136,6 +144,7 @@ public static class RunReport
 
             needleJson = new
             {
+                state = EvaluationState.Evaluated,
                 scorer,
                 mean,
                 results = input.Needle.Count,

@@ -252,6 +252,7 @@ public sealed record EvaluationSpec(NeedleSpec Needle = null!, DomainLossSpec Do
 
 [Doc("Needle in a haystack as the paper's code runs it.")]
 public sealed record NeedleSpec(
+    [property: Doc("Run the needle grid. false: the plan counts 0 cells, the engine's evaluate-needle step reads no haystack, loads no model and publishes an empty output marked disabled, and the report, comparisons and PR comments say 'disabled' (no heatmap, mean or paper comparison).")]
     bool Enabled = true,
     NeedleLengths Lengths = null!,
     [property: Doc("Number of needle depths: round(linspace(0, 100, depths)) percent (paper: 10).")]
@@ -297,6 +298,7 @@ public enum NeedleScorer
 
 [Doc("Validation loss per SlimPajama source, by evaluation length and in length buckets (Table 5).")]
 public sealed record DomainLossSpec(
+    [property: Doc("Run the loss evaluation. false: the engine's evaluate-domain-loss step reads no held-out data, loads no model and publishes an empty output marked disabled; the report has no loss table.")]
     bool Enabled = true,
     IReadOnlyList<long> Lengths = null!,
     IReadOnlyList<LengthBucket> Buckets = null!,

@@ -22,6 +22,7 @@ public sealed record StepDuration(string Step, TimeSpan Duration);
 /// Markdown (the evaluation report renders it, baseline columns included); the heatmap as a URL that GitHub can fetch
 /// (a blob under a content-hashed name, or a SAS URL): never inline data.
 /// </summary>
+/// <param name="NeedleDisabled">The experiment disabled the needle evaluation: the comment says so instead of showing no score.</param>
 public sealed record RunReport(
     string Experiment,
     string RunId,
@@ -40,7 +41,8 @@ public sealed record RunReport(
     string? NeedleTableMarkdown = null,
     string? ComparisonMarkdown = null,
     string? Haystack = null,
-    string? EffectiveLength = null)
+    string? EffectiveLength = null,
+    bool NeedleDisabled = false)
 {
     /// <summary>The commit status a run's state maps to: pending while it runs, then success, failure or error.</summary>
     public CommitStatusState StatusState => State switch
@@ -57,7 +59,7 @@ public sealed record RunReport(
         RunState.Running => $"run {RunId} running",
         RunState.Succeeded => MeanNeedleScore is { } s
             ? string.Create(CultureInfo.InvariantCulture, $"run {RunId} succeeded, mean needle score {s:0.000}")
-            : $"run {RunId} succeeded",
+            : NeedleDisabled ? $"run {RunId} succeeded (needle evaluation disabled)" : $"run {RunId} succeeded",
         RunState.Failed => $"run {RunId} failed",
         _ => $"run {RunId} cancelled",
     };
@@ -101,6 +103,10 @@ public static class ResultsComment
         if (r.MeanNeedleScore is { } score)
         {
             sb.Append(CultureInfo.InvariantCulture, $"| mean needle score | {score:0.000} |\n");
+        }
+        else if (r.NeedleDisabled)
+        {
+            sb.Append("| needle in a haystack | disabled (`evaluation.needle.enabled: false`) |\n");
         }
 
         if (r.EffectiveLength is not null)

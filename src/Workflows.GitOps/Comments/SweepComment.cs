@@ -5,6 +5,7 @@ using Workflows.GitOps.GitHub;
 namespace Workflows.GitOps.Comments;
 
 /// <summary>One variant of a sweep on the PR: its run and state (null: never submitted), and its headline numbers once it succeeded.</summary>
+/// <param name="NeedleDisabled">The variant's experiment disabled the needle evaluation: its score shows as "disabled".</param>
 public sealed record SweepVariantState(
     int Index,
     string Variant,
@@ -14,7 +15,8 @@ public sealed record SweepVariantState(
     double? MeanNeedleScore = null,
     string? EffectiveLength = null,
     TimeSpan? Duration = null,
-    string? Error = null)
+    string? Error = null,
+    bool NeedleDisabled = false)
 {
     public bool IsFinished => State is null or RunState.Succeeded or RunState.Failed or RunState.Cancelled;
 }
@@ -80,7 +82,7 @@ public static class SweepComment
         foreach (var v in r.Variants)
         {
             sb.Append(CultureInfo.InvariantCulture,
-                $"| {v.Index} | {Md.Code(v.Variant)} | {Md.Text(v.Values)} | {Md.Code(v.RunId)} | {State(v)} | {(v.MeanNeedleScore is { } m ? m.ToString("0.000", CultureInfo.InvariantCulture) : "–")} | {(v.EffectiveLength is null ? "–" : Md.Text(v.EffectiveLength))} | {(v.Duration is { } d ? Md.Duration(d) : "–")} |\n");
+                $"| {v.Index} | {Md.Code(v.Variant)} | {Md.Text(v.Values)} | {Md.Code(v.RunId)} | {State(v)} | {(v.NeedleDisabled ? "disabled" : v.MeanNeedleScore is { } m ? m.ToString("0.000", CultureInfo.InvariantCulture) : "–")} | {(v.EffectiveLength is null ? "–" : Md.Text(v.EffectiveLength))} | {(v.Duration is { } d ? Md.Duration(d) : "–")} |\n");
         }
 
         foreach (var v in r.Variants.Where(v => v.Error is not null))

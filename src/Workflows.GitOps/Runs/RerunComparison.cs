@@ -18,8 +18,8 @@ public sealed record RerunComparison(
     RunRecord Rerun,
     DataPrepFingerprint? ArchivedData,
     DataPrepFingerprint? RerunData,
-    double? ArchivedScore,
-    double? RerunScore,
+    NeedleHeadline? ArchivedNeedle,
+    NeedleHeadline? RerunNeedle,
     IReadOnlyList<RerunMismatch> Mismatches)
 {
     /// <summary>Every shard and input hash matched (and both runs have a data-prep output).</summary>
@@ -46,8 +46,8 @@ public sealed record RerunComparison(
         }
 
         return new RerunComparison(archived, rerun, a, b,
-            await outputs.MeanNeedleScoreAsync(archived, cancellationToken).ConfigureAwait(false),
-            await outputs.MeanNeedleScoreAsync(rerun, cancellationToken).ConfigureAwait(false),
+            await outputs.NeedleAsync(archived, cancellationToken).ConfigureAwait(false),
+            await outputs.NeedleAsync(rerun, cancellationToken).ConfigureAwait(false),
             mismatches);
     }
 
@@ -72,7 +72,7 @@ public sealed record RerunComparison(
         sb.Append(CultureInfo.InvariantCulture, $"| experiment hash | {Md.Code(Short(Archived.ExperimentHash))} | {Md.Code(Short(Rerun.ExperimentHash))} |\n");
         sb.Append(CultureInfo.InvariantCulture, $"| code commit | {Md.Code(Short(Archived.CodeCommit))} | {Md.Code(Short(Rerun.CodeCommit))} |\n");
         sb.Append(CultureInfo.InvariantCulture, $"| data-prep shards | {Shards(ArchivedData)} | {Shards(RerunData)} |\n");
-        sb.Append(CultureInfo.InvariantCulture, $"| mean needle score | {Score(ArchivedScore)} | {Score(RerunScore)} |\n");
+        sb.Append(CultureInfo.InvariantCulture, $"| mean needle score | {ArchivedNeedle?.Text("–") ?? "–"} | {RerunNeedle?.Text("–") ?? "–"} |\n");
         sb.Append('\n');
         if (DataPrepIdentical)
         {
@@ -91,8 +91,6 @@ public sealed record RerunComparison(
     }
 
     private static string Shards(DataPrepFingerprint? f) => f is null ? "none" : $"{f.Shards.Count} ({Md.Code(Short(f.ContentHash))})";
-
-    private static string Score(double? s) => s is { } v ? v.ToString("0.000", CultureInfo.InvariantCulture) : "–";
 
     private static string Short(string s) => s.Length > 12 ? s[..12] : s;
 }

@@ -68,9 +68,11 @@ public sealed class RunComparisonLoader(IArtifactStore store)
         var scorer = NeedleScorers.FromSpec(spec.Evaluation.Needle.Scorer);
         var state = StateName(record.Status);
         var parameters = Flatten(CanonicalForm.ToParameterJson(spec));
+        // The experiment the run recorded says whether it evaluated the needle at all: a disabled one shows as such, not as missing.
+        var needleDisabled = !spec.Evaluation.Needle.Enabled;
         if (record.Status != RunStatus.Succeeded)
         {
-            return new ComparedRun(record.RunId, record.ExperimentName, state, parameters, scorer, [], null, spec.Data.Context, record.Error);
+            return new ComparedRun(record.RunId, record.ExperimentName, state, parameters, scorer, [], null, spec.Data.Context, record.Error, needleDisabled);
         }
 
         var needle = new List<NeedleResult>();
@@ -93,7 +95,7 @@ public sealed class RunComparisonLoader(IArtifactStore store)
             loss = DomainLossJson.Parse(lossJson, $"{lossOutput.Key.Prefix}domain-loss/{DomainLossJson.FileName}");
         }
 
-        return new ComparedRun(record.RunId, record.ExperimentName, state, parameters, scorer, needle, loss, spec.Data.Context);
+        return new ComparedRun(record.RunId, record.ExperimentName, state, parameters, scorer, needle, loss, spec.Data.Context, NeedleDisabled: needleDisabled);
     }
 
     public static string StateName(RunStatus status) => status.ToString().ToLowerInvariant();

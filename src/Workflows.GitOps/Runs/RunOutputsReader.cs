@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Workflows.Artifacts.ContentAddressing;
 using Workflows.Artifacts.Runs;
 using Workflows.Artifacts.Store;
+using Workflows.Evaluation.Reports;
 
 namespace Workflows.GitOps.Runs;
 
@@ -53,12 +54,12 @@ public sealed class RunOutputsReader(IArtifactStore store)
     public async Task<string?> ReadTextAsync(Manifest manifest, string path, CancellationToken cancellationToken = default) =>
         await ReadAsync(manifest, path, cancellationToken).ConfigureAwait(false) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
 
-    /// <summary>Mean needle score from the report step's report.json (needle.mean), or null.</summary>
-    public async Task<double?> MeanNeedleScoreAsync(RunRecord record, CancellationToken cancellationToken = default)
+    /// <summary>The needle headline of the report step's report.json (mean score, or disabled), or null when the run has no report.</summary>
+    public async Task<NeedleHeadline?> NeedleAsync(RunRecord record, CancellationToken cancellationToken = default)
     {
         var report = await OutputOfAsync(record, StepContracts.Report.Type, cancellationToken).ConfigureAwait(false);
         var json = report is null ? null : await ReadTextAsync(report, "report/report.json", cancellationToken).ConfigureAwait(false);
-        return json is null ? null : JsonNode.Parse(json)?["needle"]?["mean"]?.GetValue<double>();
+        return json is null ? null : NeedleHeadline.Of(JsonNode.Parse(json));
     }
 
     /// <summary>The data-prep output's fingerprint: shard path → SHA-256, input key → SHA-256, and the output's content hash.</summary>
@@ -87,6 +88,21 @@ public sealed class RunOutputsReader(IArtifactStore store)
 
         return new DataPrepFingerprint(manifest.Key.Prefix, manifest.ContentHash, shards, inputs);
     }
+}
+
+/// <summary>
+/// What a run's report.json says of the needle in one line: its mean score, or that the experiment disabled the
+/// evaluation (<c>needle.state</c> "disabled"). A report written before the state field existed reads by its mean.
+/// </summary>
+public sealed record NeedleHeadline(double? Mean, bool Disabled)
+{
+    public static NeedleHeadline Of(JsonNode? report) => new(
+        report?["needle"]?["mean"]?.GetValue<double>(),
+        report?["needle"]?[EvaluationState.Property]?.GetValue<string>() == EvaluationState.Disabled);
+
+    /// <summary>"0.512", "disabled", or <paramref name="missing"/> when the report has neither.</summary>
+    public string Text(string missing) =>
+        Disabled ? EvaluationState.Disabled : Mean is { } m ? m.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : missing;
 }
 
 /// <summary>What makes two data preps the same: the SHA-256 of every shard (and of every input file read).</summary>

@@ -31,14 +31,14 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
     public async Task<RunReport> BuildAsync(RunRecord record, CancellationToken cancellationToken = default)
     {
         Uri? heatmap = null;
-        double? mean = null;
+        NeedleHeadline? needle = null;
         string? needleTable = null, lossTable = null, baseline = null, haystack = null, effective = null;
         var artifacts = new List<ArtifactLink>();
         if (await Outputs.OutputOfAsync(record, StepContracts.Report.Type, cancellationToken).ConfigureAwait(false) is { } report)
         {
             var json = await Outputs.ReadTextAsync(report, "report/report.json", cancellationToken).ConfigureAwait(false);
             var node = json is null ? null : JsonNode.Parse(json);
-            mean = node?["needle"]?["mean"]?.GetValue<double>();
+            needle = NeedleHeadline.Of(node);
             effective = EffectiveLengthOf(node?["needle"]);
             baseline = node?["baseline"]?.GetValue<string>();
             if (node?["needle"]?["haystack"] is { } h && h["name"]?.GetValue<string>() is { } haystackName)
@@ -88,7 +88,7 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
             HeadSha: record.Origin?.HeadSha,
             RequestedBy: record.Origin?.RequestedBy,
             HeatmapUrl: heatmap,
-            MeanNeedleScore: mean,
+            MeanNeedleScore: needle?.Mean,
             LossTableMarkdown: lossTable,
             Baseline: baseline,
             Artifacts: artifacts,
@@ -98,7 +98,8 @@ public sealed class RunResults(IArtifactStore store, ReportPublisher? publisher)
             NeedleTableMarkdown: needleTable is null ? null : "Mean needle score by context length:\n\n" + needleTable,
             ComparisonMarkdown: comparison,
             Haystack: haystack,
-            EffectiveLength: effective);
+            EffectiveLength: effective,
+            NeedleDisabled: needle?.Disabled ?? false);
     }
 
     /// <summary>The report's effective length with its threshold ("4,256 tokens (every length up to it ≥ 0.856)"), or null for reports without one.</summary>

@@ -38,7 +38,8 @@ public sealed class SweepResults(IArtifactStore store, ReportPublisher? publishe
         foreach (var (variant, run) in sweep.Variants.Zip(runs))
         {
             var record = (await Loader.Runs.GetAsync(variant.RunId, cancellationToken).ConfigureAwait(false))?.Record;
-            var numbers = comparison?.Runs.FirstOrDefault(r => r.RunId == variant.RunId)?.Needle;
+            var row = comparison?.Runs.FirstOrDefault(r => r.RunId == variant.RunId);
+            var numbers = row?.Needle;
             variants.Add(new SweepVariantState(
                 variant.Index,
                 variant.Name,
@@ -48,7 +49,8 @@ public sealed class SweepResults(IArtifactStore store, ReportPublisher? publishe
                 numbers?.Mean,
                 numbers?.EffectiveLengthText,
                 record?.Duration,
-                record is null ? variant.SubmitError ?? "not submitted" : record.Error ?? run.Error));
+                record is null ? variant.SubmitError ?? "not submitted" : record.Error ?? run.Error,
+                NeedleDisabled: row?.NeedleDisabled ?? run.NeedleDisabled));
         }
 
         return new SweepReport(sweep.Name, sweep.SweepId, variants, sweep.Origin?.HeadSha, sweep.Origin?.RequestedBy, markdown);

@@ -116,6 +116,45 @@ public sealed class ComparisonTests : IDisposable
     }
 
     [Fact]
+    public void A_run_that_disabled_the_needle_shows_disabled_in_the_needle_table_and_takes_no_part_in_its_numbers()
+    {
+        var off = Run("r2", "off", "per-source", "0.001", [], Loss(2.020, 1.700, 1.5)) with { NeedleDisabled = true };
+        var runs = new[] { Run("r1", "base", "none", "0.001", Grid(1000), Loss(2.000, 1.800, 1.9)), off, Run("r3", "on", "per-source", "0.003", Grid(1000, 2000), null) };
+
+        var files = ComparisonMarkdown.Write(_dir, new ComparisonInput("t", runs));
+
+        files.Comparison.Runs[1].Needle.Should().BeNull();
+        files.Comparison.Runs[1].NeedleDisabled.Should().BeTrue();
+        files.Comparison.Runs[1].Loss!.Buckets.Should().HaveCount(2, "its loss is compared as usual");
+        files.Images.Select(Path.GetFileName).Should().Equal("heatmap-01.png", "heatmap-03.png", "difference-03.png");
+        var md = File.ReadAllText(files.Markdown);
+        md.Should().Contain("| `off` | disabled | – | – |\n");
+        md.Should().Contain("| `on` | 0.611 | +0.306 | 2,000 tokens |");
+        md.Should().Contain("| context length | `base` (baseline) | `on` |", "the per-length table has no column for a run without results");
+        md.Should().Contain("| 0-4K | `off` | 🔴 +0.020 | – |");
+        var json = JsonNode.Parse(File.ReadAllText(files.Json))!;
+        json["runs"]![1]!["needle"].Should().BeNull();
+        json["runs"]![1]!["needle_disabled"]!.GetValue<bool>().Should().BeTrue();
+        json["runs"]![0]!["needle_disabled"]!.GetValue<bool>().Should().BeFalse();
+    }
+
+    [Fact]
+    public void A_disabled_baseline_gives_no_deltas_and_all_disabled_runs_say_so_once()
+    {
+        var baseline = Run("r1", "base", "none", "0.001", [], null) with { NeedleDisabled = true };
+        var md = ComparisonMarkdown.Render(Workflows.Evaluation.Comparison.Comparison.Build(
+            new ComparisonInput("t", [baseline, Run("r2", "on", "per-source", "0.001", Grid(1000), null)])), name => name);
+
+        md.Should().Contain("| `base` (baseline) | disabled | – | – |").And.Contain("| `on` | 0.306 | – | 1,000 tokens |");
+        md.Should().Contain("The baseline's needle evaluation is disabled").And.NotContain("difference-02.png");
+
+        var none = ComparisonMarkdown.Render(Workflows.Evaluation.Comparison.Comparison.Build(
+            new ComparisonInput("t", [baseline, Run("r2", "off", "per-source", "0.001", [], null) with { NeedleDisabled = true }])), name => name);
+        none.Should().Contain("### Needle in a haystack\n\nDisabled (`evaluation.needle.enabled: false`) in `base` (baseline), `off`; no other run has needle results.")
+            .And.NotContain("| experiment | mean |");
+    }
+
+    [Fact]
     public void Effective_length_is_the_longest_length_up_to_which_every_mean_stays_above_the_threshold()
     {
         IReadOnlyList<NeedleCellSummary> Cells(params double[] means) =>

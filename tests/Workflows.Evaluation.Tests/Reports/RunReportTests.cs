@@ -54,6 +54,7 @@ public sealed class RunReportTests : IDisposable
         using var json = JsonDocument.Parse(File.ReadAllText(files.Json));
         var root = json.RootElement;
         root.GetProperty("paper_row").GetString().Should().Be("Per-source");
+        root.GetProperty("needle").GetProperty("state").GetString().Should().Be(EvaluationState.Evaluated);
         root.GetProperty("needle").GetProperty("mean").GetDouble().Should().BeApproximately(0.6875, 1e-12);
         root.GetProperty("needle").GetProperty("baseline_mean").GetDouble().Should().Be(0);
         root.GetProperty("needle").GetProperty("means_by_scorer").GetProperty("word-recall-fixed").GetDouble().Should().BeApproximately(0.75, 1e-12);
@@ -103,6 +104,45 @@ public sealed class RunReportTests : IDisposable
     }
 
     [Fact]
+    public void A_disabled_needle_evaluation_is_reported_as_disabled_without_numbers_and_the_loss_is_still_reported()
+    {
+        // A per-source 5B run: with needle results the report would show the paper's Fig. 3 needle number and the baseline's Δ.
+        var loss = new DomainLossReport("per-source-5b-80k", [new("0-4K", SlimPajamaSource.C4, 2.050, 500)], [new LengthLossEntry(1024, SlimPajamaSource.C4, 1.9, 100)]);
+        var baselineNeedle = new List<NeedleResult> { Result(1000, 0, "no idea") };
+
+        var files = RunReport.Write(_dir, new RunReportInput("per-source-5b-80k", "original-5b-80k", "tiny", NeedleScoreKind.WordRecall, null, baselineNeedle, loss,
+            TrainingLength: 1500, TokenBudget: 5_000_000_000));
+
+        files.Heatmap.Should().BeNull();
+        files.DifferenceHeatmap.Should().BeNull();
+        Directory.GetFiles(_dir, "*.png").Should().BeEmpty();
+        var md = File.ReadAllText(files.Markdown);
+        md.Should().Contain("## Needle in a haystack\n\nDisabled (`evaluation.needle.enabled: false`): no grid was run");
+        md.Should().NotContain("Mean score").And.NotContain("Effective length").And.NotContain("Fig. 3, per-source, 5B tokens, 7B at 80K: **88.0**").And.NotContain("| context length |");
+        md.Should().Contain("| 0-4K | C4 | 2.050 | 500 |").And.Contain("## Loss@N (Fig. 3)");
+        using var json = JsonDocument.Parse(File.ReadAllText(files.Json));
+        var needle = json.RootElement.GetProperty("needle");
+        needle.GetProperty("state").GetString().Should().Be(EvaluationState.Disabled);
+        needle.EnumerateObject().Select(p => p.Name).Should().Equal("state");
+        json.RootElement.GetProperty("loss").GetProperty("rows")[0].GetProperty("loss").GetDouble().Should().Be(2.050);
+    }
+
+    [Fact]
+    public void The_report_step_entry_point_reads_no_needle_folder_when_the_evaluation_was_disabled()
+    {
+        var lossFile = Path.Combine(_dir, "loss.json");
+        DomainLossJson.Write(lossFile, new DomainLossReport("smoke", [new("0-4K", SlimPajamaSource.Github, 0.9, 10)], []));
+
+        var files = RunReport.Write(Path.Combine(_dir, "report"), new Workflows.Experiments.Templates.ReportParameters("smoke", "tiny", NeedleScorer.WordRecall, 1024, 64_000),
+            new ReportSources(null, lossFile));
+
+        File.ReadAllText(files.Markdown).Should().Contain("Disabled (`evaluation.needle.enabled: false`)").And.Contain("| 0-4K | Github | 0.900 |");
+        var enabled = () => RunReport.Write(Path.Combine(_dir, "r2"), new Workflows.Experiments.Templates.ReportParameters("smoke", "tiny", NeedleScorer.WordRecall, 1024, 64_000),
+            new ReportSources(Path.Combine(_dir, "no-such-needle"), lossFile));
+        enabled.Should().Throw<DirectoryNotFoundException>("an enabled evaluation without results is an error, never a disabled one");
+    }
+
+    [Fact]
     public void Report_without_needle_or_baseline_still_writes_the_loss_table()
     {
         var loss = new DomainLossReport("smoke", [new("0-4K", SlimPajamaSource.Github, 0.9, 10)], []);
@@ -111,5 +151,7 @@ public sealed class RunReportTests : IDisposable
         var md = File.ReadAllText(files.Markdown);
         md.Should().Contain("| 0-4K | Github | 0.900 | 10 | – | – | 0.907 | – |");
         md.Should().NotContain("Needle in a haystack");
+        using var json = JsonDocument.Parse(File.ReadAllText(files.Json));
+        json.RootElement.GetProperty("needle").ValueKind.Should().Be(JsonValueKind.Null, "no results and not disabled: nothing to say");
     }
 }
