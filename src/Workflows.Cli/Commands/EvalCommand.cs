@@ -263,23 +263,33 @@ public static class EvalCommand
         var results = new Argument<string>("results") { Description = "Folder of *_results.json from wf eval needle." };
         var output = new Option<string>("--out") { Description = "PNG to write.", Required = true };
         var baseline = new Option<string?>("--baseline") { Description = "Another results folder: draw the difference (experiment - baseline) instead." };
-        var scorer = new Option<NeedleScoreKind>("--scorer") { Description = "Which stored score to draw.", DefaultValueFactory = _ => NeedleScoreKind.WordRecall };
-        var training = new Option<long?>("--training-length") { Description = "Training context, drawn as a dashed line (e.g. 81920)." };
+        // The names the result files and experiment files use (word-recall, ...), and sizes as experiment files write them (80K).
+        var scorer = new Option<NeedleScoreKind?>("--scorer")
+        {
+            Description = "Which stored score to draw, by the name in the result files (default: word-recall).",
+            HelpName = string.Join('|', Enum.GetValues<NeedleScoreKind>().Select(NeedleScorers.Name)),
+            CustomParser = ParseScorer,
+        };
+        var training = new Option<long?>("--training-length")
+        {
+            Description = "Training context, drawn as a dashed line: 80K (= 81,920, binary as data.context) or 81920.",
+            CustomParser = ParseTrainingLength,
+        };
         var title = new Option<string>("--title") { Description = "Title (the mean score is added).", DefaultValueFactory = _ => "needle in a haystack" };
         var command = new Command("heatmap", """
             Draw a needle heatmap in the paper's style (depth rows x token-length columns, #F0496E -> #EBB839 -> #0CD79F
             over 0-1, dashed line at the training length, mean in the title), or the difference between two runs.
 
             Examples:
-              wf eval heatmap out/smoke/needle --out heatmap.png --training-length 1024
-              wf eval heatmap runs/per-source/needle --baseline runs/original/needle --out diff.png
+              wf eval heatmap out/smoke/needle --out heatmap.png --training-length 1K
+              wf eval heatmap runs/per-source/needle --baseline runs/original/needle --out diff.png --scorer rouge1 --training-length 80K
             """)
         {
             results, output, baseline, scorer, training, title,
         };
         command.SetAction(parse =>
         {
-            var kind = parse.GetValue(scorer);
+            var kind = parse.GetValue(scorer) ?? NeedleScoreKind.WordRecall;
             var cells = NeedleAggregation.ByCell(NeedleResultFiles.ReadDirectory(parse.GetValue(results)!), kind);
             if (cells.Count == 0)
             {
@@ -297,9 +307,38 @@ public static class EvalCommand
                 NeedleHeatmap.Write(parse.GetValue(output)!, cells, options, kind.ToString());
             }
 
-            cli.Out.WriteLine($"wrote {parse.GetValue(output)} ({cells.Count} cells)");
+            var line = parse.GetValue(training) is { } length ? string.Create(CultureInfo.InvariantCulture, $", training length {length:N0}") : "";
+            cli.Out.WriteLine($"wrote {parse.GetValue(output)} ({cells.Count} cells, {NeedleScorers.Name(kind)}{line})");
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    private static NeedleScoreKind? ParseScorer(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens[0].Value;
+        foreach (var kind in Enum.GetValues<NeedleScoreKind>())
+        {
+            if (string.Equals(text, NeedleScorers.Name(kind), StringComparison.OrdinalIgnoreCase)
+                || string.Equals(text, kind.ToString(), StringComparison.OrdinalIgnoreCase))
+            {
+                return kind;
+            }
+        }
+
+        result.AddError($"--scorer '{text}' is not a scorer: use one of {string.Join(", ", Enum.GetValues<NeedleScoreKind>().Select(NeedleScorers.Name))}");
+        return null;
+    }
+
+    private static long? ParseTrainingLength(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens[0].Value;
+        if (Workflows.Experiments.Spec.SizeLiteral.TryParse(text, Workflows.Experiments.Spec.SizeBase.Binary, out var length, out var error) && length > 0)
+        {
+            return length;
+        }
+
+        result.AddError($"--training-length: {error ?? $"'{text}' is not a positive length"} (e.g. 80K or 81920)");
+        return null;
     }
 }
