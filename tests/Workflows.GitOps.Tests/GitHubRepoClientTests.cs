@@ -114,6 +114,20 @@ public sealed class GitHubRepoClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Without_a_bot_login_a_person_s_marked_comment_is_never_taken_for_the_bot_s()
+    {
+        // A pull request's author posts a comment in the bot's format with a forged result section.
+        var impostor = gh.AddComment(7, "mallory", Body("smoke", "## Run\nsucceeded, needle 100.0"));
+
+        var result = await client.UpsertStickyCommentAsync(7, "smoke", existing => existing ?? Body("smoke", "plan"));
+
+        result.Action.Should().Be(StickyAction.Created, "the bot writes its own comment");
+        gh.Comments.Should().HaveCount(2);
+        gh.Comments.Single(c => c.Id == result.CommentId).Body.Should().Be(Body("smoke", "plan"), "nothing of the impostor's comment is kept");
+        impostor.Body.Should().Contain("needle 100.0", "and the impostor's comment is not edited");
+    }
+
+    [Fact]
     public async Task The_sticky_comment_is_found_on_a_later_page()
     {
         gh.MaxPerPage = 2;

@@ -4,12 +4,14 @@ using Workflows.GitOps.Comments;
 namespace Workflows.GitOps.GitHub;
 
 /// <summary>Where the API is and who we are: the base URL (github.com, GitHub Enterprise, or a local test server) and a token.</summary>
-public sealed record GitHubSettings(RepoRef Repository, string Token, Uri? BaseUrl = null)
+/// <param name="BotLogin">The account the bot writes as when it is not a GitHub App (WF_GITHUB_BOT_LOGIN); null: any
+/// <c>[bot]</c> account's marked comment is the bot's (see <see cref="GitHubRepoClient.FindStickyCommentAsync"/>).</param>
+public sealed record GitHubSettings(RepoRef Repository, string Token, Uri? BaseUrl = null, string? BotLogin = null)
 {
     /// <summary>
     /// From the variables GitHub Actions sets: GITHUB_TOKEN, GITHUB_REPOSITORY (owner/name) and GITHUB_API_URL
     /// (https://api.github.com, or https://HOST/api/v3 on Enterprise). WF_GITHUB_API_URL overrides the URL (tests, a
-    /// proxy). <paramref name="repository"/> overrides GITHUB_REPOSITORY.
+    /// proxy). <paramref name="repository"/> overrides GITHUB_REPOSITORY. WF_GITHUB_BOT_LOGIN names the bot's account.
     /// </summary>
     public static GitHubSettings FromEnvironment(string? repository = null, Func<string, string?>? env = null)
     {
@@ -23,7 +25,8 @@ public sealed record GitHubSettings(RepoRef Repository, string Token, Uri? BaseU
         var repo = repository ?? env("GITHUB_REPOSITORY")
             ?? throw new InvalidOperationException("no repository: pass --repo owner/name or set GITHUB_REPOSITORY");
         var url = env("WF_GITHUB_API_URL") ?? env("GITHUB_API_URL");
-        return new GitHubSettings(RepoRef.Parse(repo), token, string.IsNullOrWhiteSpace(url) ? null : new Uri(url));
+        var bot = env("WF_GITHUB_BOT_LOGIN");
+        return new GitHubSettings(RepoRef.Parse(repo), token, string.IsNullOrWhiteSpace(url) ? null : new Uri(url), string.IsNullOrWhiteSpace(bot) ? null : bot);
     }
 }
 
@@ -44,6 +47,7 @@ public sealed class GitHubRepoClient
     public GitHubRepoClient(GitHubSettings settings)
     {
         Repository = settings.Repository;
+        BotLogin = settings.BotLogin;
         token = settings.Token;
         var product = new ProductHeaderValue("wf-gitops", typeof(GitHubRepoClient).Assembly.GetName().Version?.ToString() ?? "0");
 
@@ -56,6 +60,9 @@ public sealed class GitHubRepoClient
     }
 
     public RepoRef Repository { get; }
+
+    /// <summary>The bot's account from the settings (WF_GITHUB_BOT_LOGIN), used when a call names none.</summary>
+    public string? BotLogin { get; }
 
     private string Owner => Repository.Owner;
 
@@ -76,12 +83,20 @@ public sealed class GitHubRepoClient
     public async Task<IssueCommentInfo> UpdateCommentAsync(long commentId, string body) =>
         ToInfo(await client.Issue.Comment.Update(Owner, Name, commentId, body).ConfigureAwait(false));
 
-    /// <summary>The experiment's sticky comment (the first comment that starts with its marker), or null.</summary>
+    /// <summary>
+    /// The experiment's sticky comment (the first comment that starts with its marker, written by the bot), or null.
+    /// The bot is <paramref name="botLogin"/> (WF_GITHUB_BOT_LOGIN) when given, else any GitHub App account (a login
+    /// ending in <c>[bot]</c>, as <c>github-actions[bot]</c>): a person's comment that carries the marker is never taken
+    /// for the bot's, so a pull request's author cannot plant sections (a forged result) that the bot would keep.
+    /// </summary>
     public async Task<(IssueCommentInfo? Comment, IReadOnlyList<long> Duplicates)> FindStickyCommentAsync(int pullRequest, string experiment, string? botLogin = null)
     {
+        botLogin ??= BotLogin;
         var mine = (await ListCommentsAsync(pullRequest).ConfigureAwait(false))
             .Where(c => CommentMarker.ExperimentOf(c.Body) == experiment)
-            .Where(c => botLogin is null || string.Equals(c.Author, botLogin, StringComparison.OrdinalIgnoreCase))
+            .Where(c => botLogin is null
+                ? c.Author.EndsWith("[bot]", StringComparison.Ordinal)
+                : string.Equals(c.Author, botLogin, StringComparison.OrdinalIgnoreCase))
             .OrderBy(c => c.CreatedAt).ThenBy(c => c.Id)
             .ToList();
         return (mine.FirstOrDefault(), mine.Skip(1).Select(c => c.Id).ToList());
