@@ -103,6 +103,15 @@ public sealed class EngineClient
     /// </summary>
     public static SubmitRequest Prepare(ExperimentSpec spec, string experimentYaml, string folder, string workflowsDirectory, string codeCommit)
     {
+        // wf validate refuses a run that fits on its GPUs under no placement; one that fits only with ZeRO stage 3
+        // (not built) validates, and would fail only after its data is prepared: refuse it before anything runs.
+        if (ModelCatalog.Resolve(spec.Model) is { } shape
+            && Workflows.Experiments.Planning.MemoryPlanner.Choose(spec, shape) is { Chosen: null } memory)
+        {
+            throw new InvalidOperationException(
+                $"experiment '{spec.Name}' cannot run on {memory.GpuCount} x {memory.Gpu} (resources): {memory.Note}. Use GPUs it fits on (resources.gpu, gpu_count); 'wf plan' shows the memory plan");
+        }
+
         var template = TemplateLoader.LoadFile(Path.Combine(workflowsDirectory, spec.Workflow + ".yaml"));
         if (!template.IsValid)
         {

@@ -80,6 +80,19 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void A_run_that_fits_only_with_zero_stage_3_is_refused_at_submit_before_anything_runs()
+    {
+        // It validates (stage 3 would fit), and the plan says refused: run and submit stop before storage is touched.
+        Wf("validate", Example("per-source-13b-64k.yaml")).Exit.Should().Be(ExitCodes.Ok);
+        foreach (var command in new[] { "submit", "run" })
+        {
+            var (exit, _, error) = Wf(command, Example("per-source-13b-64k.yaml"));
+            exit.Should().Be(ExitCodes.InvalidInput, command);
+            error.Should().Contain("cannot run on 8 x a100-80g").And.Contain("ZeRO stage 3").And.NotContain("Azurite", command);
+        }
+    }
+
+    [Fact]
     public void Plan_json_is_machine_readable()
     {
         var (exit, output, _) = Wf("plan", "--json", Example("per-source-5b-80k.yaml"));
