@@ -93,6 +93,15 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void A_gpu_agent_with_several_gpus_refuses_a_fixed_device_before_touching_storage()
+    {
+        var (exit, _, error) = Wf("gpu-agent", "--device", "cuda:1", "--gpus", "2");
+        exit.Should().Be(ExitCodes.Usage);
+        error.Should().Contain("--gpus 2").And.Contain("GPUs 0..N-1");
+        Wf("gpu-agent", "--gpus", "0").Exit.Should().Be(ExitCodes.Usage);
+    }
+
+    [Fact]
     public void Plan_json_is_machine_readable()
     {
         var (exit, output, _) = Wf("plan", "--json", Example("per-source-5b-80k.yaml"));

@@ -41,6 +41,13 @@ public static class GpuAgentCommand
         };
         command.SetAction(async (parse, ct) =>
         {
+            // The ranks take GPUs 0..N-1 (local rank = GPU): a fixed cuda:K would put them all on one GPU.
+            if (parse.GetValue(gpus) is var ranks && (ranks < 1 || (ranks > 1 && parse.GetValue(device)!.StartsWith("cuda:", StringComparison.OrdinalIgnoreCase))))
+            {
+                cli.Err.WriteLine($"error: --gpus {ranks}: give a count of 1 or more, with --device cuda (the ranks take GPUs 0..N-1) or cpu");
+                return ExitCodes.Usage;
+            }
+
             var environment = WorkerEnvironment.Read(WorkerRole.GpuAgent);
             string? where = null;
             using var loggers = TelemetryExport.CreateLoggerFactory(environment.LogLevel, cli.Err, TelemetryExport.IsConfigured(), () => where);
@@ -49,7 +56,7 @@ public static class GpuAgentCommand
             where = storage.Connection.Description;
             var options = EngineCli.Options(parse.GetValue(hub)!, environment) with
             {
-                TrainingDevice = parse.GetValue(device)!, TrainingRanks = Math.Max(1, parse.GetValue(gpus)), LoggerFactory = loggers,
+                TrainingDevice = parse.GetValue(device)!, TrainingRanks = ranks, LoggerFactory = loggers,
             };
             using var paths = PathPolicy.Use(WorkerPaths.Policy(options));
             var store = await BlobArtifactStore.OpenAsync(storage.Connection, options.ContainerName);

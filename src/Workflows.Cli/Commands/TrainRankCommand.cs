@@ -45,16 +45,16 @@ public static class TrainRankCommand
             }
 
             var job = rankJob.Job with { Training = rankJob.Job.Training with { Device = rank.DeviceFor(rankJob.Job.Training.Device) } };
-            ICheckpointStore? store = null;
-            if (rank.Rank == 0 && rankJob.CheckpointPrefix is { } prefix)
-            {
-                var connection = StorageConnection.FromEnvironment()
-                    ?? throw new InvalidOperationException("rank 0 uploads checkpoints but no storage is configured in its environment (the agent's is inherited)");
-                store = new ArtifactCheckpointStore(await BlobArtifactStore.OpenAsync(connection, rankJob.Container!), prefix);
-            }
-
             try
             {
+                ICheckpointStore? store = null;
+                if (rank.Rank == 0 && rankJob.CheckpointPrefix is { } prefix)
+                {
+                    var connection = StorageConnection.FromEnvironment()
+                        ?? throw new InvalidOperationException("rank 0 uploads checkpoints but no storage is configured in its environment (the agent's is inherited)");
+                    store = new ArtifactCheckpointStore(await BlobArtifactStore.OpenAsync(connection, rankJob.Container!), prefix);
+                }
+
                 using var group = rank.Connect(job.Training.Device);
                 using var source = new PackedShardSequenceSource(rankJob.DataDirectory);
                 using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -67,7 +67,7 @@ public static class TrainRankCommand
                     : $"stopped after {result.StepsCompleted} steps; checkpoint saved");
                 return ExitCodes.Ok;
             }
-            catch (CollectiveFailedException e)
+            catch (Exception e) when (e is CollectiveFailedException or InvalidOperationException)
             {
                 cli.Err.WriteLine($"error: {e.Message}");
                 return ExitCodes.InvalidInput;
