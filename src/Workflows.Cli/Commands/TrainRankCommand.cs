@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using Workflows.Artifacts;
 using Workflows.Artifacts.Store;
 using Workflows.Training;
@@ -17,10 +16,6 @@ namespace Workflows.Cli.Commands;
 /// </summary>
 public static class TrainRankCommand
 {
-    /// <summary>The line rank 0 prints per step (the agent reads it back as progress).</summary>
-    public static string ProgressLine(TrainingProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"step {p.Step}/{p.TotalSteps} loss {p.Loss:0.0000} {p.TokensPerSecond:N0} tokens/s");
-
     public static Command Create(CliContext cli)
     {
         var file = new Argument<string>("job") { Description = "The rank job file the GPU agent wrote." };
@@ -59,7 +54,7 @@ public static class TrainRankCommand
                 using var source = new PackedShardSequenceSource(rankJob.DataDirectory);
                 using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 using var _ = TrainingRunner.CancelOnTermination(cancel);
-                var result = TrainingRunner.Run(job, source, new SynchronousProgress<TrainingProgress>(p => cli.Out.WriteLine(ProgressLine(p))),
+                var result = TrainingRunner.Run(job, source, new SynchronousProgress<TrainingProgress>(p => cli.Out.WriteLine(p.StatusLine())),
                     cancel.Token, store, message => cli.Out.WriteLine(message), group);
                 if (rank.Rank == 0) rankJob.WriteResult(result);
                 cli.Out.WriteLine(result.Finished

@@ -49,8 +49,7 @@ public sealed class TrainJobHandler() : JobHandler<TrainParameters>(StepContract
         // A relative model.base resolves against the experiment's folder (ToTrainingJob takes it from the file's path).
         var trainingJob = SpecMapping.ToTrainingJob(AsExperiment(parameters), work, vocabulary, source.SequencesPerEpoch, services.Options.TrainingDevice,
             resume: true, experimentFile: Path.Combine(job.Job.ExperimentDirectory, "experiment.yaml"));
-        var progress = new Progress(p => reportProgress(string.Create(CultureInfo.InvariantCulture,
-            $"step {p.Step}/{p.TotalSteps} loss {p.Loss:0.0000} {p.TokensPerSecond:N0} tokens/s")));
+        var progress = new Progress(p => reportProgress(p.StatusLine()));
         // resources.gpu_count ranks, as many as this agent has (wf gpu-agent --gpus N); the global batch is the same at any count.
         var ranks = Math.Max(1, Math.Min(parameters.Resources.GpuCount, services.Options.TrainingRanks));
         if (parameters.Resources.GpuCount > ranks)

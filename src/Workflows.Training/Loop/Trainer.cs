@@ -16,7 +16,12 @@ public sealed record StepMetrics(int Step, double Loss, double LearningRate, dou
 }
 
 /// <summary>What a progress bar shows after each step.</summary>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double TokensPerSecond, double LearningRate, double GradNorm, TimeSpan Elapsed, TimeSpan? Eta);
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double TokensPerSecond, double LearningRate, double GradNorm, TimeSpan Elapsed, TimeSpan? Eta)
+{
+    /// <summary>The one-line status a GPU job reports (in-process, or rank 0 of <c>wf gpu-agent --gpus N</c>).</summary>
+    public string StatusLine() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"step {Step}/{TotalSteps} loss {Loss:0.0000} {TokensPerSecond:N0} tokens/s");
+}
 
 /// <summary>The loss or the gradient norm stopped being a finite number: the run diverged and the step was not applied.</summary>
 public sealed class TrainingDivergedException(int step, double loss, double gradNorm)
