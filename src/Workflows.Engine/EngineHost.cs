@@ -116,9 +116,10 @@ public sealed class EngineHost : IAsyncDisposable
         var cancelled = new Hosting.CancelledRuns(services.Runs);
         foreach (var a in activities)
         {
-            // Every activity is wrapped once here: spans and metrics, and the in-flight count a graceful stop waits on.
-            worker.AddTaskActivities(new NameValueObjectCreator<TaskActivity>(a.Name, ActivityNames.Version, new InstrumentedActivity(a.Name, a.Activity, inFlight,
-                a.Name == ActivityNames.UpdateRun ? null : id => cancelled.IsCancelledAsync(id))));
+            // Every activity is wrapped once here: spans and metrics, the in-flight count a graceful stop waits on, and
+            // the tag that lets the orchestration tell its reply from a stray one (ActivityReply).
+            var instrumented = new InstrumentedActivity(a.Name, a.Activity, inFlight, a.Name == ActivityNames.UpdateRun ? null : id => cancelled.IsCancelledAsync(id));
+            worker.AddTaskActivities(new NameValueObjectCreator<TaskActivity>(a.Name, ActivityNames.Version, new TaggedActivity(a.Name, instrumented)));
         }
 
         await worker.StartAsync().ConfigureAwait(false);

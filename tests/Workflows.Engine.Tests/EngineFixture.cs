@@ -81,17 +81,25 @@ public sealed class EngineFixture : IAsyncLifetime, IDisposable
 
     public const string ItemsType = "test-items";
 
-    private Task<byte[]> Produce(FanOutItem item, CancellationToken cancellationToken)
+    /// <summary>Per test key: a gate every item of that test waits at before it produces its bytes.</summary>
+    public ConcurrentDictionary<string, TaskCompletionSource> Gates { get; } = new();
+
+    private async Task<byte[]> Produce(FanOutItem item, CancellationToken cancellationToken)
     {
         var test = item.Parameters.Test;
         Executions.AddOrUpdate(test, 1, (_, n) => n + 1);
+        if (Gates.TryGetValue(test, out var gate))
+        {
+            await gate.Task.WaitAsync(cancellationToken);
+        }
+
         if (Failures.TryGetValue(test, out var f) && f.Item == item.Index && f.Times > 0)
         {
             Failures[test] = (f.Item, f.Times == int.MaxValue ? f.Times : f.Times - 1);
             throw new InvalidOperationException($"item {item.Index} broke on purpose");
         }
 
-        return Task.FromResult(Encoding.UTF8.GetBytes($"{test}: item {item.Index} of {item.Count}\n"));
+        return Encoding.UTF8.GetBytes($"{test}: item {item.Index} of {item.Count}\n");
     }
 
     /// <summary>The smoke experiment (a real spec) with a workflow of the given steps.</summary>

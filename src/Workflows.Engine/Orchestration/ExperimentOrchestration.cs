@@ -16,7 +16,8 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
 {
     public const string Name = "wf.experiment";
 
-    private static readonly RetryOptions RecordRetry = new(TimeSpan.FromSeconds(1), 5) { BackoffCoefficient = 2 };
+    /// <summary>The run record's activities: 5 attempts, 1 s before the second, doubling.</summary>
+    private const int RecordAttempts = 5;
 
     private readonly List<string> _order = [];
     private readonly Dictionary<string, StepProgress> _progress = new(StringComparer.Ordinal);
@@ -142,7 +143,7 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
     {
         try
         {
-            await _context.ScheduleWithRetry<bool>(ActivityNames.RunFinished, ActivityNames.Version, RecordRetry, _run.RunId);
+            await RecordCallAsync(ActivityNames.RunFinished, _run.RunId);
         }
         catch (DurableTask.Core.Exceptions.TaskFailedException)
         {
@@ -150,6 +151,33 @@ public sealed class ExperimentOrchestration(StepRegistry registry) : TaskOrchest
         }
     }
 
-    private Task<bool> RecordAsync(RunUpdate update) =>
-        _context.ScheduleWithRetry<bool>(ActivityNames.UpdateRun, ActivityNames.Version, RecordRetry, update);
+    private Task RecordAsync(RunUpdate update) => RecordCallAsync(ActivityNames.UpdateRun, update);
+
+    /// <summary>
+    /// A run-record activity with DTFx's retry schedule; a stray reply (<see cref="ActivityReply"/>) is not an attempt,
+    /// the call is just scheduled again. Throws the last <see cref="TaskFailedException"/>.
+    /// </summary>
+    private async Task RecordCallAsync(string activity, object input)
+    {
+        var stray = 0;
+        for (var attempt = 1; ;)
+        {
+            try
+            {
+                var (answered, _) = await ActivityReply.ScheduleAsync<bool>(_context, activity, input);
+                if (answered || ++stray > StepScope.MaxStrayReplies)
+                {
+                    return; // a record update whose reply keeps going astray has still been delivered at least once
+                }
+
+                continue;
+            }
+            catch (DurableTask.Core.Exceptions.TaskFailedException) when (attempt < RecordAttempts)
+            {
+            }
+
+            await _context.CreateTimer(_context.CurrentUtcDateTime + TimeSpan.FromSeconds(Math.Pow(2, attempt - 1)), true);
+            attempt++;
+        }
+    }
 }

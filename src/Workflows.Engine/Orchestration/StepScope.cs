@@ -19,6 +19,9 @@ public sealed class StepScope
     /// <summary>Azure Storage queue messages can be hidden for at most 7 days, so longer timers are chained.</summary>
     public static readonly TimeSpan MaxTimerChunk = TimeSpan.FromDays(6);
 
+    /// <summary>How many stray replies (<see cref="ActivityReply"/>) one call takes before it fails: each needs a storage failure.</summary>
+    public const int MaxStrayReplies = 5;
+
     private readonly ExperimentOrchestration _orchestration;
     private Task? _waveDeadline;
 
@@ -67,15 +70,30 @@ public sealed class StepScope
             string error;
             try
             {
-                var call = Context.ScheduleTask<T>(activity, ActivityNames.Version, input);
                 using var cancelTimer = new CancellationTokenSource();
                 // First attempts of a fan-out share one deadline timer (they start together); others get their own.
-                var deadline = attempt == 1 && _waveDeadline is { } shared ? shared : DelayAsync(policy.Timeout, cancelTimer.Token);
-                var first = await Task.WhenAny(call, deadline);
-                if (first == call)
+                var deadline = attempt == 1 && _waveDeadline is { } shared ? shared : null;
+                for (var stray = 0; ; stray++)
                 {
+                    var call = ActivityReply.ScheduleAsync<T>(Context, activity, input);
+                    deadline ??= DelayAsync(policy.Timeout, cancelTimer.Token);
+                    var first = await Task.WhenAny(call, deadline);
+                    if (first != call)
+                    {
+                        break;
+                    }
+
+                    // A stray reply (see ActivityReply) completed this task: ask again, within the same attempt and deadline.
+                    if (call.IsCompletedSuccessfully && !call.Result.Answered && stray < MaxStrayReplies)
+                    {
+                        continue;
+                    }
+
+                    // Cancelled before the result is read, failure included: DTFx completes a run only when none of its
+                    // tasks is open, so a deadline timer left running would hold a finished run open until it fires.
                     cancelTimer.Cancel();
-                    return await call;
+                    var (answered, value) = await call;
+                    return answered ? value : throw new StepFailedException(Step.Id, shard, $"activity {activity}: {stray + 1} replies in a row answered other calls");
                 }
 
                 error = $"timed out after {policy.Timeout} (attempt {attempt} of {policy.MaxAttempts})";
