@@ -342,6 +342,17 @@ def optimizer_kwargs(args):
     return kwargs
 
 
+def plain_optimizer_step(torch, args, params):
+    """AdamW on the parameters themselves (explicit scheme; FSDP2's sharded float32 parameters), after clipping."""
+    opt = torch.optim.AdamW(params, **optimizer_kwargs(args))
+
+    def optimizer_step():
+        torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return optimizer_step
+
+
 def implied_tokens_per_s(args, context, ranks, round_s, step_s):
     """A whole step of --batch-tokens: its micro-batches in rounds of one per rank (rank r takes r, r+N, ...), then one optimizer step."""
     sequences = max(1, round(args.batch_tokens / context))
@@ -405,12 +416,7 @@ def train(torch, args):
                     g.zero_()
     else:
         params = list(model.parameters())
-        opt = torch.optim.AdamW(params, **optimizer_kwargs(args))
-
-        def optimizer_step():
-            torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        optimizer_step = plain_optimizer_step(torch, args, params)
 
     sync(torch, device)
     setup_s = time.perf_counter() - started
@@ -536,14 +542,8 @@ def train_distributed(torch, args):
         for unit in list(model.layers) + [model]:
             fully_shard(unit, mesh=mesh, reshard_after_forward=False, mp_policy=mp, offload_policy=offload)
         register_fsdp_forward_method(model, "loss")  # the root's hooks run around loss(), our entry point
-        params = list(model.parameters())
-        opt = torch.optim.AdamW(params, **optimizer_kwargs(args))
-
-        def optimizer_step():
-            torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
+        params = list(model.parameters())  # the sharded float32 parameters
+        optimizer_step = plain_optimizer_step(torch, args, params)
         if cuda:
             torch.cuda.empty_cache()  # the unsharded float32 build is freed: start the measurement without it
         sync(torch, device)

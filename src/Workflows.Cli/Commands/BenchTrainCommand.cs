@@ -154,22 +154,9 @@ public static class BenchTrainCommand
             double flops = BenchModels.TrainingFlopsPerToken(settings.Model, c);
             double flopsPalm = BenchModels.TrainingFlopsPerToken(settings.Model, c, palm: true);
             var o = ours.FirstOrDefault(r => r.Context == c);
-            var oursJson = new JsonObject
-            {
-                ["tokens_per_s"] = o?.TokensPerSecond,
-                ["micro_batch_s"] = o?.MicroBatchSeconds,
-                ["optimizer_step_s"] = o?.OptimizerStepSeconds,
-                ["implied_tokens_per_s"] = o?.ImpliedTokensPerSecond,
-                ["mfu"] = Mfu(o?.ImpliedTokensPerSecond, flops),
-                ["mfu_palm"] = Mfu(o?.ImpliedTokensPerSecond, flopsPalm),
-                ["device_used_bytes"] = o?.DeviceMemoryUsed,
-                ["device_total_bytes"] = o?.DeviceMemoryTotal,
-                ["max_memory_allocated"] = o?.PeakAllocated,
-                ["max_memory_reserved"] = o?.PeakReserved,
-                ["loss_first"] = o?.FirstLoss,
-                ["loss_last"] = o?.LastLoss,
-                ["error"] = o is null ? "not run" : o.Error,
-            };
+            var oursJson = ContextJson(o, "not run");
+            oursJson["mfu"] = Mfu(o?.ImpliedTokensPerSecond, flops);
+            oursJson["mfu_palm"] = Mfu(o?.ImpliedTokensPerSecond, flopsPalm);
             var twinJson = new JsonObject();
             foreach (var (scheme, result) in twin)
             {
@@ -216,15 +203,13 @@ public static class BenchTrainCommand
             foreach (var v in columns) table.AddColumn(new TableColumn($"twin (PyTorch {torchVersion}, {v})").RightAligned());
             void Row(string name, Func<JsonObject, string> value) =>
                 table.AddRow([name, value(oursJson), .. columns.Select(v => value((JsonObject)twinJson[v]!))]);
-            static double? D(JsonObject j, string key) => j[key]?.GetValue<double>();
-            static long? L(JsonObject j, string key) => j[key]?.GetValue<long>();
-            Row("tokens/s (micro-batch)", j => D(j, "tokens_per_s") is double v ? BenchFormat.N0(v) : j["error"]?.GetValue<string>() ?? "n/a");
-            Row("optimizer step", j => D(j, "optimizer_step_s") is double v ? BenchFormat.Seconds(v) : "n/a");
-            Row($"tokens/s at {settings.BatchTokens:N0} tokens/step", j => D(j, "implied_tokens_per_s") is double v ? BenchFormat.N0(v) : "n/a");
-            Row("MFU (6N + 6·L·d·T)", j => D(j, "mfu") is double v ? BenchFormat.Percent(v) : "n/a");
-            Row("device memory in use (total − free)", j => BenchFormat.Bytes(L(j, "device_used_bytes")));
-            Row("peak allocated / reserved (allocator)", j => L(j, "max_memory_allocated") is long a ? $"{BenchFormat.Bytes(a)} / {BenchFormat.Bytes(L(j, "max_memory_reserved"))}" : "n/a");
-            Row("loss first → last", j => D(j, "loss_first") is double f && D(j, "loss_last") is double l ? BenchFormat.Losses(f, l) : "n/a");
+            Row("tokens/s (micro-batch)", j => BenchFormat.N0(j, "tokens_per_s", orError: true));
+            Row("optimizer step", j => BenchFormat.Seconds(j, "optimizer_step_s"));
+            Row($"tokens/s at {settings.BatchTokens:N0} tokens/step", j => BenchFormat.N0(j, "implied_tokens_per_s"));
+            Row("MFU (6N + 6·L·d·T)", j => BenchFormat.Percent(j, "mfu"));
+            Row("device memory in use (total − free)", j => BenchFormat.Bytes(j, "device_used_bytes"));
+            Row("peak allocated / reserved (allocator)", BenchFormat.Peaks);
+            Row("loss first → last", BenchFormat.Losses);
             cli.Console.Write(table);
             foreach (var v in columns)
                 if (oursJson[$"ratio_vs_{v}"] is JsonNode r)
@@ -233,6 +218,23 @@ public static class BenchTrainCommand
         foreach (var e in errors) cli.Err.WriteLine($"error: {e}");
         return exit;
     }
+
+    /// <summary>One context's figures of one process (ours on one GPU, or one rank of N), in the twin's field names.</summary>
+    internal static JsonObject ContextJson(TrainBenchContextResult? r, string missing) => new()
+    {
+        ["tokens"] = r?.Tokens,
+        ["tokens_per_s"] = r?.TokensPerSecond,
+        ["micro_batch_s"] = r?.MicroBatchSeconds,
+        ["optimizer_step_s"] = r?.OptimizerStepSeconds,
+        ["implied_tokens_per_s"] = r?.ImpliedTokensPerSecond,
+        ["device_used_bytes"] = r?.DeviceMemoryUsed,
+        ["device_total_bytes"] = r?.DeviceMemoryTotal,
+        ["max_memory_allocated"] = r?.PeakAllocated,
+        ["max_memory_reserved"] = r?.PeakReserved,
+        ["loss_first"] = r?.FirstLoss,
+        ["loss_last"] = r?.LastLoss,
+        ["error"] = r is null ? missing : r.Error,
+    };
 
     internal static string PrecisionName(TrainBenchSettings s) => s.Precision == Precision.Bf16 ? "bf16" : "fp32";
     internal static string OffloadName(TrainBenchSettings s) => s.Optimizer == OptimizerPlacement.Host ? "cpu" : "gpu";
@@ -355,4 +357,15 @@ internal static class BenchFormat
         : (v / 1e9).ToString("0.0", CultureInfo.InvariantCulture) + " GFLOP/s";
     public static string Bytes(long? v) => v is long b ? (b / (double)(1L << 30)).ToString("0.0", CultureInfo.InvariantCulture) + " GiB" : "n/a";
     public static string Losses(double first, double last) => string.Create(CultureInfo.InvariantCulture, $"{first:0.000} → {last:0.000}");
+
+    // Cells of a report's JSON figures: "n/a" where a figure is absent (with orError: the run's error instead).
+    public static string N0(JsonObject j, string key, bool orError = false) =>
+        j[key]?.GetValue<double>() is double v ? N0(v) : (orError ? j["error"]?.GetValue<string>() : null) ?? "n/a";
+    public static string Seconds(JsonObject j, string key) => j[key]?.GetValue<double>() is double v ? Seconds(v) : "n/a";
+    public static string Percent(JsonObject j, string key) => j[key]?.GetValue<double>() is double v ? Percent(v) : "n/a";
+    public static string Bytes(JsonObject j, string key) => Bytes(j[key]?.GetValue<long>());
+    public static string Peaks(JsonObject j) =>
+        j["max_memory_allocated"]?.GetValue<long>() is long a ? $"{Bytes(a)} / {Bytes(j, "max_memory_reserved")}" : "n/a";
+    public static string Losses(JsonObject j) =>
+        j["loss_first"]?.GetValue<double>() is double f && j["loss_last"]?.GetValue<double>() is double l ? Losses(f, l) : "n/a";
 }

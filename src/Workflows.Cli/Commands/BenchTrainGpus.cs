@@ -142,19 +142,11 @@ internal static class BenchTrainGpus
         ["loss_first"] = g.FirstLoss,
         ["loss_last"] = g.LastLoss,
         ["error"] = g.Error,
-        ["per_rank"] = new JsonArray(g.PerRank.Select((r, rank) => (JsonNode?)new JsonObject
+        ["per_rank"] = new JsonArray(g.PerRank.Select((r, rank) =>
         {
-            ["rank"] = rank,
-            ["tokens"] = r?.Tokens,
-            ["tokens_per_s"] = r?.TokensPerSecond,
-            ["micro_batch_s"] = r?.MicroBatchSeconds,
-            ["optimizer_step_s"] = r?.OptimizerStepSeconds,
-            ["device_used_bytes"] = r?.DeviceMemoryUsed,
-            ["max_memory_allocated"] = r?.PeakAllocated,
-            ["max_memory_reserved"] = r?.PeakReserved,
-            ["loss_first"] = r?.FirstLoss,
-            ["loss_last"] = r?.LastLoss,
-            ["error"] = r is null ? "not reported" : r.Error,
+            var row = BenchTrainCommand.ContextJson(r, "not reported");
+            row.Insert(0, "rank", rank);
+            return (JsonNode?)row;
         }).ToArray()),
     };
 
@@ -190,16 +182,14 @@ internal static class BenchTrainGpus
             foreach (var (header, _) in columns) table.AddColumn(new TableColumn(header).RightAligned());
             void Row(string name, Func<JsonObject, string> value) =>
                 table.AddRow([name, .. columns.Select(col => col.Figures is null ? "n/a" : Markup.Escape(value(col.Figures)))]);
-            static double? D(JsonObject j, string key) => j[key]?.GetValue<double>();
-            static long? L(JsonObject j, string key) => j[key]?.GetValue<long>();
-            Row("tokens/s per GPU (micro-batch)", j => D(j, "tokens_per_s_per_gpu") is double v ? BenchFormat.N0(v) : j["error"]?.GetValue<string>() ?? "n/a");
-            Row("tokens/s, all GPUs (micro-batch)", j => D(j, "tokens_per_s") is double v ? BenchFormat.N0(v) : "n/a");
-            Row("optimizer step", j => D(j, "optimizer_step_s") is double v ? BenchFormat.Seconds(v) : "n/a");
-            Row($"tokens/s at {settings.BatchTokens:N0} tokens/step, all GPUs", j => D(j, "implied_tokens_per_s") is double v ? BenchFormat.N0(v) : "n/a");
-            Row("MFU (6N + 6·L·d·T)", j => D(j, "mfu") is double v ? BenchFormat.Percent(v) : "n/a");
-            Row("device memory in use, largest rank", j => BenchFormat.Bytes(L(j, "device_used_bytes")));
-            Row("peak allocated / reserved, largest rank", j => L(j, "max_memory_allocated") is long a ? $"{BenchFormat.Bytes(a)} / {BenchFormat.Bytes(L(j, "max_memory_reserved"))}" : "n/a");
-            Row("loss first → last", j => D(j, "loss_first") is double f && D(j, "loss_last") is double l ? BenchFormat.Losses(f, l) : "n/a");
+            Row("tokens/s per GPU (micro-batch)", j => BenchFormat.N0(j, "tokens_per_s_per_gpu", orError: true));
+            Row("tokens/s, all GPUs (micro-batch)", j => BenchFormat.N0(j, "tokens_per_s"));
+            Row("optimizer step", j => BenchFormat.Seconds(j, "optimizer_step_s"));
+            Row($"tokens/s at {settings.BatchTokens:N0} tokens/step, all GPUs", j => BenchFormat.N0(j, "implied_tokens_per_s"));
+            Row("MFU (6N + 6·L·d·T)", j => BenchFormat.Percent(j, "mfu"));
+            Row("device memory in use, largest rank", j => BenchFormat.Bytes(j, "device_used_bytes"));
+            Row("peak allocated / reserved, largest rank", BenchFormat.Peaks);
+            Row("loss first → last", BenchFormat.Losses);
             cli.Console.Write(table);
 
             string Scaling(JsonObject? side) => side?["scaling"] is JsonNode sc
@@ -214,9 +204,8 @@ internal static class BenchTrainGpus
 
             var ranks = new Table().AddColumns("ours, rank", "tokens", "tokens/s", "micro-batch", "optimizer step", "device memory in use", "allocated / reserved");
             foreach (JsonObject r in ((JsonArray)((JsonObject)ours["gpus"]!)["per_rank"]!).Cast<JsonObject>())
-                ranks.AddRow(r["rank"]!.ToString(), r["tokens"]?.ToString() ?? "n/a", D(r, "tokens_per_s") is double t ? BenchFormat.N0(t) : Markup.Escape(r["error"]?.GetValue<string>() ?? "n/a"),
-                    D(r, "micro_batch_s") is double m ? BenchFormat.Seconds(m) : "n/a", D(r, "optimizer_step_s") is double o ? BenchFormat.Seconds(o) : "n/a",
-                    BenchFormat.Bytes(L(r, "device_used_bytes")), L(r, "max_memory_allocated") is long a ? $"{BenchFormat.Bytes(a)} / {BenchFormat.Bytes(L(r, "max_memory_reserved"))}" : "n/a");
+                ranks.AddRow(r["rank"]!.ToString(), r["tokens"]?.ToString() ?? "n/a", Markup.Escape(BenchFormat.N0(r, "tokens_per_s", orError: true)),
+                    BenchFormat.Seconds(r, "micro_batch_s"), BenchFormat.Seconds(r, "optimizer_step_s"), BenchFormat.Bytes(r, "device_used_bytes"), BenchFormat.Peaks(r));
             cli.Console.Write(ranks);
         }
         foreach (var e in errors) cli.Err.WriteLine($"error: {e}");
