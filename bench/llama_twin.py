@@ -27,7 +27,10 @@ The same architecture and the same numerics, op for op, in plain PyTorch (no dep
   prefill (first chunk is_causal, later chunks a boolean mask [n, start+n], GQA heads folded into the query axis),
   greedy decoding and prefix reuse by truncation.
 
-Modes: train, prefill, peak. Each prints one JSON object on the last line of stdout.
+- On N GPUs (train under torchrun --nproc_per_node N, which sets WORLD_SIZE): FSDP2 data parallel, see
+  train_distributed (why FSDP2 and not DDP + ZeroRedundancyOptimizer: it is the ZeRO stage 2 that ours does).
+
+Modes: train, prefill, peak. Each prints one JSON object on the last line of stdout (under torchrun: rank 0).
 """
 import argparse
 import json
@@ -102,20 +105,26 @@ def ints(text):
 
 def main(argv=None):
     args = parse_args(argv)
+    import os
     import torch  # imported after parsing, so --help works without torch
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    distributed = args.mode == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1
     result = {"mode": args.mode, "torch": torch.__version__, "device": args.device}
     if args.device.startswith("cuda"):
         result["device_name"] = torch.cuda.get_device_name(torch.device(args.device))
     if args.mode == "peak":
         result.update(peak(torch, args))
+    elif distributed:
+        result.update(train_distributed(torch, args))
+        if result["rank"] != 0:
+            return 0  # rank 0 prints the group's result
     elif args.mode == "train":
         result.update(train(torch, args))
     else:
         result.update(prefill(torch, args))
-    if args.device.startswith("cuda"):
+    if args.device.startswith("cuda") and not distributed:
         free, total = torch.cuda.mem_get_info(torch.device(args.device))
         result.update(max_memory_allocated=torch.cuda.max_memory_allocated(), max_memory_reserved=torch.cuda.max_memory_reserved(),
                       device_used_bytes=total - free, device_total_bytes=total)
@@ -322,6 +331,36 @@ def matmul_parameters(args):
 
 # ---------------------------------------------------------------- train
 
+def optimizer_kwargs(args):
+    kwargs = dict(lr=args.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
+    if args.optimizer == "fused":
+        kwargs["fused"] = True
+    elif args.optimizer == "foreach":
+        kwargs["foreach"] = True
+    else:
+        kwargs.update(foreach=False, fused=False)
+    return kwargs
+
+
+def plain_optimizer_step(torch, args, params):
+    """AdamW on the parameters themselves (explicit scheme; FSDP2's sharded float32 parameters), after clipping."""
+    opt = torch.optim.AdamW(params, **optimizer_kwargs(args))
+
+    def optimizer_step():
+        torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return optimizer_step
+
+
+def implied_tokens_per_s(args, context, ranks, round_s, step_s):
+    """A whole step of --batch-tokens: its micro-batches in rounds of one per rank (rank r takes r, r+N, ...), then one optimizer step."""
+    sequences = max(1, round(args.batch_tokens / context))
+    micro_batches = -(-sequences // args.micro_batch)
+    rounds = -(-micro_batches // ranks)
+    return sequences * context / (rounds * round_s + step_s)
+
+
 def train(torch, args):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -336,13 +375,6 @@ def train(torch, args):
     model.checkpointing = args.checkpointing
     model.reentrant = args.reentrant
     model.train()
-    opt_kwargs = dict(lr=args.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
-    if args.optimizer == "fused":
-        opt_kwargs["fused"] = True
-    elif args.optimizer == "foreach":
-        opt_kwargs["foreach"] = True
-    else:
-        opt_kwargs.update(foreach=False, fused=False)
 
     if lean:
         # fp32 master weights (exact copies of the fp32 init), then bf16 parameters; gradients go into fp32 buffers.
@@ -368,7 +400,7 @@ def train(torch, args):
         else:
             for m, g in zip(master, grads32):
                 m.grad = g
-        opt = torch.optim.AdamW(master, **opt_kwargs)
+        opt = torch.optim.AdamW(master, **optimizer_kwargs(args))
 
         def optimizer_step():
             if host:
@@ -384,18 +416,18 @@ def train(torch, args):
                     g.zero_()
     else:
         params = list(model.parameters())
-        opt = torch.optim.AdamW(params, **opt_kwargs)
-
-        def optimizer_step():
-            torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        optimizer_step = plain_optimizer_step(torch, args, params)
 
     sync(torch, device)
     setup_s = time.perf_counter() - started
     print(f"twin: model built in {setup_s:.1f} s ({sum(p.numel() for p in params):,} parameters, scheme {args.scheme}, offload {args.offload})",
           file=sys.stderr, flush=True)
+    results = measure(torch, args, device, micro_batch_fn(torch, args, model, device, autocast), optimizer_step, params)
+    return {"contexts": results, "scheme": args.scheme, "offload": args.offload, "optimizer": args.optimizer, "setup_s": setup_s,
+            "parameters": sum(p.numel() for p in params), "matmul_parameters": matmul_parameters(args)}
 
+
+def micro_batch_fn(torch, args, model, device, autocast):
     def micro_batch(inputs, targets):
         if autocast:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
@@ -404,7 +436,14 @@ def train(torch, args):
             loss = model.loss(inputs, targets, args.loss_chunk)
         loss.backward()
         return loss.item()
+    return micro_batch
 
+
+def measure(torch, args, device, micro_batch, optimizer_step, params, ranks=1):
+    """Per context: warm-up steps, timed micro-batches, timed optimizer steps. On one process an out-of-memory
+    context is reported and the longer ones skipped; among ranks it is raised (a rank cannot leave a collective
+    half done, so the whole torchrun fails and says which rank)."""
+    cuda = device.type == "cuda"
     results = []
     failed = None
     for context in sorted(set(ints(args.contexts))):
@@ -433,14 +472,14 @@ def train(torch, args):
                 optimizer_step()
             sync(torch, device)
             step_s = (time.perf_counter() - start) / max(1, args.optimizer_steps)
-            sequences = max(1, round(args.batch_tokens / context))
-            micro_batches = -(-sequences // args.micro_batch)
-            row.update(micro_batch_s=micro, tokens_per_s=args.micro_batch * context / micro, optimizer_step_s=step_s,
-                       implied_tokens_per_s=sequences * context / (micro_batches * micro + step_s),
+            row.update(micro_batch_s=micro, tokens=args.micro_batch * context * args.micro_batches, tokens_per_s=args.micro_batch * context / micro,
+                       optimizer_step_s=step_s, implied_tokens_per_s=implied_tokens_per_s(args, context, ranks, micro, step_s),
                        loss_first=losses[0], loss_last=losses[-1])
             print(f"twin: context {context:,}: {row['tokens_per_s']:,.0f} tokens/s per micro-batch, optimizer step {step_s:.3f} s",
                   file=sys.stderr, flush=True)
         except torch.OutOfMemoryError as e:
+            if ranks > 1:
+                raise
             failed = str(e).split("\n")[0][:300]
             row["error"] = failed
             print(f"twin: context {context:,}: {failed}", file=sys.stderr, flush=True)
@@ -451,8 +490,101 @@ def train(torch, args):
             row.update(max_memory_allocated=torch.cuda.max_memory_allocated(device), max_memory_reserved=torch.cuda.max_memory_reserved(device),
                        device_used_bytes=total - free, device_total_bytes=total)
         results.append(row)
-    return {"contexts": results, "scheme": args.scheme, "offload": args.offload, "optimizer": args.optimizer, "setup_s": setup_s,
-            "parameters": sum(p.numel() for p in params), "matmul_parameters": matmul_parameters(args)}
+    return results
+
+
+# ---------------------------------------------------------------- train on N GPUs (torchrun)
+
+def train_distributed(torch, args):
+    """The twin of `wf bench train --gpus N`, one process per rank under torchrun (RANK, WORLD_SIZE, LOCAL_RANK).
+
+    FSDP2 rather than DDP + ZeroRedundancyOptimizer, because FSDP2 is what our trainer does (ZeRO stage 2) and DDP +
+    ZeroRedundancyOptimizer is not: DDP all-reduces whole gradients, so every rank would hold fp32 gradients (and
+    here fp32 master weights) of the whole model, i.e. ZeRO-1, 28 GB more per GPU at 7B than ours, and twice the
+    gradient traffic. With FSDP2: each block (and the root: embedding, final norm, head) is a fully_shard unit; the
+    sharded float32 parameters are the master weights and AdamW (fused) steps them; MixedPrecisionPolicy(bf16
+    parameters, float32 reduction) all-gathers bf16 copies for compute (the lean scheme; explicit and fp32 keep
+    float32 parameters); reshard_after_forward=False keeps the gathered bf16 parameters from the forward through the
+    backward (ZeRO-2 / SHARD_GRAD_OP: no second all-gather), and each block's gradients are reduce-scattered in
+    float32 as the backward produces them, every micro-batch, as ours. The parameters are gathered again before each
+    forward (prefetched, overlapped), where ours gathers them once after the optimizer step. --offload cpu:
+    CPUOffloadPolicy (shards, gradients and AdamW on the host). Activation checkpointing is the non-reentrant variant
+    (FSDP2's hooks and the reentrant variant do not mix). The same seed gives every rank the same initial weights;
+    each rank draws its own batches. NCCL on CUDA, gloo on CPU. Rank 0 prints the result: per context the slowest
+    rank's times, the sum of the ranks' tokens, the largest rank's memory, and each rank's own row ("per_rank").
+    """
+    import datetime
+    import os
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard, register_fsdp_forward_method
+
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = args.device.startswith("cuda")
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=float(os.environ.get("WF_COLLECTIVE_TIMEOUT", "300"))))
+    try:
+        torch.manual_seed(args.seed)  # the same initial weights on every rank
+        bf16 = args.precision == "bf16"
+        autocast = bf16 and args.scheme == "autocast"
+        compute = torch.bfloat16 if bf16 and not autocast else torch.float32
+        started = time.perf_counter()
+        with device:
+            model = build(torch, args, compute)  # float32: what FSDP2 shards becomes the master weights
+        model.checkpointing = args.checkpointing
+        model.reentrant = False
+        model.train()
+        mesh = init_device_mesh(device.type, (world,))
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 and args.scheme == "lean" else MixedPrecisionPolicy()
+        offload = CPUOffloadPolicy(pin_memory=cuda) if args.offload == "cpu" else OffloadPolicy()
+        for unit in list(model.layers) + [model]:
+            fully_shard(unit, mesh=mesh, reshard_after_forward=False, mp_policy=mp, offload_policy=offload)
+        register_fsdp_forward_method(model, "loss")  # the root's hooks run around loss(), our entry point
+        params = list(model.parameters())  # the sharded float32 parameters
+        optimizer_step = plain_optimizer_step(torch, args, params)
+        if cuda:
+            torch.cuda.empty_cache()  # the unsharded float32 build is freed: start the measurement without it
+        sync(torch, device)
+        setup_s = time.perf_counter() - started
+        print(f"twin: rank {rank}: model built and sharded over {world} ranks in {setup_s:.1f} s", file=sys.stderr, flush=True)
+        torch.manual_seed(args.seed + 1 + rank)  # each rank its own batches
+        rows = measure(torch, args, device, micro_batch_fn(torch, args, model, device, autocast), optimizer_step, params, ranks=world)
+    except BaseException as e:
+        text = str(e).strip().split("\n")[0][:300]
+        print(f"twin: rank {rank} failed: {type(e).__name__}: {text}", file=sys.stderr, flush=True)
+        raise
+
+    everyone = [None] * world
+    dist.all_gather_object(everyone, rows)
+    setups = [None] * world
+    dist.all_gather_object(setups, setup_s)
+    dist.destroy_process_group()
+    contexts = [combine(args, [ranks_rows[i] for ranks_rows in everyone], world) for i in range(len(rows))]
+    return {"contexts": contexts, "scheme": args.scheme, "offload": args.offload, "optimizer": args.optimizer, "setup_s": max(setups),
+            "parameters": sum(p.numel() for p in params), "matmul_parameters": matmul_parameters(args), "world_size": world,
+            "parallelism": "FSDP2 (fully_shard per block and root, reshard_after_forward=False)", "rank": rank}
+
+
+def combine(args, rows, ranks):
+    """One context over all ranks: the slowest rank's times, the ranks' tokens summed, the largest rank's memory."""
+    row = {"context": rows[0]["context"], "ranks": ranks, "per_rank": rows}
+    failed = next((r["error"] for r in rows if "error" in r), None)
+    if failed is not None:
+        row["error"] = failed
+        return row
+    micro = max(r["micro_batch_s"] for r in rows)
+    step_s = max(r["optimizer_step_s"] for r in rows)
+    tokens = sum(r["tokens"] for r in rows)
+    implied = implied_tokens_per_s(args, row["context"], ranks, micro, step_s)
+    row.update(micro_batch_s=micro, optimizer_step_s=step_s, tokens=tokens, tokens_per_s=tokens / (micro * args.micro_batches),
+               tokens_per_s_per_gpu=tokens / (micro * args.micro_batches) / ranks, implied_tokens_per_s=implied,
+               implied_tokens_per_s_per_gpu=implied / ranks, loss_first=rows[0]["loss_first"], loss_last=rows[0]["loss_last"])
+    for key in ("max_memory_allocated", "max_memory_reserved", "device_used_bytes", "device_total_bytes"):
+        if all(key in r for r in rows):
+            row[key] = max(r[key] for r in rows)
+    return row
 
 
 # ---------------------------------------------------------------- prefill

@@ -65,7 +65,7 @@ public sealed class DataParallelTrainingTests : IDisposable
         return data;
     }
 
-    private static (int Exit, string Out, string Err) Process(TimeSpan limit, Action<System.Diagnostics.Process, string>? onLine, params string[] args)
+    internal static (int Exit, string Out, string Err) Process(TimeSpan limit, Action<System.Diagnostics.Process, string>? onLine, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(WorkerProcessTests.WfDll());
@@ -171,7 +171,7 @@ public sealed class DataParallelTrainingTests : IDisposable
         clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(20), "the group fails when a peer's connection closes, not at the collective timeout");
     }
 
-    private static IEnumerable<int> Children(int parent) =>
+    internal static IEnumerable<int> Children(int parent) =>
         Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => int.TryParse(n, out _)).Select(int.Parse!)
             .Where(pid =>
             {
@@ -187,7 +187,7 @@ public sealed class DataParallelTrainingTests : IDisposable
                 }
             });
 
-    private static string Environment(int pid)
+    internal static string Environment(int pid)
     {
         try
         {

@@ -122,6 +122,32 @@ public class BenchAndOptimizerTests : UsesTempDirectories
     }
 
     [Fact]
+    public void Train_benchmark_group_figures_take_the_slowest_rank_and_name_a_rank_that_did_not_report()
+    {
+        var settings = new TrainBenchSettings(BenchModels.Preset("tiny"), Contexts: [32, 64], MicroBatch: 1, WarmupSteps: 1, MicroBatches: 2,
+            OptimizerSteps: 1, Device: "cpu", Precision.Fp32, ActivationCheckpointing: true, LossChunkTokens: 0, OptimizerPlacement.Device, BatchTokens: 128);
+        TrainBenchContextResult Row(int context, double micro, double step, long memory) =>
+            new(context, micro, 64 / (2 * micro), step, null, 7.0, 6.9, memory, 100, null, Tokens: 64, Ranks: 2);
+        var rank0 = new TrainBenchRankReport(0, 2, "cuda:0", 1e12, [Row(32, 0.5, 0.2, 40), Row(64, 1.0, 0.2, 60)]);
+        var rank1 = new TrainBenchRankReport(1, 2, "cuda:1", 1e12, [Row(32, 0.6, 0.1, 50), new(64, null, null, null, null, null, null, null, null, "out of memory")]);
+
+        var both = TrainBenchGroupResult.Combine(settings, 32, [rank0, rank1]);
+        both.Error.Should().BeNull();
+        both.Tokens.Should().Be(128);
+        both.MicroBatchSeconds.Should().Be(0.6);
+        both.OptimizerStepSeconds.Should().Be(0.2);
+        both.TokensPerSecond.Should().BeApproximately(128 / (2 * 0.6), 1e-9);
+        both.TokensPerSecondPerGpu.Should().BeApproximately(64 / (2 * 0.6), 1e-9);
+        both.ImpliedTokensPerSecond.Should().BeApproximately(128 / (2 * 0.6 + 0.2), 1e-9, "4 micro-batches per step in 2 rounds");
+        both.DeviceMemoryUsed.Should().Be(50, "the largest rank");
+
+        TrainBenchGroupResult.Combine(settings, 64, [rank0, rank1]).Error.Should().Be("rank 1: out of memory");
+        var missing = TrainBenchGroupResult.Combine(settings, 32, [rank0, null]);
+        missing.Error.Should().Be("rank(s) 1 of 2 did not report this context");
+        missing.PerRank.Should().HaveCount(2).And.Subject.Last().Should().BeNull();
+    }
+
+    [Fact]
     public void Prefill_benchmark_grid_gives_identical_outputs_with_prefix_reuse_and_prefills_fewer_tokens()
     {
         var settings = new PrefillBenchSettings(Tiny, "cpu", Bf16Weights: false, Lengths: [40, 60], ChunkTokens: 16, Repeats: 1,

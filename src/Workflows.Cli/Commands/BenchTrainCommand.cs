@@ -31,6 +31,9 @@ public static class BenchTrainCommand
         offload.AcceptOnlyFromAmong("gpu", "cpu");
         var noCheckpointing = new Option<bool>("--no-checkpointing") { Description = "Keep every block's activations instead of recomputing them in the backward pass." };
         var lossChunk = new Option<int>("--loss-chunk") { Description = "Positions per chunk of the LM head + cross-entropy (0 = all logits at once).", DefaultValueFactory = _ => 8192 };
+        var gpus = new Option<int>("--gpus") { Description = "Data-parallel ranks on this machine, one process each, as wf train --gpus N (GPUs 0..N-1 with --device cuda, NCCL; CPU processes over the TCP test transport with --device cpu); the twin runs under torchrun --nproc_per_node N. 1: one GPU, in this process.", DefaultValueFactory = _ => 1 };
+        var noSingle = new Option<bool>("--no-single") { Description = "With --gpus N: skip the 1-GPU runs of both sides, so no scaling figure (e.g. a model that fits only when sharded)." };
+        var rankResults = new Option<string?>("--rank-results") { Description = "Internal: run as one rank of --gpus N and write its figures to this folder.", Hidden = true };
         var twinSchemes = new Option<string>("--twin-schemes") { Description = "The twin's precision schemes, one run each: lean (ours: bf16 parameters, fp32 master weights and gradient buffers, AdamW where --offload says), explicit (fp32 parameters cast to bf16 at each matmul, fused AdamW on the GPU).", DefaultValueFactory = _ => "lean" };
         var command = new Command("train", """
             Train our LLaMA model (random init, random token ids) with the real trainer and the same model in PyTorch
@@ -47,12 +50,20 @@ public static class BenchTrainCommand
               wf bench train --preset 7b --context 32768,65536,81920 --offload cpu --micro-batches 2 --optimizer-steps 1
               wf bench train --preset 1b --context 32768 --twin-schemes lean,explicit --json
               wf bench train --preset tiny --context 128 --device cpu --threads 1
+              wf bench train --preset 1b --context 32768,65536 --device cuda --gpus 2
+              wf bench train --preset 7b --context 65536 --device cuda --gpus 2 --no-single
+
+            With --gpus N (N > 1) ours runs as N rank processes started like wf train --gpus N (ZeRO-2 data parallel,
+            rank r taking micro-batches r, r+N, ... of each round) and the twin under torchrun with FSDP2; by default
+            both sides also run on one GPU, in processes of their own, for the scaling figure (N-GPU tokens/s / 1-GPU
+            tokens/s). Printed per GPU and for all GPUs, with each rank's figures. NVLink multicast stays off in every
+            rank process (NCCL_NVLS_ENABLE=0 and its PyTorch and NVSHMEM counterparts) unless the environment sets them.
 
             On a CPU shared with other work, --threads 1 avoids torch's spinning worker threads.
             Exit codes: 0 ok, 1 a run failed (the other side is still printed), 2 usage error.
             """);
         shape.AddTo(command);
-        foreach (var o in new Option[] { context, microBatch, warmup, microBatches, optimizerSteps, batchTokens, precision, offload, noCheckpointing, lossChunk, twinSchemes })
+        foreach (var o in new Option[] { context, microBatch, warmup, microBatches, optimizerSteps, batchTokens, precision, offload, noCheckpointing, lossChunk, gpus, noSingle, rankResults, twinSchemes })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -86,6 +97,19 @@ public static class BenchTrainCommand
                 cli.Err.WriteLine("error: --twin-schemes takes lean and explicit");
                 return ExitCodes.InvalidInput;
             }
+            int ranks = parse.GetValue(gpus);
+            if (ranks < 1 || (ranks > 1 && s.Device.Contains(':', StringComparison.Ordinal)))
+            {
+                cli.Err.WriteLine(ranks < 1 ? "error: --gpus must be at least 1" : $"error: --gpus {ranks} takes GPUs 0..{ranks - 1}: use --device cuda, not {s.Device}");
+                return ExitCodes.InvalidInput;
+            }
+            // A rank (started by the launcher below with this command line plus --rank-results) measures ours only.
+            if (parse.GetValue(rankResults) is { } folder) return BenchTrainRank.Run(cli, s, settings, folder);
+            if (ranks > 1)
+            {
+                var rankArguments = TrainCommand.WithoutOption(Environment.GetCommandLineArgs().Skip(1), "--gpus");
+                return BenchTrainGpus.Run(cli, s, settings, schemes, ranks, !parse.GetValue(noSingle), rankArguments, parse.GetValue(shape.Json));
+            }
             return Run(cli, s, settings, schemes, parse.GetValue(shape.Json));
         });
         return command;
@@ -94,52 +118,17 @@ public static class BenchTrainCommand
     static int Run(CliContext cli, BenchShape s, TrainBenchSettings settings, string[] schemes, bool json)
     {
         var log = json ? cli.Err : cli.Out;
-        string precisionName = settings.Precision == Precision.Bf16 ? "bf16" : "fp32";
-        string offloadName = settings.Optimizer == OptimizerPlacement.Host ? "cpu" : "gpu";
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"wf bench train: {s.Describe()}, contexts {string.Join(", ", settings.Contexts.Select(c => c.ToString("N0", CultureInfo.InvariantCulture)))}, micro-batch {settings.MicroBatch}, {precisionName}, optimizer state on the {offloadName}, checkpointing {(settings.ActivationCheckpointing ? "on" : "off")}, loss chunk {settings.LossChunkTokens:N0}; per context {settings.WarmupSteps} warm-up steps, {settings.MicroBatches} timed micro-batches, {settings.OptimizerSteps} timed optimizer steps on {settings.Device}"));
+        string offloadName = OffloadName(settings);
+        log.WriteLine(Describe(s, settings));
 
         // The twin first: its process ends (and frees the GPU) before ours allocates.
         var twin = new Dictionary<string, JsonObject>();
         var errors = new List<string>();
-        double? twinPeak = null;
-        string? torchVersion = null;
-        if (s.Twin)
-        {
-            try
-            {
-                string script = s.TwinScript ?? PythonTwin.ExtractScript();
-                log.WriteLine($"twin: {s.Python} {script}");
-                var peak = PythonTwin.Run(s.Python, script, "peak", s.PeakArguments(), cli.Err);
-                twinPeak = peak["peak_flops"]!.GetValue<double>();
-                torchVersion = peak["torch"]?.GetValue<string>();
-                foreach (var scheme in schemes)
-                {
-                    var args = new List<string>(PythonTwin.ShapeArguments(settings.Model, settings.Device, settings.Seed, s.Threads))
-                    {
-                        "--contexts", string.Join(",", settings.Contexts.Select(c => PythonTwin.I(c))), "--micro-batch", PythonTwin.I(settings.MicroBatch),
-                        "--warmup", PythonTwin.I(settings.WarmupSteps), "--micro-batches", PythonTwin.I(settings.MicroBatches),
-                        "--optimizer-steps", PythonTwin.I(settings.OptimizerSteps), "--batch-tokens", PythonTwin.I(settings.BatchTokens),
-                        "--precision", precisionName, "--scheme", scheme, "--offload", offloadName, "--loss-chunk", PythonTwin.I(settings.LossChunkTokens),
-                    };
-                    if (!settings.ActivationCheckpointing) args.Add("--no-checkpointing");
-                    try
-                    {
-                        twin[scheme] = PythonTwin.Run(s.Python, script, "train", args, cli.Err);
-                    }
-                    catch (TwinFailedException e)
-                    {
-                        errors.Add($"twin ({scheme}): {e.Message}");
-                        cli.Err.WriteLine($"error: {e.Message}");
-                    }
-                }
-            }
-            catch (Exception e) when (e is TwinFailedException or ArgumentException or IOException)
-            {
-                errors.Add($"twin: {e.Message}");
-                cli.Err.WriteLine($"error: {e.Message}");
-            }
-        }
+        var twinRunner = BenchTwinRunner.Start(cli, s, log, errors);
+        double? twinPeak = twinRunner?.PeakFlops;
+        string? torchVersion = twinRunner?.TorchVersion;
+        foreach (var scheme in twinRunner is null ? [] : schemes)
+            if (twinRunner!.Train(settings, scheme) is { } result) twin[scheme] = result;
 
         IReadOnlyList<TrainBenchContextResult> ours = [];
         double? oursPeak = null;
@@ -165,22 +154,9 @@ public static class BenchTrainCommand
             double flops = BenchModels.TrainingFlopsPerToken(settings.Model, c);
             double flopsPalm = BenchModels.TrainingFlopsPerToken(settings.Model, c, palm: true);
             var o = ours.FirstOrDefault(r => r.Context == c);
-            var oursJson = new JsonObject
-            {
-                ["tokens_per_s"] = o?.TokensPerSecond,
-                ["micro_batch_s"] = o?.MicroBatchSeconds,
-                ["optimizer_step_s"] = o?.OptimizerStepSeconds,
-                ["implied_tokens_per_s"] = o?.ImpliedTokensPerSecond,
-                ["mfu"] = Mfu(o?.ImpliedTokensPerSecond, flops),
-                ["mfu_palm"] = Mfu(o?.ImpliedTokensPerSecond, flopsPalm),
-                ["device_used_bytes"] = o?.DeviceMemoryUsed,
-                ["device_total_bytes"] = o?.DeviceMemoryTotal,
-                ["max_memory_allocated"] = o?.PeakAllocated,
-                ["max_memory_reserved"] = o?.PeakReserved,
-                ["loss_first"] = o?.FirstLoss,
-                ["loss_last"] = o?.LastLoss,
-                ["error"] = o is null ? "not run" : o.Error,
-            };
+            var oursJson = ContextJson(o, "not run");
+            oursJson["mfu"] = Mfu(o?.ImpliedTokensPerSecond, flops);
+            oursJson["mfu_palm"] = Mfu(o?.ImpliedTokensPerSecond, flopsPalm);
             var twinJson = new JsonObject();
             foreach (var (scheme, result) in twin)
             {
@@ -205,24 +181,9 @@ public static class BenchTrainCommand
             });
         }
 
-        var report = new JsonObject
-        {
-            ["settings"] = s.ToJson(settings.Model),
-            ["micro_batch"] = settings.MicroBatch,
-            ["warmup"] = settings.WarmupSteps,
-            ["micro_batches"] = settings.MicroBatches,
-            ["optimizer_steps"] = settings.OptimizerSteps,
-            ["batch_tokens"] = settings.BatchTokens,
-            ["precision"] = precisionName,
-            ["offload"] = offloadName,
-            ["checkpointing"] = settings.ActivationCheckpointing,
-            ["loss_chunk"] = settings.LossChunkTokens,
-            ["torch"] = torchVersion,
-            ["allocator"] = Workflows.Training.Native.CudaRuntime.PoolAllocator ? "cudaMallocAsync" : "native caching allocator",
-            ["peak"] = new JsonObject { ["matmul"] = s.PeakDescription, ["ours_flops"] = oursPeak, ["twin_flops"] = twinPeak, ["used_flops"] = peakUsed },
-            ["contexts"] = rows,
-            ["errors"] = new JsonArray(errors.Select(e => (JsonNode?)e).ToArray()),
-        };
+        var report = ReportHeader(s, settings, torchVersion, new JsonObject { ["matmul"] = s.PeakDescription, ["ours_flops"] = oursPeak, ["twin_flops"] = twinPeak, ["used_flops"] = peakUsed });
+        report["contexts"] = rows;
+        report["errors"] = new JsonArray(errors.Select(e => (JsonNode?)e).ToArray());
         int exit = errors.Count == 0 ? ExitCodes.Ok : ExitCodes.InvalidInput;
         if (json)
         {
@@ -242,15 +203,13 @@ public static class BenchTrainCommand
             foreach (var v in columns) table.AddColumn(new TableColumn($"twin (PyTorch {torchVersion}, {v})").RightAligned());
             void Row(string name, Func<JsonObject, string> value) =>
                 table.AddRow([name, value(oursJson), .. columns.Select(v => value((JsonObject)twinJson[v]!))]);
-            static double? D(JsonObject j, string key) => j[key]?.GetValue<double>();
-            static long? L(JsonObject j, string key) => j[key]?.GetValue<long>();
-            Row("tokens/s (micro-batch)", j => D(j, "tokens_per_s") is double v ? BenchFormat.N0(v) : j["error"]?.GetValue<string>() ?? "n/a");
-            Row("optimizer step", j => D(j, "optimizer_step_s") is double v ? BenchFormat.Seconds(v) : "n/a");
-            Row($"tokens/s at {settings.BatchTokens:N0} tokens/step", j => D(j, "implied_tokens_per_s") is double v ? BenchFormat.N0(v) : "n/a");
-            Row("MFU (6N + 6·L·d·T)", j => D(j, "mfu") is double v ? BenchFormat.Percent(v) : "n/a");
-            Row("device memory in use (total − free)", j => BenchFormat.Bytes(L(j, "device_used_bytes")));
-            Row("peak allocated / reserved (allocator)", j => L(j, "max_memory_allocated") is long a ? $"{BenchFormat.Bytes(a)} / {BenchFormat.Bytes(L(j, "max_memory_reserved"))}" : "n/a");
-            Row("loss first → last", j => D(j, "loss_first") is double f && D(j, "loss_last") is double l ? BenchFormat.Losses(f, l) : "n/a");
+            Row("tokens/s (micro-batch)", j => BenchFormat.N0(j, "tokens_per_s", orError: true));
+            Row("optimizer step", j => BenchFormat.Seconds(j, "optimizer_step_s"));
+            Row($"tokens/s at {settings.BatchTokens:N0} tokens/step", j => BenchFormat.N0(j, "implied_tokens_per_s"));
+            Row("MFU (6N + 6·L·d·T)", j => BenchFormat.Percent(j, "mfu"));
+            Row("device memory in use (total − free)", j => BenchFormat.Bytes(j, "device_used_bytes"));
+            Row("peak allocated / reserved (allocator)", BenchFormat.Peaks);
+            Row("loss first → last", BenchFormat.Losses);
             cli.Console.Write(table);
             foreach (var v in columns)
                 if (oursJson[$"ratio_vs_{v}"] is JsonNode r)
@@ -259,6 +218,48 @@ public static class BenchTrainCommand
         foreach (var e in errors) cli.Err.WriteLine($"error: {e}");
         return exit;
     }
+
+    /// <summary>One context's figures of one process (ours on one GPU, or one rank of N), in the twin's field names.</summary>
+    internal static JsonObject ContextJson(TrainBenchContextResult? r, string missing) => new()
+    {
+        ["tokens"] = r?.Tokens,
+        ["tokens_per_s"] = r?.TokensPerSecond,
+        ["micro_batch_s"] = r?.MicroBatchSeconds,
+        ["optimizer_step_s"] = r?.OptimizerStepSeconds,
+        ["implied_tokens_per_s"] = r?.ImpliedTokensPerSecond,
+        ["device_used_bytes"] = r?.DeviceMemoryUsed,
+        ["device_total_bytes"] = r?.DeviceMemoryTotal,
+        ["max_memory_allocated"] = r?.PeakAllocated,
+        ["max_memory_reserved"] = r?.PeakReserved,
+        ["loss_first"] = r?.FirstLoss,
+        ["loss_last"] = r?.LastLoss,
+        ["error"] = r is null ? missing : r.Error,
+    };
+
+    internal static string PrecisionName(TrainBenchSettings s) => s.Precision == Precision.Bf16 ? "bf16" : "fp32";
+    internal static string OffloadName(TrainBenchSettings s) => s.Optimizer == OptimizerPlacement.Host ? "cpu" : "gpu";
+
+    /// <summary>The first line of the command's output: what is measured, and how.</summary>
+    internal static string Describe(BenchShape s, TrainBenchSettings settings, string? where = null) => string.Create(CultureInfo.InvariantCulture,
+        $"wf bench train: {s.Describe()}, contexts {string.Join(", ", settings.Contexts.Select(c => c.ToString("N0", CultureInfo.InvariantCulture)))}, micro-batch {settings.MicroBatch}, {PrecisionName(settings)}, optimizer state on the {OffloadName(settings)}, checkpointing {(settings.ActivationCheckpointing ? "on" : "off")}, loss chunk {settings.LossChunkTokens:N0}; per context {settings.WarmupSteps} warm-up steps, {settings.MicroBatches} timed micro-batches, {settings.OptimizerSteps} timed optimizer steps on {where ?? settings.Device}");
+
+    /// <summary>The report's settings part, the same with one GPU or N.</summary>
+    internal static JsonObject ReportHeader(BenchShape s, TrainBenchSettings settings, string? torchVersion, JsonObject peak) => new()
+    {
+        ["settings"] = s.ToJson(settings.Model),
+        ["micro_batch"] = settings.MicroBatch,
+        ["warmup"] = settings.WarmupSteps,
+        ["micro_batches"] = settings.MicroBatches,
+        ["optimizer_steps"] = settings.OptimizerSteps,
+        ["batch_tokens"] = settings.BatchTokens,
+        ["precision"] = PrecisionName(settings),
+        ["offload"] = OffloadName(settings),
+        ["checkpointing"] = settings.ActivationCheckpointing,
+        ["loss_chunk"] = settings.LossChunkTokens,
+        ["torch"] = torchVersion,
+        ["allocator"] = Workflows.Training.Native.CudaRuntime.PoolAllocator ? "cudaMallocAsync" : "native caching allocator",
+        ["peak"] = peak,
+    };
 }
 
 /// <summary>The model-shape, device and twin options both bench commands share.</summary>
@@ -356,4 +357,15 @@ internal static class BenchFormat
         : (v / 1e9).ToString("0.0", CultureInfo.InvariantCulture) + " GFLOP/s";
     public static string Bytes(long? v) => v is long b ? (b / (double)(1L << 30)).ToString("0.0", CultureInfo.InvariantCulture) + " GiB" : "n/a";
     public static string Losses(double first, double last) => string.Create(CultureInfo.InvariantCulture, $"{first:0.000} → {last:0.000}");
+
+    // Cells of a report's JSON figures: "n/a" where a figure is absent (with orError: the run's error instead).
+    public static string N0(JsonObject j, string key, bool orError = false) =>
+        j[key]?.GetValue<double>() is double v ? N0(v) : (orError ? j["error"]?.GetValue<string>() : null) ?? "n/a";
+    public static string Seconds(JsonObject j, string key) => j[key]?.GetValue<double>() is double v ? Seconds(v) : "n/a";
+    public static string Percent(JsonObject j, string key) => j[key]?.GetValue<double>() is double v ? Percent(v) : "n/a";
+    public static string Bytes(JsonObject j, string key) => Bytes(j[key]?.GetValue<long>());
+    public static string Peaks(JsonObject j) =>
+        j["max_memory_allocated"]?.GetValue<long>() is long a ? $"{Bytes(a)} / {Bytes(j, "max_memory_reserved")}" : "n/a";
+    public static string Losses(JsonObject j) =>
+        j["loss_first"]?.GetValue<double>() is double f && j["loss_last"]?.GetValue<double>() is double l ? Losses(f, l) : "n/a";
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Workflows.Training.Distributed;
 using Workflows.Training.Model;
 
 namespace Workflows.Training.Bench;
@@ -56,9 +57,12 @@ public static class PythonTwin
 
     /// <summary>
     /// Runs <c>python script mode args...</c>; returns the JSON object on the last line of stdout. The twin's
-    /// stderr (warnings, tracebacks) goes to <paramref name="log"/> as it comes.
+    /// stderr (warnings, tracebacks) goes to <paramref name="log"/> as it comes. With <paramref name="processes"/>
+    /// above 1 the script runs under <c>python -m torch.distributed.run --standalone --nproc_per_node N</c>
+    /// (torchrun, from the same interpreter), with NVLink multicast kept off unless the caller's environment says
+    /// otherwise (<see cref="NcclCollectives.MulticastOff"/>); rank 0 prints the JSON.
     /// </summary>
-    public static JsonObject Run(string python, string script, string mode, IEnumerable<string> arguments, TextWriter? log = null)
+    public static JsonObject Run(string python, string script, string mode, IEnumerable<string> arguments, TextWriter? log = null, int processes = 1)
     {
         var start = new ProcessStartInfo(python)
         {
@@ -66,10 +70,17 @@ public static class PythonTwin
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (processes > 1)
+        {
+            foreach (var a in new[] { "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", I(processes) }) start.ArgumentList.Add(a);
+            foreach (var (name, value) in NcclCollectives.MulticastOff)
+                if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) start.Environment[name] = value;
+        }
         start.ArgumentList.Add(script);
         start.ArgumentList.Add(mode);
         foreach (var a in arguments) start.ArgumentList.Add(a);
         start.Environment["PYTHONUNBUFFERED"] = "1";
+        string launched = processes > 1 ? $"torchrun --nproc_per_node {processes} " : "";
 
         Process process;
         try
@@ -95,9 +106,12 @@ public static class PythonTwin
             string? last = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
             if (process.ExitCode != 0 || last is null || !last.StartsWith('{'))
             {
-                string tail;
-                lock (errors) tail = string.Join(" | ", errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(2));
-                throw new TwinFailedException($"the twin ({python} {Path.GetFileName(script)} {mode}) exited with {process.ExitCode}: {tail.Trim()}");
+                string[] lines;
+                lock (errors) lines = errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                // A rank's own account of its failure (the script prints "twin: rank R failed: ...") beats torchrun's summary.
+                string tail = lines.LastOrDefault(l => l.StartsWith("twin: rank ", StringComparison.Ordinal) && l.Contains(" failed: ", StringComparison.Ordinal))
+                    ?? string.Join(" | ", lines.TakeLast(2));
+                throw new TwinFailedException($"the twin ({launched}{python} {Path.GetFileName(script)} {mode}) exited with {process.ExitCode}: {tail.Trim()}");
             }
             return JsonNode.Parse(last)!.AsObject();
         }

@@ -58,6 +58,18 @@ public sealed unsafe class NcclCollectives : ICollectives
     public int WorldSize { get; }
     public TimeSpan Timeout { get; }
 
+    /// <summary>
+    /// The environment that keeps NVLink multicast off in NCCL, PyTorch and NVSHMEM: shared GPU hosts require it (a
+    /// program using multicast can put the host's GPUs out of service). Launchers that start rank processes for a
+    /// benchmark set each of these unless the caller's environment already has it.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> MulticastOff { get; } = new Dictionary<string, string>
+    {
+        ["NCCL_NVLS_ENABLE"] = "0",
+        ["TORCH_SYMM_MEM_DISABLE_MULTICAST"] = "1",
+        ["NVSHMEM_DISABLE_NVLS"] = "1",
+    };
+
     /// <summary>A new unique id (rank 0 creates it; the rendezvous hands it to the others).</summary>
     public static byte[] NewUniqueId()
     {

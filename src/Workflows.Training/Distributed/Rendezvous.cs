@@ -83,7 +83,15 @@ public sealed record RankEnvironment(int Rank, int WorldSize, int LocalRank, str
 /// </summary>
 public static class RankLauncher
 {
-    public static int Run(IReadOnlyList<string> arguments, int ranksPerNode, TextWriter output, TextWriter error, CancellationToken cancellation)
+    /// <summary>How a group of ranks ended: 0, or the first rank to fail (by exit time) with the launcher's message.</summary>
+    public sealed record Outcome(int ExitCode, int? FailedRank = null, string? Failure = null);
+
+    public static int Run(IReadOnlyList<string> arguments, int ranksPerNode, TextWriter output, TextWriter error, CancellationToken cancellation) =>
+        Launch(arguments, ranksPerNode, output, error, cancellation).ExitCode;
+
+    /// <param name="environmentDefaults">Variables every rank gets unless this process's environment already sets them.</param>
+    public static Outcome Launch(IReadOnlyList<string> arguments, int ranksPerNode, TextWriter output, TextWriter error, CancellationToken cancellation,
+        IReadOnlyDictionary<string, string>? environmentDefaults = null)
     {
         int nodes = int.TryParse(Environment.GetEnvironmentVariable("NNODES"), out int n) && n > 0 ? n : 1;
         int node = int.TryParse(Environment.GetEnvironmentVariable("NODE_RANK"), out int r) && r >= 0 ? r : 0;
@@ -106,6 +114,8 @@ public static class RankLauncher
                 start.Environment["WORLD_SIZE"] = world.ToString(CultureInfo.InvariantCulture);
                 start.Environment["MASTER_ADDR"] = master;
                 start.Environment["MASTER_PORT"] = port.ToString(CultureInfo.InvariantCulture);
+                foreach (var (name, value) in environmentDefaults ?? new Dictionary<string, string>())
+                    if (string.IsNullOrEmpty(start.Environment.TryGetValue(name, out var set) ? set : null)) start.Environment[name] = value;
                 var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start rank {rank}");
                 int shown = rank;
                 process.OutputDataReceived += (_, e) =>
@@ -139,14 +149,15 @@ public static class RankLauncher
                     foreach (var (_, child) in children)
                         if (!child.HasExited) child.Kill(entireProcessTree: true);
                     foreach (var (_, child) in children) child.WaitForExit();
-                    lock (outputLock) error.WriteLine($"error: rank {failed.Rank} of {world} exited with code {failed.Process.ExitCode}; the other ranks were stopped");
-                    return 1;
+                    string failure = $"rank {failed.Rank} of {world} exited with code {failed.Process.ExitCode}; the other ranks were stopped";
+                    lock (outputLock) error.WriteLine($"error: {failure}");
+                    return new Outcome(1, failed.Rank, failure);
                 }
                 if (children.All(c => c.Process.HasExited)) break;
                 Thread.Sleep(100);
             }
             foreach (var (_, child) in children) child.WaitForExit(); // drains the output
-            return 0;
+            return new Outcome(0);
         }
         finally
         {

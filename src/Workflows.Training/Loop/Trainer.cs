@@ -145,6 +145,11 @@ public sealed class Trainer : IDisposable
 
     public int Step { get; private set; }
     public long TokensSeen { get; private set; }
+    /// <summary>
+    /// Tokens this process ran forward and backward on since it was built: its own micro-batches only, so on N ranks
+    /// about 1/N of the steps' tokens (what <c>wf bench train --gpus N</c> reports per rank).
+    /// </summary>
+    public long LocalTokens { get; private set; }
     public string CheckpointsDirectory => Path.Combine(outputDirectory, "checkpoints");
     public string MetricsPath => Path.Combine(outputDirectory, "metrics.jsonl");
     public FlatParameters Parameters => flat;
@@ -280,6 +285,7 @@ public sealed class Trainer : IDisposable
             long context = batch.shape[1] - 1;
             using var loss = pass.Accumulate(batch.narrow(1, 0, context), batch.narrow(1, 1, context), (double)count / sequences.Count);
             total.add_(loss);
+            LocalTokens += count * context;
         }
         group.AllReduceSum(total);
         return total.item<float>();
