@@ -47,7 +47,7 @@ public static class EvalCommand
             evaluation.needle.enabled: false is not evaluated: this says so and writes nothing, as the engine's step does.
 
             Examples:
-              wf eval needle experiments/smoke.yaml --model out/smoke/train/final-model --out out/smoke/needle
+              wf eval needle experiments/smoke.yaml --model out/smoke-train/final-model --out out/smoke/needle
               wf eval needle experiments/per-source-5b-80k.yaml --dry-run --out out/grid --tokenizer llama/tokenizer.model
               wf eval needle experiments/per-source-5b-80k.yaml --prompt-ids out/hf-check/ours.json --out out/hf-check \
                 --tokenizer llama/tokenizer.model --haystack /data/lcde/eval/needle/PaulGrahamEssays
@@ -159,7 +159,7 @@ public static class EvalCommand
             Table 5-style table with the paper's published numbers for the matching experiment beside ours.
 
             Example:
-              wf eval loss experiments/smoke.yaml --model out/smoke/train/final-model --validation samples/slimpajama-pd/heldout.jsonl.zst --out out/loss
+              wf eval loss experiments/smoke.yaml --model out/smoke-train/final-model --validation samples/slimpajama-pd/heldout.jsonl.zst --out out/smoke/loss
             """)
         {
             file, model, validation, output, tokenizer, device,
