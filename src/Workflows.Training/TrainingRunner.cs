@@ -27,7 +27,9 @@ public sealed record TrainingJob(
 /// <param name="ResumedFrom">The checkpoint the run continued from, if any.</param>
 /// <param name="FinalModelDirectory">The trained weights in HuggingFace layout (only when finished).</param>
 /// <param name="LastLoss">Loss of the last step run by this call.</param>
-public sealed record TrainingResult(int StepsCompleted, bool Finished, string? ResumedFrom, string? FinalModelDirectory, double? LastLoss);
+/// <param name="PeakParameterElements">ZeRO stage 3: the most parameter elements this rank held at once (its shard plus the gathered groups); null otherwise.</param>
+public sealed record TrainingResult(int StepsCompleted, bool Finished, string? ResumedFrom, string? FinalModelDirectory, double? LastLoss,
+    long? PeakParameterElements = null);
 
 /// <summary>
 /// The one entry point for training: used by <c>wf train</c> and by the engine's GPU agent. It builds or loads
@@ -85,7 +87,7 @@ public static class TrainingRunner
             trainer.SaveCheckpoint();
             drained = true;
             uploader?.DrainAsync().GetAwaiter().GetResult();
-            var result = Finish(job, model, trainer, resumedFrom, lastLoss);
+            var result = Finish(job, trainer, resumedFrom, lastLoss);
             group.Barrier();
             return result;
         }
@@ -107,13 +109,11 @@ public static class TrainingRunner
         }
     }
 
-    static TrainingResult Finish(TrainingJob job, LlamaModel model, Trainer trainer, string? resumedFrom, double? lastLoss)
+    static TrainingResult Finish(TrainingJob job, Trainer trainer, string? resumedFrom, double? lastLoss)
     {
         string final = Path.Combine(job.OutputDirectory, FinalModelFolder);
-        // The parameters themselves (bf16 for bf16 training: the master weights rounded as the model computed with them);
-        // every rank holds all of them after the last all-gather, so rank 0 writes the consolidated model.
-        if (trainer.Group.Rank == 0) HuggingFaceCheckpoint.Save(model, final, dtype: trainer.Parameters.ParameterType);
-        return new TrainingResult(trainer.Step, true, resumedFrom, final, lastLoss);
+        trainer.SaveModel(final);
+        return new TrainingResult(trainer.Step, true, resumedFrom, final, lastLoss, trainer.Gathering?.PeakResidentElements);
     }
 
     // The store's newest checkpoint, when it is newer than every local one (or there is none locally), is downloaded

@@ -18,7 +18,7 @@ public sealed class DataParallelTrainingTests : IDisposable
     public void Dispose() => Directory.Delete(temp, recursive: true);
 
     /// <summary>fp32, 2 layers, 6 sequences of 128 per step in micro-batches of 1 (so 3 ranks get 2 each, 4 ranks uneven).</summary>
-    private string Experiment(int steps, string name = "ddp-run")
+    private string Experiment(int steps, string name = "ddp-run", bool activationCheckpointing = true)
     {
         // Beside the experiment: outside a repository an experiment may only name paths in its own folder (path policy).
         var sample = Path.Combine(temp, "sample.jsonl.zst");
@@ -50,6 +50,7 @@ public sealed class DataParallelTrainingTests : IDisposable
               precision: fp32
               max_steps: {{steps}}
               checkpoint_interval: 2
+              activation_checkpointing: {{(activationCheckpointing ? "true" : "false")}}
             evaluation:
               needle: { enabled: false }
               domain_loss: { enabled: false }
@@ -134,6 +135,53 @@ public sealed class DataParallelTrainingTests : IDisposable
         resumed.Out.Should().Contain("finished 4 steps");
         ShouldMatch(Weights(three), reference, "written by 3 ranks, resumed by 2");
         File.ReadAllLines(Path.Combine(three, "metrics.jsonl")).Should().HaveCount(4);
+    }
+
+    [Fact]
+    public void Stage_3_ranks_keep_a_shard_of_the_parameters_train_the_weights_of_one_process_and_resume_at_another_count()
+    {
+        var data = Data();
+        string one = Path.Combine(temp, "one"), two = Path.Combine(temp, "two"), three = Path.Combine(temp, "three");
+        var single = Wf("train", Experiment(4), "--data", data, "--out", one);
+        single.Exit.Should().Be(ExitCodes.Ok, single.Err);
+        var reference = Weights(one);
+
+        var pair = Process(TimeSpan.FromMinutes(4), null, "train", Experiment(4), "--data", data, "--out", two, "--gpus", "2", "--zero-stage", "3");
+        pair.Exit.Should().Be(0, pair.Err + pair.Out);
+        pair.Out.Should().Contain("finished 4 steps");
+        ShouldMatch(Weights(two), reference, "2 ranks at stage 3, micro-batches 0,2,4 and 1,3,5 of each step");
+
+        // Rank 0 held its shard (half the flat space) and at most one group at a time: the largest of the embedding,
+        // a block, and the final norm with the head (gathered together for the loss; the tiny model ties the head to
+        // the embedding) — never the whole model.
+        long Count(string name) => reference[name].LongLength;
+        long total = reference.Values.Sum(v => v.LongLength);
+        long largestBlock = reference.Keys.Where(k => k.StartsWith("model.layers.", StringComparison.Ordinal))
+            .GroupBy(k => k.Split('.')[2]).Max(g => g.Sum(Count));
+        long largestGroup = new[] { Count("model.embed_tokens.weight"), largestBlock, Count("model.norm.weight") + Count(reference.ContainsKey("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight") }.Max();
+        var held = System.Text.RegularExpressions.Regex.Match(pair.Out, @"rank 0 held at most (\d+) parameter elements");
+        held.Success.Should().BeTrue(pair.Out);
+        long.Parse(held.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+            .Should().Be(((total + 1) / 2) + largestGroup, $"{total} parameters: a shard of {(total + 1) / 2} and the largest group, {largestGroup}");
+
+        // A stage-3 checkpoint written by 3 ranks resumes on 2 (the shards are the optimizer's, whatever the stage).
+        var first = Process(TimeSpan.FromMinutes(4), null, "train", Experiment(2), "--data", data, "--out", three, "--gpus", "3", "--zero-stage", "3");
+        first.Exit.Should().Be(0, first.Err + first.Out);
+        Directory.GetFiles(Path.Combine(three, "checkpoints", "checkpoint-2"), "optimizer-shard-*").Should().HaveCount(3);
+        var resumed = Process(TimeSpan.FromMinutes(4), null, "train", Experiment(4), "--data", data, "--out", three, "--gpus", "2", "--zero-stage", "3", "--resume");
+        resumed.Exit.Should().Be(0, resumed.Err + resumed.Out);
+        resumed.Out.Should().Contain("finished 4 steps");
+        ShouldMatch(Weights(three), reference, "stage 3: written by 3 ranks, resumed by 2");
+    }
+
+    [Fact]
+    public void Stage_3_without_activation_checkpointing_is_refused_with_the_setting_to_change()
+    {
+        var data = Data();
+        var run = Wf("train", Experiment(4, "no-recompute", activationCheckpointing: false), "--data", data, "--out", Path.Combine(temp, "refused"), "--zero-stage", "3");
+        run.Exit.Should().Be(ExitCodes.InvalidInput);
+        run.Err.Should().Contain("ZeRO stage 3 needs activation checkpointing").And.Contain("training.activation_checkpointing: true");
+        Directory.Exists(Path.Combine(temp, "refused")).Should().BeFalse("nothing ran");
     }
 
     [Fact]

@@ -20,6 +20,7 @@ public static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest complete checkpoint in --out." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (CUDA needs the machine's libtorch on LD_LIBRARY_PATH; see docs/training.md).", DefaultValueFactory = _ => "cpu" };
         var gpus = new Option<int>("--gpus") { Description = "Data-parallel ranks on this machine, one process each (like torchrun --nproc_per_node): GPUs 0..N-1 with --device cuda (NCCL); with --device cpu, CPU processes over the TCP test transport.", DefaultValueFactory = _ => 1 };
+        var zeroStage = new Option<int?>("--zero-stage") { Description = "With --gpus N: 2 shards gradients and optimizer state, 3 the parameters too (gathered block by block; needs activation checkpointing). Default: the memory plan's choice on GPUs, 2 on the CPU." };
         var command = new Command("train", """
             Continual pretraining without the engine: build (or load) the experiment's LLaMA model, stream the packed
             sequences of a data-prep output, and train with AdamW, gradient accumulation, clipping and checkpoints.
@@ -33,10 +34,11 @@ public static class TrainCommand
 
             With --gpus N, wf starts N rank processes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set as
             torchrun sets them), streams rank 0's output and fails the whole group when one rank fails. Gradients
-            and optimizer state are sharded over the ranks (ZeRO stage 2); a run resumes at any number of ranks.
+            and optimizer state are sharded over the ranks (ZeRO stage 2); with --zero-stage 3 (or when the memory
+            plan needs it) the parameters too. A run resumes at any number of ranks and either stage.
             """)
         {
-            file, data, output, resume, device, gpus,
+            file, data, output, resume, device, gpus, zeroStage,
         };
         command.SetAction(parse =>
         {
@@ -81,6 +83,7 @@ public static class TrainCommand
                 string deviceName = rank?.DeviceFor(parse.GetValue(device)!) ?? parse.GetValue(device)!;
                 job = SpecMapping.ToTrainingJob(spec, parse.GetValue(output)!, VocabularySize(spec.Data.Tokenizer, path),
                     source.SequencesPerEpoch, deviceName, parse.GetValue(resume), path);
+                if (parse.GetValue(zeroStage) is { } stage) job = job with { Training = (job.Training with { ZeroStage = stage }).Validated() };
             }
             catch (Exception e) when (e is FileNotFoundException or InvalidDataException or ArgumentException)
             {
@@ -119,6 +122,9 @@ public static class TrainCommand
                 cli.Out.WriteLine(result.Finished
                     ? $"finished {result.StepsCompleted} steps, last loss {result.LastLoss:0.####}; model: {result.FinalModelDirectory}"
                     : $"stopped after {result.StepsCompleted} steps; checkpoint saved, continue with --resume");
+                if (result.PeakParameterElements is { } peak && group is not null)
+                    cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"ZeRO stage 3: rank {group.Rank} held at most {peak} parameter elements (its shard and the gathered groups)"));
                 return ExitCodes.Ok;
             }
         });

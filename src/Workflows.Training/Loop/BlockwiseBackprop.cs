@@ -28,16 +28,27 @@ public sealed class BlockwiseBackprop
     readonly LlamaModel model;
     readonly FlatParameters flat;
     readonly GradientShards gradients;
-    readonly Parameter[][] blockParameters;
+    readonly ParameterGathering? gathering;
+    readonly ParameterGroup embedding, finalNorm, head;
+    readonly ParameterGroup[] blocks;
 
-    public BlockwiseBackprop(LlamaModel model, FlatParameters flat, GradientShards gradients, bool recompute, int lossChunkTokens)
+    /// <param name="gathering">ZeRO stage 3: gathers each group just before it is used and releases it after (needs <paramref name="recompute"/>).</param>
+    public BlockwiseBackprop(LlamaModel model, FlatParameters flat, GradientShards gradients, bool recompute, int lossChunkTokens,
+        ParameterGathering? gathering = null)
     {
+        if (gathering is not null && !recompute)
+            throw new ArgumentException("ZeRO stage 3 needs activation checkpointing (training.activation_checkpointing: true): a block's graph would keep its gathered parameters alive until the backward pass", nameof(recompute));
         this.model = model;
         this.flat = flat;
         this.gradients = gradients;
+        this.gathering = gathering;
         Recompute = recompute;
         LossChunkTokens = lossChunkTokens;
-        blockParameters = model.Layers.Select(layer => layer.parameters().ToArray()).ToArray();
+        // By name: under stage 3 the parameters are empty placeholders, so their slots cannot be found by address.
+        embedding = ParameterGroup.Of(flat, "model.embed_tokens.weight");
+        finalNorm = ParameterGroup.Of(flat, "model.norm.weight");
+        head = model.Config.TieWordEmbeddings ? embedding : ParameterGroup.Of(flat, "lm_head.weight");
+        blocks = Enumerable.Range(0, model.Layers.Count).Select(i => ParameterGroup.Of(flat, $"model.layers.{i}.")).ToArray();
     }
 
     /// <summary>Recompute each block in the backward pass (activation checkpointing) instead of keeping its graph.</summary>
@@ -66,14 +77,18 @@ public sealed class BlockwiseBackprop
         Tensor loss;
         try
         {
+            Gather(embedding);
             using (no_grad()) kept[0] = model.Embedding.forward(inputs).DetachFromDisposeScope();
+            Release(embedding);
             for (int i = 0; i < count; i++)
             {
                 using var scope = NewDisposeScope();
                 if (Recompute)
                 {
                     using var _ = no_grad();
+                    Gather(blocks[i]);
                     kept[i + 1] = layers[i].Forward(kept[i]!, cos, sin, compute).DetachFromDisposeScope();
+                    Release(blocks[i]);
                 }
                 else
                 {
@@ -85,6 +100,8 @@ public sealed class BlockwiseBackprop
                 }
             }
 
+            Gather(finalNorm);
+            Gather(head);
             using (var scope = NewDisposeScope())
             {
                 var last = kept[count]!.detach().requires_grad_(true);
@@ -93,17 +110,18 @@ public sealed class BlockwiseBackprop
                 long positions = normed.shape[0] * normed.shape[1];
                 // On one process the head's gradient goes straight into the flat float32 buffer; sharded, into a
                 // scratch buffer handed over like any other group.
-                var headGradient = Sharded ? zeros(model.LmHeadWeight.shape, ScalarType.Float32, inputs.device) : flat.GradientOf(model.LmHeadWeight);
+                var headGradient = Sharded ? zeros(head.Slots[0].Shape, ScalarType.Float32, inputs.device) : flat.GradientOf(head.Slots[0]);
                 var (chunkLoss, normedGradient) = ChunkedCrossEntropy.LossAndGradients(
                     normed.detach().view(positions, -1), model.LmHeadWeight, targets.reshape(-1),
                     LossChunkTokens > 0 ? LossChunkTokens : checked((int)positions), weight, headGradient);
-                if (Sharded) gradients.Add([model.LmHeadWeight], [headGradient]);
-                var normWeight = FinalNormWeight;
-                var grads = autograd.grad([normed], [last, normWeight], [normedGradient.view(normed.shape)]);
-                gradients.Add([normWeight], [grads[1]]);
+                if (Sharded) gradients.Add(head, [headGradient]);
+                var grads = autograd.grad([normed], [last, finalNorm.Parameters[0]], [normedGradient.view(normed.shape)]);
+                gradients.Add(finalNorm, [grads[1]]);
                 gradient = grads[0].DetachFromDisposeScope();
                 loss = chunkLoss.DetachFromDisposeScope();
             }
+            Release(head);
+            Release(finalNorm);
             Release(kept, count);
 
             for (int i = count - 1; i >= 0; i--)
@@ -112,6 +130,7 @@ public sealed class BlockwiseBackprop
                 Tensor input, output;
                 if (Recompute)
                 {
+                    Gather(blocks[i]);
                     input = kept[i]!.detach().requires_grad_(true);
                     using (enable_grad()) output = layers[i].Forward(input, cos, sin, compute);
                 }
@@ -119,11 +138,11 @@ public sealed class BlockwiseBackprop
                 {
                     (input, output) = graphs![i]!.Value;
                 }
-                var parameters = blockParameters[i];
-                var wrt = new List<Tensor>(parameters.Length + 1) { input };
-                wrt.AddRange(parameters);
+                var wrt = new List<Tensor>(blocks[i].Parameters.Count + 1) { input };
+                wrt.AddRange(blocks[i].Parameters);
                 var grads = autograd.grad([output], wrt, [gradient!]);
-                gradients.Add(parameters, grads.Skip(1).ToList());
+                gradients.Add(blocks[i], grads.Skip(1).ToList());
+                Release(blocks[i]);
 
                 var below = grads[0].DetachFromDisposeScope();
                 gradient!.Dispose();
@@ -137,13 +156,13 @@ public sealed class BlockwiseBackprop
                 Release(kept, i + 1);
             }
 
-            // The embedding's gradient: row id receives the sum of the gradients at every position holding id.
+            // The embedding's gradient: row id receives the sum of the gradients at every position holding id (only
+            // the token ids are needed, not the embedding's values: under stage 3 it is not gathered again).
             using (var scope = NewDisposeScope())
             {
-                var embedding = model.Embedding.weight!;
-                var embeddingGradient = Sharded ? zeros(embedding.shape, ScalarType.Float32, inputs.device) : flat.GradientOf(embedding);
+                var embeddingGradient = Sharded ? zeros(embedding.Slots[0].Shape, ScalarType.Float32, inputs.device) : flat.GradientOf(embedding.Slots[0]);
                 embeddingGradient.index_add_(0, inputs.reshape(-1), gradient!.reshape(-1, gradient.shape[^1]).to(ScalarType.Float32), 1);
-                if (Sharded) gradients.Add([embedding], [embeddingGradient]);
+                if (Sharded) gradients.Add(embedding, [embeddingGradient]);
             }
             return loss;
         }
@@ -159,20 +178,35 @@ public sealed class BlockwiseBackprop
 
     bool Sharded => gradients.Group.WorldSize > 1;
 
-    Parameter FinalNormWeight => (Parameter)model.FinalNorm.parameters().Single();
-
     /// <summary>
-    /// A rank with no micro-batch in this round: takes part in every reduction a backward pass makes, in the same
-    /// order (head, final norm, blocks from the last, embedding), contributing zeros.
+    /// A rank with no micro-batch in this round: takes part in every collective a micro-batch makes, in the same
+    /// order, contributing zeros: under stage 3 the gathers of the forward pass (embedding, each block, final norm
+    /// and head), then the reductions (head, final norm, each block from the last, gathered again, embedding).
     /// </summary>
     public void ContributeNothing()
     {
         if (!Sharded) return;
-        gradients.AddZeros([model.LmHeadWeight]);
-        gradients.AddZeros([FinalNormWeight]);
-        for (int i = blockParameters.Length - 1; i >= 0; i--) gradients.AddZeros(blockParameters[i]);
-        gradients.AddZeros([model.Embedding.weight!]);
+        Gather(embedding);
+        Release(embedding);
+        foreach (var block in blocks) { Gather(block); Release(block); }
+        Gather(finalNorm);
+        Gather(head);
+        gradients.AddZeros(head);
+        gradients.AddZeros(finalNorm);
+        Release(head);
+        Release(finalNorm);
+        for (int i = blocks.Length - 1; i >= 0; i--)
+        {
+            Gather(blocks[i]);
+            gradients.AddZeros(blocks[i]);
+            Release(blocks[i]);
+        }
+        gradients.AddZeros(embedding);
     }
+
+    void Gather(ParameterGroup group) => gathering?.Gather(group);
+
+    void Release(ParameterGroup group) => gathering?.Release(group);
 
     // Without recomputation kept[i > 0] are the graphs' outputs, owned (and disposed) through graphs.
     void Release(Tensor?[] kept, int index)

@@ -43,8 +43,13 @@ public sealed class FlatParameters : IDisposable
     /// </summary>
     /// <param name="capacity">Elements of the weight buffer when more than the parameters need (data-parallel shards are padded to equal sizes).</param>
     /// <param name="fullGradients">Allocate <see cref="Gradients"/> for every parameter; false under sharding, where each rank keeps its shard's (<see cref="GradientShards"/>).</param>
+    /// <param name="shard">
+    /// ZeRO stage 3: keep only the elements [Start, Start+Size) of the flat space (<see cref="Weights"/> is this rank's
+    /// shard, padded to Size) and leave every parameter an empty placeholder until <see cref="ParameterGathering"/>
+    /// points it at a gathered buffer. null: every parameter lives in the full buffer.
+    /// </param>
     public FlatParameters(nn.Module model, ScalarType parameterType, Device device, Action<Slot, Tensor>? beforeCast = null, long capacity = 0,
-        bool fullGradients = true)
+        bool fullGradients = true, (long Start, long Size)? shard = null)
     {
         var named = model.named_parameters().ToList();
         if (named.Count == 0) throw new ArgumentException("the model has no parameters", nameof(model));
@@ -61,6 +66,27 @@ public sealed class FlatParameters : IDisposable
 
         using var noGrad = no_grad();
         bool storageless = ordered[0].Parameter.is_meta;
+        if (shard is { } local)
+        {
+            Sharded = true;
+            WeightsStart = local.Start;
+            Weights = zeros(local.Size, parameterType, device).DetachFromDisposeScope();
+            if (!storageless)
+                foreach (var (_, p, slot) in ordered)
+                {
+                    if (beforeCast is not null && p.dtype != ScalarType.Float32) throw new ArgumentException($"expected float32 parameters before the cast, found {p.dtype}", nameof(model));
+                    beforeCast?.Invoke(slot, p);
+                    using var scope = NewDisposeScope();
+                    long from = Math.Max(slot.Offset, local.Start), to = Math.Min(slot.Offset + slot.Count, local.Start + local.Size);
+                    if (from < to) Weights.narrow(0, from - local.Start, to - from).copy_(p.reshape(-1).narrow(0, from - slot.Offset, to - from));
+                }
+            // Every parameter becomes an empty tensor of the training type and device (set_ keeps type and device,
+            // so a gathered view can later take its place).
+            Replace(model, ordered, _ => empty(0, parameterType, device));
+            Rebuild(model);
+            Gradients = empty(0, ScalarType.Float32, device).DetachFromDisposeScope();
+            return;
+        }
         if (beforeCast is not null && !storageless)
             foreach (var (_, p, slot) in ordered)
             {
@@ -87,14 +113,8 @@ public sealed class FlatParameters : IDisposable
         }
         else
         {
-            Retype(model, ordered);
-            ordered.Clear();
-            offset = 0;
-            foreach (var (name, p) in model.named_parameters())
-            {
-                ordered.Add((name, p, new Slot(offset, p.numel(), p.shape)));
-                offset += p.numel();
-            }
+            Replace(model, ordered, slot => Weights.narrow(0, slot.Offset, slot.Count).view(slot.Shape));
+            Rebuild(model);
         }
         weightsAddress = TensorPointers.DataPointer(Weights);
         foreach (var (name, p, slot) in ordered)
@@ -105,10 +125,18 @@ public sealed class FlatParameters : IDisposable
         Gradients = (fullGradients ? zeros(Count, ScalarType.Float32, device) : empty(0, ScalarType.Float32, device)).DetachFromDisposeScope();
     }
 
+    // The parameters after Replace (new Parameter objects), with the slots they had: the shapes are the slots'.
+    void Rebuild(nn.Module model)
+    {
+        var slots = ordered.ToDictionary(e => e.Name, e => e.Slot);
+        ordered.Clear();
+        foreach (var (name, p) in model.named_parameters()) ordered.Add((name, p, slots[name]));
+    }
+
     // set_ cannot change a tensor's type, and TorchSharp's Module.to(dtype) re-registers submodules under their C#
     // field names (state_dict() then lists every weight twice), so each parameter is replaced by a new Parameter over
     // its slot through its module's settable property of the same name (Linear.weight, Embedding.weight, RmsNorm.weight).
-    void Retype(nn.Module model, List<(string Name, Parameter Parameter, Slot Slot)> old)
+    void Replace(nn.Module model, List<(string Name, Parameter Parameter, Slot Slot)> old, Func<Slot, Tensor> storage)
     {
         var byName = old.ToDictionary(e => e.Name, e => e);
         var replaced = new HashSet<string>();
@@ -121,8 +149,7 @@ public sealed class FlatParameters : IDisposable
                 var property = module.GetType().GetProperty(name, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance);
                 if (property is null || !property.CanWrite || !property.PropertyType.IsAssignableFrom(typeof(Parameter)))
                     throw new NotSupportedException($"cannot give parameter {moduleName}.{name} the type {ParameterType}: {module.GetType().Name} has no settable property \"{name}\"");
-                var view = Weights.narrow(0, entry.Slot.Offset, entry.Slot.Count).view(entry.Slot.Shape);
-                property.SetValue(module, new Parameter(view, requires_grad: p.requires_grad));
+                property.SetValue(module, new Parameter(storage(entry.Slot), requires_grad: p.requires_grad));
             }
         var missing = byName.Keys.Where(n => !replaced.Contains(n)).ToList();
         if (missing.Count > 0) throw new InvalidOperationException($"parameters not found in their modules: {string.Join(", ", missing.Take(3))}");
@@ -131,9 +158,21 @@ public sealed class FlatParameters : IDisposable
     public long Count { get; }
     public ScalarType ParameterType { get; }
     public Device Device { get; }
+    /// <summary>
+    /// The parameters in the parameter type: all of them, or under ZeRO stage 3 (<see cref="Sharded"/>) this rank's
+    /// elements [<see cref="WeightsStart"/>, <see cref="WeightsStart"/> + its length) of the flat space.
+    /// </summary>
     public Tensor Weights { get; }
+    /// <summary>The flat-space element <see cref="Weights"/> starts at (0 unless sharded).</summary>
+    public long WeightsStart { get; }
+    /// <summary>ZeRO stage 3: the parameters are empty except while gathered (<see cref="ParameterGathering"/>).</summary>
+    public bool Sharded { get; }
     public Tensor Gradients { get; }
     public IReadOnlyList<(string Name, Parameter Parameter, Slot Slot)> Parameters => ordered;
+
+    /// <summary>The parameters whose names start with <paramref name="prefix"/> (e.g. <c>model.layers.3.</c>), in flat order.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter, Slot Slot)> Named(string prefix) =>
+        ordered.Where(e => e.Name.StartsWith(prefix, StringComparison.Ordinal)).ToList();
 
     public Slot SlotOf(Tensor parameter) =>
         slotsByOffset.TryGetValue(OffsetOf(parameter), out var slot) && slot.Count == parameter.numel()
@@ -147,9 +186,11 @@ public sealed class FlatParameters : IDisposable
     }
 
     /// <summary>The float32 gradient of <paramref name="parameter"/> (a view; dispose it when done).</summary>
-    public Tensor GradientOf(Tensor parameter)
+    public Tensor GradientOf(Tensor parameter) => GradientOf(SlotOf(parameter));
+
+    /// <summary>The float32 gradient of the parameter in <paramref name="slot"/> (a view; dispose it when done).</summary>
+    public Tensor GradientOf(Slot slot)
     {
-        var slot = SlotOf(parameter);
         using var flat = Gradients.narrow(0, slot.Offset, slot.Count);
         return flat.view(slot.Shape);
     }

@@ -45,32 +45,30 @@ public sealed class GradientShards : IDisposable
         Local.zero_();
     }
 
-    /// <summary>Adds the gradients of <paramref name="parameters"/> (one group, contiguous in the flat space).</summary>
-    public void Add(IReadOnlyList<Tensor> parameters, IReadOnlyList<Tensor> gradients)
+    /// <summary>Adds the gradients of one group (contiguous in the flat space), one per parameter in the group's order.</summary>
+    public void Add(ParameterGroup parameters, IReadOnlyList<Tensor> gradients)
     {
         using var scope = NewDisposeScope();
         if (group.WorldSize == 1)
         {
-            for (int i = 0; i < parameters.Count; i++) flat.GradientOf(parameters[i]).add_(gradients[i]);
+            for (int i = 0; i < gradients.Count; i++) flat.GradientOf(parameters.Slots[i]).add_(gradients[i]);
             return;
         }
-        var (start, end) = Span(parameters);
-        var bucket = empty(end - start, ScalarType.Float32, flat.Device);
-        for (int i = 0; i < parameters.Count; i++)
+        var bucket = empty(parameters.Count, ScalarType.Float32, flat.Device);
+        for (int i = 0; i < gradients.Count; i++)
         {
-            var slot = flat.SlotOf(parameters[i]);
-            bucket.narrow(0, slot.Offset - start, slot.Count).view(slot.Shape).copy_(gradients[i]);
+            var slot = parameters.Slots[i];
+            bucket.narrow(0, slot.Offset - parameters.Start, slot.Count).view(slot.Shape).copy_(gradients[i]);
         }
-        Reduce(bucket, start, end);
+        Reduce(bucket, parameters.Start, parameters.End);
     }
 
     /// <summary>Takes part in the reductions of a group without contributing (a rank with no micro-batch this round).</summary>
-    public void AddZeros(IReadOnlyList<Tensor> parameters)
+    public void AddZeros(ParameterGroup parameters)
     {
         if (group.WorldSize == 1) return;
         using var scope = NewDisposeScope();
-        var (start, end) = Span(parameters);
-        Reduce(zeros(end - start, ScalarType.Float32, flat.Device), start, end);
+        Reduce(zeros(parameters.Count, ScalarType.Float32, flat.Device), parameters.Start, parameters.End);
     }
 
     // Sums the bucket [start, end) of the flat space over ranks, each part to the rank that owns it.
@@ -83,15 +81,6 @@ public sealed class GradientShards : IDisposable
             group.ReduceSum(part, owner);
             if (owner == group.Rank) Local.narrow(0, from - Start, to - from).add_(part);
         }
-    }
-
-    (long Start, long End) Span(IReadOnlyList<Tensor> parameters)
-    {
-        var slots = parameters.Select(flat.SlotOf).ToList();
-        long start = slots.Min(s => s.Offset), end = slots.Max(s => s.Offset + s.Count);
-        if (slots.Sum(s => s.Count) != end - start)
-            throw new ArgumentException("a gradient group must cover a contiguous range of the flat parameters, each parameter once");
-        return (start, end);
     }
 
     /// <summary>The global L2 norm of the gradients (every rank gets the same value).</summary>

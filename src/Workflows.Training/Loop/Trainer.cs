@@ -51,6 +51,7 @@ public sealed class Trainer : IDisposable
     readonly GradientShards gradients;
     readonly MasterAdamW optimizer;
     readonly BlockwiseBackprop pass;
+    readonly ParameterGathering? gathering;
     readonly ICollectives group;
     readonly string outputDirectory;
 
@@ -63,7 +64,8 @@ public sealed class Trainer : IDisposable
     /// The data-parallel group this process is a rank of (null: one process). Every rank reads the same sequences;
     /// rank r runs micro-batches r, r+N, … of each step, so a step sees the same data whatever N. Gradients and the
     /// optimizer state are sharded (ZeRO stage 2, see <see cref="GradientShards"/>); the updated parameter shards
-    /// are all-gathered after each step.
+    /// are all-gathered after each step. With <see cref="TrainingOptions.ZeroStage"/> 3 each rank keeps only its
+    /// shard of the parameters too, and every group is gathered just in time (<see cref="ParameterGathering"/>).
     /// </param>
     public Trainer(LlamaModel model, TrainingOptions options, IPackedSequenceSource data, string outputDirectory, string? baseModelDirectory = null,
         ICollectives? group = null)
@@ -83,12 +85,15 @@ public sealed class Trainer : IDisposable
         long shard = (count + world - 1) / world;
         long start = Math.Min(count, this.group.Rank * shard), length = Math.Min(count, start + shard) - start;
         bool empty = model.IsEmpty;
+        bool stage3 = world > 1 && options.ZeroStage == 3;
         optimizer = MasterAdamW.Create(options.Optimizer, start, Math.Max(1, length), options.AdamW, device);
         try
         {
             // The master weights are copied from the float32 parameters before they become bf16, so they are exact.
-            flat = new FlatParameters(model, parameterType, device, SetMaster, capacity: world > 1 ? shard * world : 0, fullGradients: world == 1);
+            flat = new FlatParameters(model, parameterType, device, SetMaster, capacity: world > 1 ? shard * world : 0, fullGradients: world == 1,
+                shard: stage3 ? (start, shard) : null);
             gradients = new GradientShards(flat, this.group);
+            if (stage3) gathering = new ParameterGathering(flat, gradients);
             if (empty) FillEmptyModel(model, baseModelDirectory);
         }
         catch
@@ -100,7 +105,7 @@ public sealed class Trainer : IDisposable
         model.ComputeType = parameterType;
         model.LossChunkTokens = options.LossChunkTokens;
         model.train();
-        pass = new BlockwiseBackprop(model, flat, gradients, options.ActivationCheckpointing, options.LossChunkTokens);
+        pass = new BlockwiseBackprop(model, flat, gradients, options.ActivationCheckpointing, options.LossChunkTokens, gathering);
         Directory.CreateDirectory(outputDirectory);
     }
 
@@ -115,12 +120,12 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>This rank's slice of the flat parameters (the whole buffer on one process).</summary>
-    Tensor OwnWeights() => flat.Weights.narrow(0, optimizer.Start, optimizer.Count);
+    Tensor OwnWeights() => flat.Weights.narrow(0, optimizer.Start - flat.WeightsStart, optimizer.Count);
 
-    /// <summary>After the shards changed: every rank gets every shard (no-op on one process).</summary>
+    /// <summary>After the shards changed: every rank gets every shard (no-op on one process, and under stage 3, where ranks keep their shard only).</summary>
     void GatherWeights()
     {
-        if (group.WorldSize == 1) return;
+        if (group.WorldSize == 1 || flat.Sharded) return;
         using var scope = NewDisposeScope();
         group.AllGather(flat.Weights.narrow(0, group.Rank * gradients.ShardSize, gradients.ShardSize), flat.Weights);
     }
@@ -129,6 +134,20 @@ public sealed class Trainer : IDisposable
     void FillEmptyModel(LlamaModel model, string? baseModelDirectory)
     {
         using var _ = no_grad();
+        if (baseModelDirectory is null && flat.Sharded)
+        {
+            // Every rank draws the whole model, one parameter at a time in the order and type the unsharded
+            // parameters are drawn in (so the values are those of one process), and keeps its own range.
+            foreach (var (name, _, slot) in flat.Parameters)
+            {
+                using var scope = NewDisposeScope();
+                var values = empty(slot.Shape, flat.ParameterType, device);
+                LlamaModel.Initialize(name, values, model.Config.InitializerRange);
+                SetMaster(slot, values);
+            }
+            using (var own = OwnWeights()) optimizer.CopyMasterTo(own);
+            return;
+        }
         if (baseModelDirectory is null)
         {
             model.InitializeWeights();
@@ -153,6 +172,8 @@ public sealed class Trainer : IDisposable
     public string CheckpointsDirectory => Path.Combine(outputDirectory, "checkpoints");
     public string MetricsPath => Path.Combine(outputDirectory, "metrics.jsonl");
     public FlatParameters Parameters => flat;
+    /// <summary>ZeRO stage 3's gatherer (null otherwise): how many parameter elements this rank held at most.</summary>
+    public ParameterGathering? Gathering => gathering;
     public GradientShards Gradients => gradients;
     public MasterAdamW Optimizer => optimizer;
     public ICollectives Group => group;
@@ -191,6 +212,43 @@ public sealed class Trainer : IDisposable
             TrimMetrics(Step);
         }
         return newest;
+    }
+
+    /// <summary>
+    /// Writes the trained parameters (bf16 for bf16 training: the master weights rounded as the model computed with
+    /// them) into <paramref name="directory"/> in HuggingFace layout; rank 0 writes. Every rank must call it: under
+    /// stage 3 the parameters are gathered one at a time and rank 0 keeps a host copy of each until the write.
+    /// </summary>
+    public void SaveModel(string directory)
+    {
+        if (gathering is null)
+        {
+            // Every rank holds all parameters after the last all-gather.
+            if (group.Rank == 0) Weights.HuggingFaceCheckpoint.Save(model, directory, dtype: flat.ParameterType);
+            return;
+        }
+        var copies = new List<(string Name, Tensor Values)>();
+        try
+        {
+            foreach (var (name, p, slot) in flat.Parameters)
+            {
+                var one = new ParameterGroup([p], [slot]);
+                gathering.Gather(one);
+                if (group.Rank == 0)
+                    using (no_grad())
+                    using (var values = p.detach())
+                        copies.Add((name, values.to(CPU, copy: true).DetachFromDisposeScope()));
+                gathering.Release(one);
+            }
+            if (group.Rank == 0)
+                Weights.HuggingFaceCheckpoint.Save(model.Config,
+                    copies.Select(c => new Weights.HuggingFaceCheckpoint.WeightSource(c.Name, c.Values.shape, () => c.Values.alias())).ToList(),
+                    directory, dtype: flat.ParameterType);
+        }
+        finally
+        {
+            foreach (var (_, values) in copies) values.Dispose();
+        }
     }
 
     public string SaveCheckpoint()

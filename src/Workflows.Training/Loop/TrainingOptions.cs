@@ -34,6 +34,10 @@ public enum Precision
 /// <param name="LossChunkTokens">Positions per chunk of the LM head + cross-entropy when a micro-batch has more (see ChunkedCrossEntropy); 0 = all logits at once.</param>
 /// <param name="Optimizer">Where the fp32 master weights and AdamW moments live: on the device, or in host memory with the update on the CPU (see MasterAdamW).</param>
 /// <param name="KeepCheckpoints">Complete checkpoints kept (the newest); older ones are deleted, locally and in the checkpoint store. 0 = keep all.</param>
+/// <param name="ZeroStage">
+/// Sharding across data-parallel ranks (ignored on one process): 2 = gradients and optimizer state sharded, every rank
+/// keeps all parameters; 3 = the parameters too, each group gathered just before it is used (needs activation checkpointing).
+/// </param>
 public sealed record TrainingOptions(
     int Context,
     long BatchTokens,
@@ -55,7 +59,8 @@ public sealed record TrainingOptions(
     LearningRateSchedule Schedule = LearningRateSchedule.Constant,
     int LossChunkTokens = 8192,
     OptimizerPlacement Optimizer = OptimizerPlacement.Device,
-    int KeepCheckpoints = 0)
+    int KeepCheckpoints = 0,
+    int ZeroStage = 2)
 {
     public int SequencesPerStep => (int)Math.Max(1, Math.Round((double)BatchTokens / Context));
     public int MicroBatchesPerStep => (SequencesPerStep + MicroBatchSequences - 1) / MicroBatchSequences;
@@ -93,6 +98,9 @@ public sealed record TrainingOptions(
         ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
         ArgumentOutOfRangeException.ThrowIfNegative(LossChunkTokens, nameof(LossChunkTokens));
         ArgumentOutOfRangeException.ThrowIfNegative(KeepCheckpoints, nameof(KeepCheckpoints));
+        if (ZeroStage is not (2 or 3)) throw new ArgumentOutOfRangeException(nameof(ZeroStage), ZeroStage, "ZeRO stage 2 or 3");
+        if (ZeroStage == 3 && !ActivationCheckpointing)
+            throw new ArgumentException("ZeRO stage 3 needs activation checkpointing (training.activation_checkpointing: true)", nameof(ZeroStage));
         return this;
     }
 }

@@ -104,9 +104,16 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        foreach (var (name, p) in named_parameters())
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
-            else p.normal_(0, Config.InitializerRange);
+        foreach (var (name, p) in named_parameters()) Initialize(name, p, Config.InitializerRange);
+    }
+
+    /// <summary>HF's init of one parameter, by its name (in place).</summary>
+    public static void Initialize(string name, Tensor parameter, double initializerRange)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+        else parameter.normal_(0, initializerRange);
     }
 
     /// <summary>Token ids [batch, T] → logits [batch, T, vocab] (float32).</summary>
