@@ -103,8 +103,9 @@ public sealed class EngineClient
     /// </summary>
     public static SubmitRequest Prepare(ExperimentSpec spec, string experimentYaml, string folder, string workflowsDirectory, string codeCommit)
     {
-        // wf validate refuses a run that fits on its GPUs under no placement; one that fits only with ZeRO stage 3
-        // (not built) validates, and would fail only after its data is prepared: refuse it before anything runs.
+        // wf validate refuses a run that fits on its GPUs under no placement; one whose memory plan chooses nothing
+        // (it fits only with ZeRO stage 3 but turns activation checkpointing off) validates, and would fail only after
+        // its data is prepared: refuse it before anything runs.
         if (ModelCatalog.Resolve(spec.Model) is { } shape
             && Workflows.Experiments.Planning.MemoryPlanner.Choose(spec, shape) is { Chosen: null } memory)
         {

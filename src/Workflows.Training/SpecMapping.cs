@@ -68,8 +68,9 @@ public static class SpecMapping
             steps = Math.Min(steps, max);
         }
 
-        // Where the optimizer state lives: what the memory plan chose for the experiment's GPU (offload: auto picks
-        // the GPU when everything fits there); on the CPU it makes no difference.
+        // Where the optimizer state lives and the ZeRO stage: what the memory plan chose for the experiment's GPUs
+        // (offload: auto picks the GPU when everything fits there; stage 3 only when no stage-2 plan fits); on the
+        // CPU it makes no difference.
         var memory = device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase)
             ? MemoryPlanner.Choose(spec, ModelCatalog.Resolve(spec.Model) ?? ModelCatalog.Known["llama-2-7b"].With(spec.Model.Architecture))
             : null;
@@ -103,7 +104,8 @@ public static class SpecMapping
                 _ => LearningRateSchedule.Constant,
             },
             Optimizer: placement,
-            KeepCheckpoints: t.KeepCheckpoints ?? 0);
+            KeepCheckpoints: t.KeepCheckpoints ?? 0,
+            ZeroStage: memory?.Chosen?.ZeroStage == 3 ? 3 : 2);
         return new TrainingJob(config, options, outputDirectory, baseDirectory, resume);
     }
 

@@ -49,17 +49,57 @@ public sealed class MemoryPlannerTests
     }
 
     [Fact]
-    public void The_paper_runs_on_eight_gpus_shard_gradients_and_optimizer_state_and_13b_at_64k_needs_stage_3()
+    public void The_paper_runs_on_eight_gpus_shard_gradients_and_optimizer_state_and_13b_at_64k_gets_stage_3_with_the_optimizer_in_host_memory()
     {
         var seven = Example("per-source-5b-80k");
         var choice7 = MemoryPlanner.Choose(seven, ModelCatalog.Resolve(seven.Model)!)!;
         choice7.Chosen!.ZeroStage.Should().Be(2);
         choice7.Chosen.Rows.Single(r => r.What.StartsWith("gradients")).Bytes.Should().Be((4 * 6_738_415_616L / 8) + (200L << 20));
 
+        // 13B at 64K on 8 x A100-80G: no stage-2 plan fits, stage 3 with the optimizer on the GPU neither; stage 3 with
+        // the optimizer in host memory does, and its parameters row is a shard plus two gathered blocks.
         var thirteen = Example("per-source-13b-64k");
-        var choice13 = MemoryPlanner.Choose(thirteen, ModelCatalog.Resolve(thirteen.Model)!)!;
-        choice13.Chosen.Should().BeNull();
-        choice13.Note.Should().Contain("ZeRO stage 3");
+        var shape13 = ModelCatalog.Resolve(thirteen.Model)!;
+        var choice13 = MemoryPlanner.Choose(thirteen, shape13)!;
+        choice13.Candidates.Where(c => c.ZeroStage == 2).Should().OnlyContain(c => !c.Fits);
+        choice13.Candidates.Single(c => c.ZeroStage == 3 && c.Placement == "gpu").Fits.Should().BeFalse();
+        choice13.Chosen!.ZeroStage.Should().Be(3);
+        choice13.Chosen.Placement.Should().Be("cpu");
+        choice13.Chosen.Rows[0].Bytes.Should().Be((2 * shape13.Parameters / 8) + (2 * 2 * (shape13.Parameters / shape13.Layers)));
+        choice13.Note.Should().Contain("ZeRO stage 3").And.Contain("host memory");
+
+        // Stage 3 keeps no block graph: 13B at 4K without activation checkpointing (every block's activations kept)
+        // would fit only with stage 3, so nothing is chosen, and the note says what to change.
+        var at4k = With(thirteen, 4096, GpuType.A100, 8);
+        var noRecompute = at4k with { Training = at4k.Training with { ActivationCheckpointing = false } };
+        MemoryPlanner.Choose(noRecompute, shape13)!.Candidates.Where(c => c.Fits).Should().OnlyContain(c => c.ZeroStage == 3).And.NotBeEmpty();
+        var refused = MemoryPlanner.Choose(noRecompute, shape13)!;
+        refused.Chosen.Should().BeNull();
+        refused.Note.Should().Contain("ZeRO stage 3").And.Contain("training.activation_checkpointing: true");
+    }
+
+    [Fact]
+    public void A_run_that_fits_only_with_stage_3_and_turns_activation_checkpointing_off_is_refused_at_validate_with_a_location()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "wf-memory-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var text = File.ReadAllText(Path.Combine(RepoPaths.Experiments, "per-source-13b-64k.yaml"))
+                .Replace("  micro_batch: 1", "  micro_batch: 1\n  activation_checkpointing: false", StringComparison.Ordinal)
+                .Replace("  context: 64K", "  context: 4K", StringComparison.Ordinal);
+            var file = Path.Combine(dir, "per-source-13b-64k.yaml");
+            File.WriteAllText(file, text);
+            var result = ExperimentLoader.LoadFile(file, new LoadOptions(WorkflowsDirectory: RepoPaths.Workflows));
+            var diagnostic = result.Diagnostics.Should().ContainSingle(d => d.Code == DiagnosticCode.OutOfRange).Subject;
+            diagnostic.Path.Should().Be("training.activation_checkpointing");
+            diagnostic.Location.Line.Should().Be(text.Split('\n').ToList().FindIndex(l => l.Contains("activation_checkpointing: false")) + 1);
+            diagnostic.Message.Should().Contain("ZeRO stage 3");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]

@@ -9,7 +9,7 @@ public sealed record MemoryRow(string What, long Bytes, string Formula);
 /// Device memory per GPU for one placement of the optimizer state, at the experiment's context and micro-batch.
 /// </summary>
 /// <param name="Placement">gpu or cpu: where the fp32 master weights and AdamW moments live.</param>
-/// <param name="ZeroStage">0 on one GPU; 2 across several (gradients and optimizer state sharded); 3 also shards the parameters.</param>
+/// <param name="ZeroStage">0 on one GPU; 2 across several (gradients and optimizer state sharded); 3 also shards the parameters (chosen only when no stage-2 plan fits).</param>
 /// <param name="HostBytes">Host memory the optimizer needs per GPU (cpu placement).</param>
 /// <param name="Budget">Bytes a run may plan to use: the device's memory less a margin for the allocator's fragmentation.</param>
 public sealed record MemoryPlan(string Placement, int ZeroStage, IReadOnlyList<MemoryRow> Rows, long HostBytes, long DeviceBytes, long Budget)
@@ -71,17 +71,22 @@ public static class MemoryPlanner
             _ => new[] { "gpu", "cpu" },
         };
         var candidates = stages.SelectMany(stage => placements.Select(p => Plan(spec, shape, p, stage))).ToList();
-        var chosen = candidates.FirstOrDefault(c => c.Fits && c.ZeroStage < 3);
+        // Stage 2 first: stage 3 gathers every block's parameters twice per micro-batch, so it is chosen only when no
+        // stage-2 plan fits; it needs activation checkpointing (a kept graph would hold its block's gathered parameters).
+        bool recompute = spec.Training.ActivationCheckpointing;
+        var chosen = candidates.FirstOrDefault(c => c.Fits && (c.ZeroStage < 3 || recompute));
         string note;
         if (chosen is not null)
         {
             note = spec.Training.Offload == Offload.Auto
                 ? chosen.Placement == "gpu" ? "auto: the optimizer state fits on the GPU" : "auto: the optimizer state does not fit on the GPU, so it lives in host memory (AdamW on the CPU)"
                 : $"offload: {chosen.Placement}, as the experiment says";
+            if (chosen.ZeroStage == 3)
+                note = $"ZeRO stage 3: whole parameters do not fit on each GPU beside the rest (stage 2 needs at least {Gib(candidates.Where(c => c.ZeroStage == 2).Min(c => c.Total))} per GPU), so each GPU keeps 1/{count} of them and gathers one block at a time; {note}";
         }
         else if (candidates.FirstOrDefault(c => c.Fits) is { } stage3)
         {
-            note = $"fits only with ZeRO stage 3 (parameters sharded over the {count} GPUs, {Gib(stage3.Total)} per GPU), which wf does not implement yet";
+            note = $"fits only with ZeRO stage 3 (parameters sharded over the {count} GPUs, {Gib(stage3.Total)} per GPU), which needs activation checkpointing (training.activation_checkpointing: true)";
         }
         else
         {

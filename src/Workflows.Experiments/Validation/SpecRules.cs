@@ -165,17 +165,24 @@ public static class SpecRules
             }
         }
 
-        // Memory: a run that cannot fit on its GPUs under any placement is refused here, not after hours in a queue.
+        // Memory: a run that cannot fit on its GPUs under any placement is refused here, not after hours in a queue;
+        // so is one that fits only with ZeRO stage 3 while turning off the activation checkpointing stage 3 needs.
         if (Workflows.Experiments.Spec.ModelCatalog.Resolve(spec.Model) is { } memoryShape
-            && Workflows.Experiments.Planning.MemoryPlanner.Choose(spec, memoryShape) is { Chosen: null } memory
-            && !memory.Candidates.Any(c => c.Fits))
+            && Workflows.Experiments.Planning.MemoryPlanner.Choose(spec, memoryShape) is { Chosen: null } memory)
         {
-            var best = memory.Candidates.MinBy(c => c.Total)!;
-            string memoryKey = Written("training.optimizer.offload") && memory.Candidates.All(c => c.Placement == "gpu") ? "training.optimizer.offload"
-                : training.MicroBatch > 1 ? "training.micro_batch" : "data.context";
-            Add(memoryKey, DiagnosticCode.OutOfRange,
-                $"the run needs {Workflows.Experiments.Planning.MemoryPlanner.Gib(best.Total)} per GPU at best (optimizer on {best.Placement}), the {memory.Gpu} allows {Workflows.Experiments.Planning.MemoryPlanner.Gib(best.Budget)}",
-                "lower micro_batch or context, set training.optimizer.offload to auto or cpu, or use more GPUs; 'wf plan' shows the memory plan");
+            if (memory.Candidates.Any(c => c.Fits))
+            {
+                Add("training.activation_checkpointing", DiagnosticCode.OutOfRange, memory.Note, "set training.activation_checkpointing: true, or use more GPUs; 'wf plan' shows the memory plan");
+            }
+            else
+            {
+                var best = memory.Candidates.MinBy(c => c.Total)!;
+                string memoryKey = Written("training.optimizer.offload") && memory.Candidates.All(c => c.Placement == "gpu") ? "training.optimizer.offload"
+                    : training.MicroBatch > 1 ? "training.micro_batch" : "data.context";
+                Add(memoryKey, DiagnosticCode.OutOfRange,
+                    $"the run needs {Workflows.Experiments.Planning.MemoryPlanner.Gib(best.Total)} per GPU at best (optimizer on {best.Placement}), the {memory.Gpu} allows {Workflows.Experiments.Planning.MemoryPlanner.Gib(best.Budget)}",
+                    "lower micro_batch or context, set training.optimizer.offload to auto or cpu, or use more GPUs; 'wf plan' shows the memory plan");
+            }
         }
 
         var needle = spec.Evaluation.Needle;
