@@ -18,7 +18,7 @@ public sealed class DataParallelTrainingTests : IDisposable
     public void Dispose() => Directory.Delete(temp, recursive: true);
 
     /// <summary>fp32, 2 layers, 6 sequences of 128 per step in micro-batches of 1 (so 3 ranks get 2 each, 4 ranks uneven).</summary>
-    private string Experiment(int steps, string name = "ddp-run", bool activationCheckpointing = true)
+    private string Experiment(int steps, string name = "ddp-run", bool activationCheckpointing = true, string precision = "fp32")
     {
         // Beside the experiment: outside a repository an experiment may only name paths in its own folder (path policy).
         var sample = Path.Combine(temp, "sample.jsonl.zst");
@@ -47,7 +47,7 @@ public sealed class DataParallelTrainingTests : IDisposable
               weight_decay: 0.1
               batch_tokens: 768
               micro_batch: 1
-              precision: fp32
+              precision: {{precision}}
               max_steps: {{steps}}
               checkpoint_interval: 2
               activation_checkpointing: {{(activationCheckpointing ? "true" : "false")}}
@@ -172,6 +172,27 @@ public sealed class DataParallelTrainingTests : IDisposable
         resumed.Exit.Should().Be(0, resumed.Err + resumed.Out);
         resumed.Out.Should().Contain("finished 4 steps");
         ShouldMatch(Weights(three), reference, "stage 3: written by 3 ranks, resumed by 2");
+    }
+
+    [Fact]
+    public void Stage_3_in_bf16_takes_the_steps_of_stage_2_bit_for_bit()
+    {
+        // Same ranks, same reductions in the same order, and the gathered bf16 parameters are the values stage 2's
+        // all-gather gives every rank: only where the parameters live differs, so the weights must agree exactly.
+        var data = Data();
+        string two = Path.Combine(temp, "bf16-stage2"), three = Path.Combine(temp, "bf16-stage3");
+        var experiment = Experiment(2, "bf16", precision: "bf16");
+        var stage2 = Process(TimeSpan.FromMinutes(4), null, "train", experiment, "--data", data, "--out", two, "--gpus", "2");
+        stage2.Exit.Should().Be(0, stage2.Err + stage2.Out);
+        var stage3 = Process(TimeSpan.FromMinutes(4), null, "train", experiment, "--data", data, "--out", three, "--gpus", "2", "--zero-stage", "3");
+        stage3.Exit.Should().Be(0, stage3.Err + stage3.Out);
+        stage3.Out.Should().Contain("ZeRO stage 3: rank 0 held at most");
+        var expected = Weights(two);
+        var actual = Weights(three);
+        actual.Keys.Should().BeEquivalentTo(expected.Keys);
+        foreach (var (name, values) in expected) actual[name].Should().Equal(values, name);
+        File.ReadAllText(Path.Combine(three, "metrics.jsonl")).Split('\n').Select(l => l.Split("\"tokens_per_s\"")[0])
+            .Should().Equal(File.ReadAllText(Path.Combine(two, "metrics.jsonl")).Split('\n').Select(l => l.Split("\"tokens_per_s\"")[0]), "the same losses and gradient norms");
     }
 
     [Fact]
