@@ -81,44 +81,37 @@ public sealed class MemoryPlannerTests
     [Fact]
     public void A_run_that_fits_only_with_stage_3_and_turns_activation_checkpointing_off_is_refused_at_validate_with_a_location()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "wf-memory-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        try
-        {
-            var text = File.ReadAllText(Path.Combine(RepoPaths.Experiments, "per-source-13b-64k.yaml"))
-                .Replace("  micro_batch: 1", "  micro_batch: 1\n  activation_checkpointing: false", StringComparison.Ordinal)
-                .Replace("  context: 64K", "  context: 4K", StringComparison.Ordinal);
-            var file = Path.Combine(dir, "per-source-13b-64k.yaml");
-            File.WriteAllText(file, text);
-            var result = ExperimentLoader.LoadFile(file, new LoadOptions(WorkflowsDirectory: RepoPaths.Workflows));
-            var diagnostic = result.Diagnostics.Should().ContainSingle(d => d.Code == DiagnosticCode.OutOfRange).Subject;
-            diagnostic.Path.Should().Be("training.activation_checkpointing");
-            diagnostic.Location.Line.Should().Be(text.Split('\n').ToList().FindIndex(l => l.Contains("activation_checkpointing: false")) + 1);
-            diagnostic.Message.Should().Contain("ZeRO stage 3");
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        var (diagnostic, text) = TheMemoryDiagnostic("per-source-13b-64k", yaml => yaml
+            .Replace("  micro_batch: 1", "  micro_batch: 1\n  activation_checkpointing: false", StringComparison.Ordinal)
+            .Replace("  context: 64K", "  context: 4K", StringComparison.Ordinal));
+        diagnostic.Path.Should().Be("training.activation_checkpointing");
+        diagnostic.Location.Line.Should().Be(text.Split('\n').ToList().FindIndex(l => l.Contains("activation_checkpointing: false")) + 1);
+        diagnostic.Message.Should().Contain("ZeRO stage 3");
     }
 
     [Fact]
     public void A_run_that_cannot_fit_anywhere_is_refused_at_validate_with_a_location()
     {
+        var (diagnostic, text) = TheMemoryDiagnostic("per-source-5b-80k", yaml => yaml
+            .Replace("  micro_batch: 1", "  micro_batch: 8\n  optimizer: { offload: gpu }", StringComparison.Ordinal)
+            .Replace("  gpu: a100-80g\n  gpu_count: 8", "  gpu: a100-80g\n  gpu_count: 1", StringComparison.Ordinal));
+        diagnostic.Path.Should().Be("training.optimizer.offload");
+        diagnostic.Location.Line.Should().Be(text.Split('\n').ToList().FindIndex(l => l.Contains("offload: gpu")) + 1);
+        diagnostic.Message.Should().Contain("per GPU").And.Contain("a100-80g");
+    }
+
+    /// <summary>Validates an example experiment edited by <paramref name="edit"/>; returns its one out-of-range diagnostic and the edited text.</summary>
+    private static (Diagnostic Diagnostic, string Text) TheMemoryDiagnostic(string example, Func<string, string> edit)
+    {
         var dir = Path.Combine(Path.GetTempPath(), "wf-memory-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         try
         {
-            var text = File.ReadAllText(Path.Combine(RepoPaths.Experiments, "per-source-5b-80k.yaml"))
-                .Replace("  micro_batch: 1", "  micro_batch: 8\n  optimizer: { offload: gpu }", StringComparison.Ordinal)
-                .Replace("  gpu: a100-80g\n  gpu_count: 8", "  gpu: a100-80g\n  gpu_count: 1", StringComparison.Ordinal);
-            var file = Path.Combine(dir, "per-source-5b-80k.yaml");
+            var text = edit(File.ReadAllText(Path.Combine(RepoPaths.Experiments, example + ".yaml")));
+            var file = Path.Combine(dir, example + ".yaml");
             File.WriteAllText(file, text);
             var result = ExperimentLoader.LoadFile(file, new LoadOptions(WorkflowsDirectory: RepoPaths.Workflows));
-            var diagnostic = result.Diagnostics.Should().ContainSingle(d => d.Code == DiagnosticCode.OutOfRange).Subject;
-            diagnostic.Path.Should().Be("training.optimizer.offload");
-            diagnostic.Location.Line.Should().Be(text.Split('\n').ToList().FindIndex(l => l.Contains("offload: gpu")) + 1);
-            diagnostic.Message.Should().Contain("per GPU").And.Contain("a100-80g");
+            return (result.Diagnostics.Should().ContainSingle(d => d.Code == DiagnosticCode.OutOfRange).Subject, text);
         }
         finally
         {

@@ -35,7 +35,7 @@ public static class TrainCommand
             With --gpus N, wf starts N rank processes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set as
             torchrun sets them), streams rank 0's output and fails the whole group when one rank fails. Gradients
             and optimizer state are sharded over the ranks (ZeRO stage 2); with --zero-stage 3 (or when the memory
-            plan needs it) the parameters too. A run resumes at any number of ranks and either stage.
+            plan needs it) the parameters too. A run resumes at any number of ranks.
             """)
         {
             file, data, output, resume, device, gpus, zeroStage,
