@@ -23,6 +23,9 @@
 #                ours / twin on 2 GPUs (goal >= 1.0x)
 #   7b-64k       LLaMA-2 7B's shape at 64K on 2 GPUs, optimizer state on the GPUs (no offload); no 1-GPU run (7B
 #   7b-80k       does not fit one GPU without offload); the same at 80K. Goal: both fit and run.
+#   7b-80k-z3    ours only, ZeRO stage 3 (parameters sharded, gathered block by block) at 80K on 2 GPUs, optimizer on
+#                the GPUs: stage 3 on GPUs for the first time (NCCL broadcasts of the gathers); compare its memory and
+#                speed with 7b-80k's ours (about 4 min)
 # Each step writes gpu-STEP.json (the command's --json report; check writes gpu-check.txt) and gpu-STEP.err.log
 # (progress, both sides' ranks) to $OUT when set (the device tool's output folder), else out/gpu-bench/;
 # gpu-timeline.txt gives each step's time and exit code; gpu-nvidia-smi.txt samples the GPUs every 5 s. A step that
@@ -71,6 +74,8 @@ run_step() {
       --device cuda --gpus 2 --no-single --micro-batches 2 --optimizer-steps 1 --json ;;
     7b-80k) PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync step 7b-80k "${wf[@]}" bench train --preset 7b --context 81920 \
       --device cuda --gpus 2 --no-single --micro-batches 2 --optimizer-steps 1 --json ;;
+    7b-80k-z3) PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync step 7b-80k-z3 "${wf[@]}" bench train --preset 7b --context 81920 \
+      --device cuda --gpus 2 --no-single --no-twin --zero-stage 3 --micro-batches 2 --optimizer-steps 1 --json ;;
     collectives-1) step collectives-1 "${wf[@]}" bench collectives --device cuda --sizes 1,64,512 --json ;;
     hf)
       mkdir -p "$out/hf"
@@ -84,7 +89,7 @@ run_step() {
         --device cuda --offload cpu --micro-batches 2 --optimizer-steps 1 --json ;;
     7b-128k-1) PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync step 7b-128k-1 "${wf[@]}" bench train --preset 7b --context 131072 \
       --device cuda --offload cpu --no-twin --micro-batches 1 --optimizer-steps 1 --json ;;
-    *) echo "gpu-bench.sh: unknown step $1 (check collectives-1 hf 7b-32k-1 7b-64k-1 7b-80k-1 7b-128k-1 | collectives 1b 7b-64k 7b-80k)" >&2; return 2 ;;
+    *) echo "gpu-bench.sh: unknown step $1 (check collectives-1 hf 7b-32k-1 7b-64k-1 7b-80k-1 7b-128k-1 | collectives 1b 7b-64k 7b-80k 7b-80k-z3)" >&2; return 2 ;;
   esac
 }
 

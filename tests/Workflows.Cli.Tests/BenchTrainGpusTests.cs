@@ -67,6 +67,25 @@ public sealed class BenchTrainGpusTests
     }
 
     [Fact]
+    public void Two_ranks_at_zero_stage_3_measure_the_losses_of_stage_2()
+    {
+        // The same seed, data and rounds: stage 3 only moves where the parameters live, so the fp32 losses agree.
+        var stage2 = Process(TimeSpan.FromMinutes(2), null, [.. Tiny(), "--gpus", "2", "--no-twin", "--no-single", "--json"]);
+        var stage3 = Process(TimeSpan.FromMinutes(2), null, [.. Tiny(), "--gpus", "2", "--no-twin", "--no-single", "--zero-stage", "3", "--json"]);
+        stage2.Exit.Should().Be(ExitCodes.Ok, stage2.Err);
+        stage3.Exit.Should().Be(ExitCodes.Ok, stage3.Err);
+        var (two, three) = (JsonNode.Parse(stage2.Out)!, JsonNode.Parse(stage3.Out)!);
+        three["zero_stage"]!.GetValue<int>().Should().Be(3);
+        stage3.Err.Should().Contain("[rank 1] ours: model built").And.Contain("ZeRO stage 3: this rank keeps");
+        stage2.Err.Should().NotContain("ZeRO stage 3");
+        two["zero_stage"]!.GetValue<int>().Should().Be(2);
+        var ranks2 = two["contexts"]![0]!["ours"]!["gpus"]!["per_rank"]!.AsArray();
+        var ranks3 = three["contexts"]![0]!["ours"]!["gpus"]!["per_rank"]!.AsArray();
+        foreach (var key in new[] { "loss_first", "loss_last" })
+            D(ranks3[0]![key]).Should().Be(D(ranks2[0]![key]), key);
+    }
+
+    [Fact]
     public void A_twin_that_cannot_start_is_an_error_and_ours_is_reported_anyway()
     {
         var run = Process(TimeSpan.FromMinutes(2), null, [.. Tiny(), "--gpus", "2", "--no-single", "--python", "/nonexistent/python3", "--json"]);

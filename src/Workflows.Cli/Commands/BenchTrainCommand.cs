@@ -32,6 +32,7 @@ public static class BenchTrainCommand
         var noCheckpointing = new Option<bool>("--no-checkpointing") { Description = "Keep every block's activations instead of recomputing them in the backward pass." };
         var lossChunk = new Option<int>("--loss-chunk") { Description = "Positions per chunk of the LM head + cross-entropy (0 = all logits at once).", DefaultValueFactory = _ => 8192 };
         var gpus = new Option<int>("--gpus") { Description = "Data-parallel ranks on this machine, one process each, as wf train --gpus N (GPUs 0..N-1 with --device cuda, NCCL; CPU processes over the TCP test transport with --device cpu); the twin runs under torchrun --nproc_per_node N. 1: one GPU, in this process.", DefaultValueFactory = _ => 1 };
+        var zeroStage = new Option<int>("--zero-stage") { Description = "With --gpus N: ZeRO stage 2 (gradients and optimizer state sharded) or 3 (the parameters too, gathered block by block; needs checkpointing). Ours only: the twin is unchanged.", DefaultValueFactory = _ => 2 };
         var noSingle = new Option<bool>("--no-single") { Description = "With --gpus N: skip the 1-GPU runs of both sides, so no scaling figure (e.g. a model that fits only when sharded)." };
         var rankResults = new Option<string?>("--rank-results") { Description = "Internal: run as one rank of --gpus N and write its figures to this folder.", Hidden = true };
         var twinSchemes = new Option<string>("--twin-schemes") { Description = "The twin's precision schemes, one run each: lean (ours: bf16 parameters, fp32 master weights and gradient buffers, AdamW where --offload says), explicit (fp32 parameters cast to bf16 at each matmul, fused AdamW on the GPU).", DefaultValueFactory = _ => "lean" };
@@ -63,7 +64,7 @@ public static class BenchTrainCommand
             Exit codes: 0 ok, 1 a run failed (the other side is still printed), 2 usage error.
             """);
         shape.AddTo(command);
-        foreach (var o in new Option[] { context, microBatch, warmup, microBatches, optimizerSteps, batchTokens, precision, offload, noCheckpointing, lossChunk, gpus, noSingle, rankResults, twinSchemes })
+        foreach (var o in new Option[] { context, microBatch, warmup, microBatches, optimizerSteps, batchTokens, precision, offload, noCheckpointing, lossChunk, gpus, zeroStage, noSingle, rankResults, twinSchemes })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -84,7 +85,13 @@ public static class BenchTrainCommand
             var prec = (parse.GetValue(precision) ?? (s.IsCuda ? "bf16" : "fp32")) == "bf16" ? Precision.Bf16 : Precision.Fp32;
             var settings = new TrainBenchSettings(s.Config, contexts, parse.GetValue(microBatch), parse.GetValue(warmup), parse.GetValue(microBatches),
                 parse.GetValue(optimizerSteps), s.Device, prec, !parse.GetValue(noCheckpointing), parse.GetValue(lossChunk),
-                parse.GetValue(offload) == "cpu" ? OptimizerPlacement.Host : OptimizerPlacement.Device, parse.GetValue(batchTokens), s.Seed);
+                parse.GetValue(offload) == "cpu" ? OptimizerPlacement.Host : OptimizerPlacement.Device, parse.GetValue(batchTokens), s.Seed,
+                parse.GetValue(zeroStage));
+            if (settings.ZeroStage is not (2 or 3) || (settings.ZeroStage == 3 && !settings.ActivationCheckpointing))
+            {
+                cli.Err.WriteLine("error: --zero-stage takes 2 or 3, and 3 needs activation checkpointing (no --no-checkpointing)");
+                return ExitCodes.InvalidInput;
+            }
             if (contexts.Count == 0 || contexts[0] < 1 || settings.MicroBatch < 1 || settings.MicroBatches < 1 || settings.OptimizerSteps < 0
                 || settings.WarmupSteps < 0 || settings.LossChunkTokens < 0 || settings.BatchTokens < 1)
             {
@@ -241,7 +248,7 @@ public static class BenchTrainCommand
 
     /// <summary>The first line of the command's output: what is measured, and how.</summary>
     internal static string Describe(BenchShape s, TrainBenchSettings settings, string? where = null) => string.Create(CultureInfo.InvariantCulture,
-        $"wf bench train: {s.Describe()}, contexts {string.Join(", ", settings.Contexts.Select(c => c.ToString("N0", CultureInfo.InvariantCulture)))}, micro-batch {settings.MicroBatch}, {PrecisionName(settings)}, optimizer state on the {OffloadName(settings)}, checkpointing {(settings.ActivationCheckpointing ? "on" : "off")}, loss chunk {settings.LossChunkTokens:N0}; per context {settings.WarmupSteps} warm-up steps, {settings.MicroBatches} timed micro-batches, {settings.OptimizerSteps} timed optimizer steps on {where ?? settings.Device}");
+        $"wf bench train: {s.Describe()}, contexts {string.Join(", ", settings.Contexts.Select(c => c.ToString("N0", CultureInfo.InvariantCulture)))}, micro-batch {settings.MicroBatch}, {PrecisionName(settings)}, optimizer state on the {OffloadName(settings)}, checkpointing {(settings.ActivationCheckpointing ? "on" : "off")}, loss chunk {settings.LossChunkTokens:N0}{(settings.ZeroStage == 3 ? ", ZeRO stage 3 on N ranks" : "")}; per context {settings.WarmupSteps} warm-up steps, {settings.MicroBatches} timed micro-batches, {settings.OptimizerSteps} timed optimizer steps on {where ?? settings.Device}");
 
     /// <summary>The report's settings part, the same with one GPU or N.</summary>
     internal static JsonObject ReportHeader(BenchShape s, TrainBenchSettings settings, string? torchVersion, JsonObject peak) => new()
@@ -256,6 +263,7 @@ public static class BenchTrainCommand
         ["offload"] = OffloadName(settings),
         ["checkpointing"] = settings.ActivationCheckpointing,
         ["loss_chunk"] = settings.LossChunkTokens,
+        ["zero_stage"] = settings.ZeroStage,
         ["torch"] = torchVersion,
         ["allocator"] = Workflows.Training.Native.CudaRuntime.PoolAllocator ? "cudaMallocAsync" : "native caching allocator",
         ["peak"] = peak,

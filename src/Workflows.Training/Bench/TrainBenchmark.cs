@@ -17,6 +17,7 @@ namespace Workflows.Training.Bench;
 /// <param name="MicroBatches">Timed micro-batches (forward + backward, gradients accumulating) per context.</param>
 /// <param name="OptimizerSteps">Timed optimizer steps (gradient norm, clipping, AdamW, parameters rewritten) per context.</param>
 /// <param name="BatchTokens">Tokens per optimizer step for the implied throughput (the paper: 4M).</param>
+/// <param name="ZeroStage">On N ranks: 2 (gradients and optimizer state sharded) or 3 (the parameters too), see <see cref="TrainingOptions.ZeroStage"/>.</param>
 public sealed record TrainBenchSettings(
     LlamaConfig Model,
     IReadOnlyList<int> Contexts,
@@ -30,7 +31,8 @@ public sealed record TrainBenchSettings(
     int LossChunkTokens,
     OptimizerPlacement Optimizer,
     long BatchTokens = 4_000_000,
-    long Seed = 0);
+    long Seed = 0,
+    int ZeroStage = 2);
 
 /// <summary>One context's figures (of this process: on N ranks, one rank's).</summary>
 /// <param name="MicroBatchSeconds">Mean time of one timed micro-batch (on N ranks: of one round, each rank running one micro-batch).</param>
@@ -60,7 +62,7 @@ public static class TrainBenchmark
     /// optimizer steps. A context that fails (out of memory) is reported and the larger ones are skipped.
     /// <para>
     /// With a <paramref name="group"/> of N ranks (every rank calls this with the same settings) the trainer is the
-    /// data-parallel one (ZeRO-2 sharding, see <see cref="Trainer"/>): each timed round hands the trainer N
+    /// data-parallel one (ZeRO stage 2 or 3 as the settings say, see <see cref="Trainer"/>): each timed round hands the trainer N
     /// micro-batches and rank r runs micro-batch r, as in training; <paramref name="measured"/> sees each context's
     /// result as soon as it is known (a rank writes it out, so a group that fails later still reports it).
     /// </para>
@@ -76,7 +78,7 @@ public static class TrainBenchmark
         int ranks = group?.WorldSize ?? 1;
         var options = new TrainingOptions(Context: contexts[^1], BatchTokens: (long)ranks * s.MicroBatch * contexts[^1], MicroBatchSequences: s.MicroBatch,
             TotalSteps: int.MaxValue, LearningRate: 1e-5, Precision: s.Precision, ActivationCheckpointing: s.ActivationCheckpointing,
-            Device: s.Device, Seed: s.Seed, LossChunkTokens: s.LossChunkTokens, Optimizer: s.Optimizer, CheckpointOnCancel: false);
+            Device: s.Device, Seed: s.Seed, LossChunkTokens: s.LossChunkTokens, Optimizer: s.Optimizer, CheckpointOnCancel: false, ZeroStage: s.ZeroStage);
         string scratch = Path.Combine(Path.GetTempPath(), $"wf-bench-train-{Environment.ProcessId}-{Guid.NewGuid():N}");
         var results = new List<TrainBenchContextResult>();
         try
@@ -84,7 +86,7 @@ public static class TrainBenchmark
             using var model = LlamaModel.CreateEmpty(s.Model);
             var noData = new InMemoryPackedSequenceSource([new int[contexts[^1] + 1]]);
             using var trainer = new Trainer(model, options, noData, scratch, group: group);
-            log?.WriteLine($"ours: model built and placed in {clock.Elapsed.TotalSeconds:0.0} s ({trainer.Parameters.Count:N0} parameters, {trainer.Parameters.ParameterType}, optimizer state on the {(s.Optimizer == OptimizerPlacement.Host ? "host" : "device")})");
+            log?.WriteLine($"ours: model built and placed in {clock.Elapsed.TotalSeconds:0.0} s ({trainer.Parameters.Count:N0} parameters, {trainer.Parameters.ParameterType}, optimizer state on the {(s.Optimizer == OptimizerPlacement.Host ? "host" : "device")}){(trainer.Gathering is null ? "" : $"; ZeRO stage 3: this rank keeps {trainer.Parameters.Weights.numel():N0} of them")}");
             string? failure = null;
             foreach (int context in contexts)
             {
