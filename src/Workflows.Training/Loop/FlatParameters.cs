@@ -211,7 +211,9 @@ public sealed class FlatParameters : IDisposable
 
     public void Dispose()
     {
-        // The parameters still view the weight buffer (its storage lives on through them); the gradients are ours.
+        // The parameters still view the weight buffer (its storage lives on through them); the gradients are ours,
+        // and so is a stage-3 shard, which no parameter views.
         Gradients.Dispose();
+        if (Sharded) Weights.Dispose();
     }
 }
