@@ -18,7 +18,7 @@ public sealed class DataParallelTrainingTests : IDisposable
     public void Dispose() => Directory.Delete(temp, recursive: true);
 
     /// <summary>fp32, 2 layers, 6 sequences of 128 per step in micro-batches of 1 (so 3 ranks get 2 each, 4 ranks uneven).</summary>
-    private string Experiment(int steps, string name = "ddp-run", bool activationCheckpointing = true, string precision = "fp32")
+    private string Experiment(int steps, string name = "ddp-run", bool activationCheckpointing = true, string precision = "fp32", string? baseModel = null)
     {
         // Beside the experiment: outside a repository an experiment may only name paths in its own folder (path policy).
         var sample = Path.Combine(temp, "sample.jsonl.zst");
@@ -33,8 +33,7 @@ public sealed class DataParallelTrainingTests : IDisposable
             name: {{name}}
             profile: smoke
             model:
-              base: tiny
-              architecture: { layers: 2, hidden_size: 64, heads: 4, kv_heads: 2, intermediate_size: 128 }
+              {{(baseModel is null ? "base: tiny\n  architecture: { layers: 2, hidden_size: 64, heads: 4, kv_heads: 2, intermediate_size: 128 }" : $"base: {baseModel}")}}
             data:
               paths: ["{{sample}}"]
               mix: { Book: 0.5, Github: 0.5 }
@@ -165,6 +164,25 @@ public sealed class DataParallelTrainingTests : IDisposable
         ShouldMatch(Weights(three), reference, $"{label}: written by 3 ranks, resumed by 2");
         File.ReadAllLines(Path.Combine(three, "metrics.jsonl")).Should().HaveCount(4);
         return (pair.Out, reference);
+    }
+
+    [Fact]
+    public void Stage_3_ranks_continue_from_a_base_model_as_one_process_does()
+    {
+        // A base model (a trained tiny model in HF layout, beside the experiment as the path policy asks) streams into
+        // each rank's master weights and shard; the ranks then train to one process's weights.
+        var data = Data();
+        var trained = Path.Combine(temp, "base-run");
+        Wf("train", Experiment(2, "base-source"), "--data", data, "--out", trained).Exit.Should().Be(ExitCodes.Ok);
+        Directory.Move(Path.Combine(trained, "final-model"), Path.Combine(temp, "base-model"));
+        var experiment = Experiment(2, "from-base", baseModel: "./base-model");
+        string one = Path.Combine(temp, "base-one"), two = Path.Combine(temp, "base-two");
+        var single = Wf("train", experiment, "--data", data, "--out", one);
+        single.Exit.Should().Be(ExitCodes.Ok, single.Err);
+        var pair = Process(TimeSpan.FromMinutes(4), null, "train", experiment, "--data", data, "--out", two, "--gpus", "2", "--zero-stage", "3");
+        pair.Exit.Should().Be(0, pair.Err + pair.Out);
+        pair.Out.Should().Contain("ZeRO stage 3: rank 0 held at most");
+        ShouldMatch(Weights(two), Weights(one), "stage 3 from a base model (a rank that drew a random init instead would be far off)");
     }
 
     [Fact]
