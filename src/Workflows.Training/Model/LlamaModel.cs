@@ -42,12 +42,13 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
 
     readonly Dictionary<(int Length, string Device, ScalarType Type), (Tensor Cos, Tensor Sin)> ropeTables = new();
 
-    public LlamaModel(LlamaConfig config) : base("LlamaModel")
+    /// <param name="device">Where the parameters are created (null: torch's default device, CPU unless changed).</param>
+    public LlamaModel(LlamaConfig config, Device? device = null) : base("LlamaModel")
     {
         Config = config.Validated();
-        embedTokens = nn.Embedding(config.VocabSize, config.HiddenSize);
-        layers = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(_ => new LlamaDecoderLayer(config)).ToArray());
-        norm = new RmsNorm(config.HiddenSize, config.RmsNormEps);
+        embedTokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(_ => new LlamaDecoderLayer(config, device)).ToArray());
+        norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device);
 
         var trunk = new ModuleContainer("model");
         trunk.Add("embed_tokens", embedTokens);
@@ -56,7 +57,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
         register_module("model", trunk);
         if (!config.TieWordEmbeddings)
         {
-            lmHead = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+            lmHead = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device);
             register_module("lm_head", lmHead);
         }
         InitializeWeights();
@@ -66,32 +67,17 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     /// Builds the model with its parameters created and initialised on <paramref name="device"/> (on a GPU that is
     /// seconds for 7B, where the CPU spends minutes drawing 6.7 billion random numbers twice).
     /// </summary>
-    public static LlamaModel Create(LlamaConfig config, Device device) => OnDevice(device, () => new LlamaModel(config));
+    public static LlamaModel Create(LlamaConfig config, Device device) => new(config, device);
 
     /// <summary>
     /// Builds the model's structure without storage (on the meta device): no memory, no initialisation. The trainer
     /// then places every parameter in its flat buffers on the training device and fills them there (HF's init, or a
     /// base model's weights), so a 7B model never exists twice and no freed block fragments the GPU's memory.
     /// </summary>
-    public static LlamaModel CreateEmpty(LlamaConfig config) => OnDevice(META, () => new LlamaModel(config));
+    public static LlamaModel CreateEmpty(LlamaConfig config) => new(config, META);
 
     /// <summary>True when the parameters have no storage yet (built by <see cref="CreateEmpty"/>).</summary>
     public bool IsEmpty => embedTokens.weight!.is_meta;
-
-    /// <summary>Runs <paramref name="build"/> with <paramref name="device"/> as torch's default device (TorchSharp modules allocate there).</summary>
-    public static T OnDevice<T>(Device device, Func<T> build)
-    {
-        var previous = get_default_device();
-        set_default_device(device);
-        try
-        {
-            return build();
-        }
-        finally
-        {
-            set_default_device(previous);
-        }
-    }
 
     /// <summary>The LM head weight: its own matrix, or the embedding matrix when tied.</summary>
     public Parameter LmHeadWeight => lmHead?.weight ?? embedTokens.weight!;
@@ -213,12 +199,12 @@ public sealed class LlamaDecoderLayer : nn.Module
     readonly RmsNorm postAttentionLayernorm;
     readonly LlamaMlp mlp;
 
-    public LlamaDecoderLayer(LlamaConfig config) : base("LlamaDecoderLayer")
+    public LlamaDecoderLayer(LlamaConfig config, Device? device = null) : base("LlamaDecoderLayer")
     {
-        inputLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps);
-        selfAttn = new LlamaAttention(config);
-        postAttentionLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps);
-        mlp = new LlamaMlp(config);
+        inputLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device);
+        selfAttn = new LlamaAttention(config, device);
+        postAttentionLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device);
+        mlp = new LlamaMlp(config, device);
         register_module("self_attn", selfAttn);
         register_module("mlp", mlp);
         register_module("input_layernorm", inputLayernorm);
@@ -244,15 +230,15 @@ public sealed class LlamaAttention : nn.Module
     readonly int heads, kvHeads, headDim;
     readonly Linear qProj, kProj, vProj, oProj;
 
-    public LlamaAttention(LlamaConfig config) : base("LlamaAttention")
+    public LlamaAttention(LlamaConfig config, Device? device = null) : base("LlamaAttention")
     {
         heads = config.NumHeads;
         kvHeads = config.NumKeyValueHeads;
         headDim = config.HeadDim;
-        qProj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: false);
-        kProj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: false);
-        vProj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: false);
-        oProj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false);
+        qProj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: false, device: device);
+        kProj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: false, device: device);
+        vProj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: false, device: device);
+        oProj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false, device: device);
         register_module("q_proj", qProj);
         register_module("k_proj", kProj);
         register_module("v_proj", vProj);
@@ -308,11 +294,11 @@ public sealed class LlamaMlp : nn.Module
 {
     readonly Linear gateProj, upProj, downProj;
 
-    public LlamaMlp(LlamaConfig config) : base("LlamaMlp")
+    public LlamaMlp(LlamaConfig config, Device? device = null) : base("LlamaMlp")
     {
-        gateProj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
-        upProj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
-        downProj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false);
+        gateProj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false, device: device);
+        upProj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false, device: device);
+        downProj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false, device: device);
         register_module("gate_proj", gateProj);
         register_module("up_proj", upProj);
         register_module("down_proj", downProj);
@@ -338,10 +324,10 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     // call that uses it is still running (seen in Release builds as a failed c10 Scalar check), so keep one alive here.
     readonly Scalar epsScalar;
 
-    public RmsNorm(int size, double eps) : base("RmsNorm")
+    public RmsNorm(int size, double eps, Device? device = null) : base("RmsNorm")
     {
         epsScalar = eps.ToScalar();
-        weightParameter = nn.Parameter(ones(size));
+        weightParameter = nn.Parameter(ones(size, device: device));
         register_parameter("weight", weightParameter);
     }
 
