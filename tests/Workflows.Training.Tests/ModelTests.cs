@@ -12,6 +12,35 @@ public class ModelTests
     }
 
     [Fact]
+    public async Task Building_a_storage_less_model_leaves_tensors_other_threads_create_meanwhile_on_the_default_device()
+    {
+        // Building on the meta device used to switch torch's process-wide default device for the duration: a tensor
+        // another thread created meanwhile (a job's evaluation beside a training job in one process) had no storage.
+        using var stop = new CancellationTokenSource();
+        var builder = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var model = LlamaModel.CreateEmpty(TinyModels.Config(vocab: 97));
+                model.IsEmpty.Should().BeTrue();
+            }
+        });
+        try
+        {
+            for (int i = 0; i < 2_000 && !builder.IsCompleted; i++)
+            {
+                using var t = ones(4);
+                t.is_meta.Should().BeFalse($"tensor {i} was created while another thread built a model without storage");
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await builder;
+        }
+    }
+
+    [Fact]
     public void Logits_at_a_position_do_not_depend_on_later_tokens()
     {
         manual_seed(1);
