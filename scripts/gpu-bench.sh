@@ -10,7 +10,8 @@
 #   collectives-1  NCCL through wf with one rank (the native calls, every element checked)
 #   hf           our needle prompt ids (wf eval needle --prompt-ids) against transformers' LLaMA tokenizer
 #                (bench/hf_needle_ids.py); needs $GPU_DATA/tokenizer.model and $GPU_DATA/PaulGrahamEssays/, which
-#                may not be committed (licences): put them in the carried folder (GPU_DATA, default .gpu-bundle/data)
+#                may not be committed (licences): put them in the carried folder (GPU_DATA, default .gpu-bundle/data);
+#                the Python side needs more than 150 s on the H200: run it alone with STEP_LIMIT=420
 #   7b-32k-1 7b-64k-1 7b-80k-1   LLaMA-2 7B's shape, optimizer in host memory, beside the twin, each context in a
 #                process of its own under cudaMallocAsync (allocator peaks for ours); goal: memory <= 1.1x the twin's and
 #                below it at 64K/80K, speed >= 1.0x (about 3-5 min each)
